@@ -1,0 +1,197 @@
+"""Model artifacts: SafeTensors model directories with provenance, written atomically.
+
+An artifact directory holds ``model.safetensors``, ``config.json``, the tokenizer files and
+``pipeline.json`` (stage, method, format, parent hashes, resolved params, what was done). Dense artifacts
+load with plain ``transformers``; physically pruned and quantized ones need :func:`load_model`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from pipeline.errors import PipelineError
+
+META = "pipeline.json"
+WEIGHTS = "model.safetensors"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """sha256 of one file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dir_hash(path: str | os.PathLike) -> str:
+    """sha256 over the relative names and contents of every file in a directory (order independent)."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(file_hash(file).encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling directory that replaces ``path`` only if the block succeeds.
+
+    A failing or killed stage leaves no half-written ``path`` for DVC to cache: the rename is the
+    commit point, and the temporary directory is removed on error.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a small text file through a temporary sibling and a rename."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, final)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Deterministic JSON (sorted keys, fixed indent) written atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """``pipeline.json`` of an artifact, checking the artifact's files are present."""
+    root = Path(path)
+    if not root.is_dir():
+        raise PipelineError(f"{root}: artifact directory not found (run the upstream stage first)")
+    for name in (META, WEIGHTS, "config.json"):
+        if not (root / name).is_file():
+            raise PipelineError(f"{root / name}: missing from the artifact")
+    try:
+        return json.loads((root / META).read_text())
+    except json.JSONDecodeError as err:
+        raise PipelineError(f"{root / META}: not valid JSON ({err})") from None
+
+
+def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """All tensors of a SafeTensors file; a truncated or corrupt file is a :class:`PipelineError`."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PipelineError(f"{path}: corrupt or unreadable SafeTensors file ({err})") from None
+
+
+def tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata stored in a SafeTensors header."""
+    try:
+        with safe_open(str(path), "pt") as fh:
+            return fh.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise PipelineError(f"{path}: corrupt or unreadable SafeTensors file ({err})") from None
+
+
+def copy_tokenizer(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy the tokenizer files of ``src`` (a tokenizer or artifact dir) into ``dst``."""
+    src, dst = Path(src), Path(dst)
+    found = [name for name in TOKENIZER_FILES if (src / name).is_file()]
+    if not found:
+        raise PipelineError(f"{src}: no tokenizer files found")
+    for name in found:
+        shutil.copyfile(src / name, dst / name)
+
+
+def save_model(
+    out: Path,
+    model: torch.nn.Module,
+    tokenizer_src: str | os.PathLike,
+    meta: dict,
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write a complete artifact into ``out`` (normally the directory yielded by :func:`atomic_dir`).
+
+    Args:
+        out: target directory (exists, empty).
+        model: the model; its ``config`` is saved as ``config.json``.
+        tokenizer_src: directory whose tokenizer files are copied alongside.
+        meta: provenance for ``pipeline.json``; must contain ``stage``, ``head`` and ``format``.
+        tensors: for non-dense formats, the exact tensors to store instead of the state dict.
+    """
+    missing = {"stage", "head", "format"} - set(meta)
+    if missing:
+        raise ValueError(f"meta lacks {sorted(missing)}")
+    if tensors is None:
+        # save_pretrained drops tied duplicates (MLM decoder) so plain transformers can load it.
+        model.save_pretrained(out, safe_serialization=True)
+    else:
+        model.config.save_pretrained(out)
+        contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        save_file(contiguous, str(out / WEIGHTS), metadata={"format": "pt", "scheme": meta["format"]})
+    copy_tokenizer(tokenizer_src, out)
+    write_json(out / META, meta)
+
+
+def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """Load any artifact produced by the pipeline, in eval mode.
+
+    Args:
+        path: artifact directory.
+        head: expected head (``mlm``, ``classification``, ``qa``); a mismatch is an error.
+
+    Returns:
+        ``(model, meta)`` where ``meta`` is the artifact's ``pipeline.json``.
+    """
+    from pipeline import models  # local: keeps artifacts importable without transformers models
+
+    root = Path(path)
+    meta = read_meta(root)
+    if head is not None and meta["head"] != head:
+        raise PipelineError(f"{root}: holds a '{meta['head']}' model, expected '{head}'")
+    tensors = read_tensors(root / WEIGHTS)
+    model = models.empty_model(root, meta["head"])
+    if meta["format"] == "dense":
+        models.load_state_(model, tensors, str(root / WEIGHTS))
+    elif meta["format"] == "dynamic_int8":
+        from pipeline.quantize import load_int8_
+
+        model = load_int8_(model, tensors, meta["quantization"])
+    else:
+        raise PipelineError(f"{root / META}: unknown format '{meta['format']}'")
+    model.eval()
+    return model, meta
+
+
+def parents(*paths: str | os.PathLike) -> dict[str, str]:
+    """``{path: dir_hash}`` of the input artifacts, for provenance in ``pipeline.json``."""
+    return {str(p): dir_hash(p) for p in paths}
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """The fast tokenizer stored in a tokenizer or artifact directory."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"{path}: cannot load tokenizer ({str(err).splitlines()[0]})") from None

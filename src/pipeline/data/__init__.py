@@ -1,0 +1,1 @@
+"""Data: sources (synthetic, hub, local files), schemas and the embedded tokenizer."""

@@ -1,0 +1,56 @@
+"""Reading and writing the prepared data sets (JSON lines, one file per split) with schema checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+SPLITS = ("train", "validation")
+
+# Columns each schema must have; the same names as GLUE/SST-2, SQuAD and plain-text corpora on the hub.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "text": ("text",),
+    "classification": ("sentence", "label", "idx"),
+    "qa": ("id", "title", "context", "question", "answers"),
+}
+
+
+def check_rows(rows: list[dict], schema: str, where: str) -> None:
+    """Raise a :class:`PipelineError` naming ``where`` if rows are empty or lack the schema's columns."""
+    if not rows:
+        raise PipelineError(f"{where}: split is empty")
+    missing = [c for c in COLUMNS[schema] if c not in rows[0]]
+    if missing:
+        raise PipelineError(
+            f"{where}: missing column(s) {missing} for a '{schema}' data set (has {sorted(rows[0])})"
+        )
+    if schema == "qa":
+        answers = rows[0]["answers"]
+        if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
+            raise PipelineError(f"{where}: 'answers' must be {{text: [...], answer_start: [...]}}")
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
+    """One JSON object per line, keys sorted, so equal rows give equal bytes."""
+    with open(path, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_split(data_dir: str | os.PathLike, split: str, schema: str) -> list[dict]:
+    """Rows of ``<data_dir>/<split>.jsonl``, checked against ``schema``."""
+    path = Path(data_dir) / f"{split}.jsonl"
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found (run the prepare stage first)")
+    rows = []
+    with open(path) as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise PipelineError(f"{path}:{n}: not valid JSON") from None
+    check_rows(rows, schema, str(path))
+    return rows

@@ -1,0 +1,87 @@
+"""Fetching data sets: embedded synthetic generators, hub data sets, or local files via ``datasets``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.data import synthetic
+from pipeline.data.io import SPLITS, check_rows
+from pipeline.errors import PipelineError
+from pipeline.params import DataSource
+
+_GENERATORS = {
+    "text": lambda n, seed: [{"text": line} for line in synthetic.generate_corpus(n, seed)],
+    "classification": synthetic.generate_classification,
+    "qa": synthetic.generate_qa,
+}
+_LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _synthetic(src: DataSource, seed: int) -> dict[str, list[dict]]:
+    gen = _GENERATORS[src.type]
+    # Distinct derived seeds: validation rows must not be a prefix of the training rows.
+    return {"train": gen(src.train_size, seed * 1000 + 1), "validation": gen(src.validation_size, seed * 1000 + 2)}
+
+
+def _local_files(path: Path) -> dict[str, tuple[str, str]]:
+    """``{split: (format, file)}`` for a directory with ``train.*``/``validation.*`` files."""
+    found = {}
+    for split in SPLITS:
+        for suffix, fmt in _LOCAL_FORMATS.items():
+            if (path / f"{split}{suffix}").is_file():
+                found[split] = (fmt, str(path / f"{split}{suffix}"))
+                break
+        else:
+            raise PipelineError(f"{path}: no {split}.json/.jsonl/.csv/.parquet file")
+    return found
+
+
+def _with_datasets(src: DataSource, name: str) -> dict[str, list[dict]]:
+    import datasets  # heavy import, only for non-synthetic sources
+
+    try:
+        if src.source.startswith("hub:"):
+            spec = src.source[4:]
+            hub_name, _, config = spec.partition("/")
+            loaded = datasets.load_dataset(hub_name, config or None)
+            splits = {s: loaded[s] for s in SPLITS if s in loaded}
+        else:
+            path = Path(src.source)
+            if not path.is_dir():
+                raise PipelineError(f"prepare.datasets.{name}.source: '{path}' is not a directory")
+            datasets.disable_progress_bars()  # local files load in a blink; keep stderr to the error
+            splits = {
+                split: datasets.load_dataset(fmt, data_files=file, split="train")
+                for split, (fmt, file) in _local_files(path).items()
+            }
+    except PipelineError:
+        raise
+    except Exception as err:  # datasets raises many types (network, format, missing config)
+        raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': {str(err).splitlines()[0]}") from None
+    out = {}
+    for split in SPLITS:
+        if split not in splits:
+            raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': no '{split}' split")
+        limit = src.train_size if split == "train" else src.validation_size
+        table = splits[split]
+        if limit:
+            table = table.select(range(min(limit, len(table))))
+        rows = table.to_list()
+        if src.type == "text":
+            rows = [r for r in rows if str(r.get("text", "")).strip()]  # wikitext has blank lines
+        out[split] = rows
+    return out
+
+
+def fetch(src: DataSource, name: str, seed: int) -> dict[str, list[dict]]:
+    """Both splits of one data set, checked against its schema.
+
+    Args:
+        src: where the data come from (``prepare.datasets.<name>``).
+        name: the data set's name, used in error messages.
+        seed: seed of the synthetic generators.
+    """
+    rows = _synthetic(src, seed) if src.source == "synthetic" else _with_datasets(src, name)
+    for split, split_rows in rows.items():
+        check_rows(split_rows, src.type, f"prepare.datasets.{name} ({src.source}) {split}")
+    return rows

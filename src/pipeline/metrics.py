@@ -1,0 +1,163 @@
+"""Task metrics written out by hand (no ``evaluate``/hub access): classification and SQuAD v1.1.
+
+Everything here is a pure function of Python/numpy values and returns plain ``float``s, so results
+can go straight into a JSON metrics file.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+# Compiled once: these run for every answer of every example.
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def _as_label_arrays(preds, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Both sequences as 1-D arrays of equal, non-zero length (else ``ValueError``)."""
+    p, y = np.asarray(preds).reshape(-1), np.asarray(labels).reshape(-1)
+    if p.shape != y.shape:
+        raise ValueError(f"preds and labels differ in length: {p.size} vs {y.size}")
+    if p.size == 0:
+        raise ValueError("preds and labels are empty")
+    return p, y
+
+
+def accuracy(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """Fraction of positions where ``preds`` equals ``labels``.
+
+    Args:
+        preds: predicted class ids, shape ``(N,)`` (list or array).
+        labels: gold class ids, shape ``(N,)``.
+
+    Returns:
+        A float in ``[0, 1]``. Raises ``ValueError`` on empty or mismatched inputs.
+    """
+    p, y = _as_label_arrays(preds, labels)
+    return float(np.mean(p == y))
+
+
+def binary_f1(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray, positive: int = 1) -> float:
+    """F1 of the ``positive`` class: ``2 TP / (2 TP + FP + FN)``.
+
+    Args:
+        preds: predicted class ids, shape ``(N,)``.
+        labels: gold class ids, shape ``(N,)``.
+        positive: the class counted as positive (default ``1``); every other id is negative.
+
+    Returns:
+        A float in ``[0, 1]``; ``0.0`` when undefined (no positive predictions and no positive labels),
+        the scikit-learn ``zero_division=0`` convention.
+    """
+    p, y = _as_label_arrays(preds, labels)
+    pred_pos, gold_pos = p == positive, y == positive
+    tp = int(np.sum(pred_pos & gold_pos))
+    fp = int(np.sum(pred_pos & ~gold_pos))
+    fn = int(np.sum(~pred_pos & gold_pos))
+    # This form equals 2PR/(P+R) whenever that is defined and avoids dividing by an empty P or R.
+    denom = 2 * tp + fp + fn
+    return 0.0 if denom == 0 else 2 * tp / denom
+
+
+def normalize_answer(s: str) -> str:
+    """SQuAD answer normalisation: lowercase, drop punctuation, drop articles, collapse whitespace.
+
+    The steps run in that order, as in the official v1.1 script, and the order shows: punctuation is
+    deleted (not replaced by a space) before articles are matched as whole words, so
+    ``"The (a) cat."`` -> ``"cat"`` but ``"the-end"`` -> ``"theend"``.
+
+    Args:
+        s: a predicted or gold answer.
+
+    Returns:
+        The normalised string, single-space separated, no leading/trailing whitespace.
+    """
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCTUATION)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+def _check_golds(golds: Sequence[str]) -> None:
+    # A str is a Sequence too; scoring it character by character would silently be wrong.
+    if isinstance(golds, str):
+        raise TypeError("golds must be a list of answers, not a single string")
+    if len(golds) == 0:
+        raise ValueError("golds is empty: every question needs at least one gold answer")
+
+
+def exact_match(pred: str, golds: Sequence[str]) -> float:
+    """1.0 if ``pred`` equals any gold answer after :func:`normalize_answer`, else 0.0.
+
+    Args:
+        pred: the predicted answer text.
+        golds: the gold answers (at least one).
+    """
+    _check_golds(golds)
+    p = normalize_answer(pred)
+    return float(any(p == normalize_answer(g) for g in golds))
+
+
+def _token_f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
+    """Bag-of-tokens F1 between two token lists."""
+    if not pred_tokens or not gold_tokens:
+        # The v1.1 script scores 0 here even when both are empty; we follow the v2.0 script and score
+        # 1 for empty-vs-empty so that an exact match always has F1 1. Only gold answers that are
+        # nothing but articles/punctuation ever reach this branch.
+        return float(pred_tokens == gold_tokens)
+    common = Counter(pred_tokens) & Counter(gold_tokens)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision = same / len(pred_tokens)
+    recall = same / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(pred: str, golds: Sequence[str]) -> float:
+    """Token-level F1 of ``pred`` against each gold answer (after normalisation), the maximum taken.
+
+    Tokens are the whitespace-split normalised strings, counted as a multiset, e.g.
+    ``"the cat sat"`` vs ``"a cat sat down"`` -> ``cat sat`` vs ``cat sat down``: P=1, R=2/3, F1=0.8.
+
+    Args:
+        pred: the predicted answer text.
+        golds: the gold answers (at least one).
+
+    Returns:
+        A float in ``[0, 1]``.
+    """
+    _check_golds(golds)
+    p = normalize_answer(pred).split()
+    return max(_token_f1(p, normalize_answer(g).split()) for g in golds)
+
+
+def squad_v1(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """SQuAD v1.1 exact match and F1, averaged over the questions in ``references``.
+
+    Args:
+        predictions: ``{question id: predicted text}``. Ids not in ``references`` are ignored.
+        references: ``{question id: [gold answer, ...]}``; each list non-empty.
+
+    Returns:
+        ``{"exact_match": float, "f1": float}``, both percentages in ``[0, 100]``.
+
+    Raises:
+        ValueError: if ``references`` is empty or some of its ids have no prediction (the message names
+            them); the official script would quietly score those 0, which hides pipeline bugs.
+    """
+    if not references:
+        raise ValueError("references is empty")
+    missing = [qid for qid in references if qid not in predictions]
+    if missing:
+        shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+        raise ValueError(f"no prediction for {len(missing)} question id(s): {shown}")
+    em = sum(exact_match(predictions[qid], golds) for qid, golds in references.items())
+    f1 = sum(f1_score(predictions[qid], golds) for qid, golds in references.items())
+    n = len(references)
+    return {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n}

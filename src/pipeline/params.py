@@ -1,0 +1,411 @@
+"""Typed, validated views of ``params.yaml``.
+
+Each stage reads a few dotted sub-sections (``load("finetune.cls", "tasks.cls")``) and gets typed
+dataclasses back. The same dotted paths are declared as the stage's ``params:`` in ``dvc.yaml`` (a test
+checks both directions), so changing a value reruns exactly the stages that read it.
+
+Unknown keys, wrong types and impossible values fail with a :class:`PipelineError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.errors import PipelineError
+
+PARAMS_FILE = "params.yaml"
+
+
+# --------------------------------------------------------------------------------------------- data
+@dataclass
+class DataSource:
+    """Where one data set comes from and how much of it to use."""
+
+    type: Literal["text", "classification", "qa"]
+    """Schema: ``text`` (MLM corpus), ``classification`` (sentence/label/idx), ``qa`` (SQuAD)."""
+    source: str = "synthetic"
+    """``synthetic`` (embedded generator), ``hub:<name>[/<config>]`` or a local file/directory."""
+    train_size: int = 0
+    """Rows generated (synthetic) or the first N rows kept (others); 0 keeps all."""
+    validation_size: int = 0
+    """Same for the validation split."""
+
+    def __post_init__(self):
+        if self.train_size < 0 or self.validation_size < 0:
+            raise ValueError("train_size/validation_size must be >= 0")
+        if self.source == "synthetic" and (self.train_size == 0 or self.validation_size == 0):
+            raise ValueError("synthetic data needs train_size > 0 and validation_size > 0")
+
+
+@dataclass
+class PrepareParams:
+    """The ``prepare`` stage: data sets and tokenizer."""
+
+    seed: int = 0
+    """Seed of the synthetic generators."""
+    tokenizer: str = "synthetic"
+    """``synthetic`` (deterministic WordPiece vocab of the generators' words), a hub name or a local dir."""
+    datasets: dict[str, DataSource] = field(default_factory=dict)
+    """Data sets by name; ``corpus`` feeds pretraining, the others are fine-tuning tasks."""
+
+
+# -------------------------------------------------------------------------------------------- model
+@dataclass
+class ArchParams:
+    """A BERT architecture built from a config, or a pretrained checkpoint."""
+
+    base: str = "scratch"
+    """``scratch`` builds from the sizes below; else a hub model name or a local checkpoint dir."""
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    max_position_embeddings: int = 256
+    seed: int = 0
+    """Seed of the random initialisation (``scratch``) or of newly added heads."""
+
+    def __post_init__(self):
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
+
+
+@dataclass
+class TrainArgs:
+    """Optimisation settings shared by every training stage."""
+
+    epochs: float = 1.0
+    """Passes over the training split (fractions allowed)."""
+    batch_size: int = 32
+    lr: float = 5e-4
+    """Peak learning rate of AdamW (linear warm-up, then linear decay)."""
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    """Seed for data order, dropout and new heads."""
+
+    def __post_init__(self):
+        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise ValueError("epochs, batch_size and lr must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+
+
+# ----------------------------------------------------------------------------------------- pretrain
+@dataclass
+class MlmParams:
+    """Masked-LM data settings."""
+
+    max_length: int = 64
+    probability: float = 0.15
+    """Fraction of tokens selected for masking (80% [MASK], 10% random, 10% kept)."""
+    num_shards: int = 1
+    """The corpus is split into this many shards; each run trains on its own shard."""
+
+    def __post_init__(self):
+        if not 0 < self.probability < 1:
+            raise ValueError("probability must be in (0, 1)")
+        if self.num_shards < 1:
+            raise ValueError("num_shards must be >= 1")
+
+
+@dataclass
+class PretrainRun:
+    """One pretraining run (a ``foreach`` item)."""
+
+    seed: int = 0
+    """Seed of this run (replaces ``pretrain.train.seed``)."""
+    shard: int = 0
+    """Which corpus shard this run trains on (< ``mlm.num_shards``)."""
+
+
+# ------------------------------------------------------------------------------------------- merge
+@dataclass
+class MergeParams:
+    """Weight-space merging of the pretraining runs."""
+
+    method: str = "linear"
+    """A name in :data:`pipeline.merge.METHODS` (``linear``, ``task_arithmetic``)."""
+    weights: list[float] = field(default_factory=list)
+    """Per-model weights in run order; empty means equal weights."""
+    scaling: float = 1.0
+    """Task arithmetic: ``base + scaling * sum_i w_i (model_i - base)``."""
+
+
+# -------------------------------------------------------------------------------------------- tasks
+@dataclass
+class TaskParams:
+    """How a task is tokenised, modelled and scored."""
+
+    type: Literal["classification", "qa"]
+    """Must match the type of the ``prepare.datasets`` entry of the same name."""
+    max_length: int = 128
+    num_labels: int = 2
+    doc_stride: int = 64
+    """QA: overlap between the windows of a long context."""
+    max_answer_length: int = 30
+    """QA: longest answer span in tokens considered by post-processing."""
+    n_best_size: int = 20
+
+    def __post_init__(self):
+        if self.type == "qa" and not 0 < self.doc_stride < self.max_length:
+            raise ValueError("doc_stride must be in (0, max_length)")
+
+
+@dataclass
+class TeacherParams:
+    """A larger model trained on the task, used as the distillation teacher."""
+
+    arch: ArchParams = field(default_factory=ArchParams)
+    train: TrainArgs = field(default_factory=TrainArgs)
+
+
+# -------------------------------------------------------------------------------------------- prune
+@dataclass
+class MagnitudeParams:
+    """Unstructured one-shot magnitude pruning of the encoder's Linear weights."""
+
+    sparsity: float = 0.5
+    """Fraction of encoder Linear weights set to zero, in [0, 1)."""
+    scope: Literal["global", "layer"] = "global"
+    """``global`` ranks all weights together; ``layer`` prunes each matrix to the same sparsity."""
+
+    def __post_init__(self):
+        if not 0 <= self.sparsity < 1:
+            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
+
+
+@dataclass
+class HeadsParams:
+    """Physical attention-head pruning by gradient-based importance (Michel et al., 2019)."""
+
+    keep_heads: int = 2
+    """Heads kept in every layer (1 <= keep_heads <= heads per layer)."""
+    batches: int = 8
+    """Training batches used to estimate head importance."""
+
+    def __post_init__(self):
+        if self.keep_heads < 1 or self.batches < 1:
+            raise ValueError("keep_heads and batches must be >= 1")
+
+
+# ------------------------------------------------------------------------------------------ distill
+@dataclass
+class KDParams:
+    """Logit knowledge distillation."""
+
+    temperature: float = 2.0
+    alpha: float = 0.5
+    """Weight of the KD term; ``1 - alpha`` weighs the hard-label loss."""
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError("alpha must be in [0, 1]")
+
+
+# ----------------------------------------------------------------------------------------- quantize
+@dataclass
+class QuantizeParams:
+    """Post-training quantization."""
+
+    scheme: Literal["dynamic_int8"] = "dynamic_int8"
+    source: str = "distill-heads"
+    """The model variant (``models/<task>/<source>``) that is quantized."""
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+@dataclass
+class EvaluateParams:
+    """Measurement settings."""
+
+    batch_size: int = 64
+    """Batch size for task metrics."""
+    latency_batch_size: int = 1
+    latency_warmup: int = 3
+    latency_repeats: int = 20
+    threads: int = 1
+    """CPU threads during latency measurement (fixed so numbers compare across variants)."""
+
+    def __post_init__(self):
+        if min(self.batch_size, self.latency_batch_size, self.latency_repeats, self.threads) < 1:
+            raise ValueError("batch sizes, latency_repeats and threads must be >= 1")
+
+
+# --------------------------------------------------------------------------------------------- root
+@dataclass
+class Params:
+    """The whole ``params.yaml``; stages load only the sub-sections they declare."""
+
+    prepare: PrepareParams
+    model: ArchParams
+    pretrain: dict[str, Any]  # typed per key below: mlm, train, runs
+    merge: MergeParams
+    tasks: dict[str, TaskParams]
+    finetune: dict[str, TrainArgs]
+    teacher: dict[str, TeacherParams]
+    prune: dict[str, Any]  # magnitude, heads
+    distill: dict[str, Any]  # kd, train
+    quantize: QuantizeParams
+    evaluate: EvaluateParams
+
+
+# Types of sub-sections whose parent is a heterogeneous mapping (typed by key, not by value).
+_KEYED: dict[str, Any] = {
+    "pretrain.mlm": MlmParams,
+    "pretrain.train": TrainArgs,
+    "pretrain.runs": dict[str, PretrainRun],
+    "prune.magnitude": MagnitudeParams,
+    "prune.heads": HeadsParams,
+    "distill.kd": KDParams,
+    "distill.train": dict[str, TrainArgs],
+}
+
+
+def _type_at(path: str) -> Any:
+    """The declared type of the value at a dotted path, e.g. ``finetune.cls`` -> TrainArgs."""
+    parts = path.split(".")
+    tp: Any = Params
+    for i, part in enumerate(parts):
+        prefix = ".".join(parts[: i + 1])
+        if prefix in _KEYED:
+            tp = _KEYED[prefix]
+        elif dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            if part not in hints:
+                raise PipelineError(f"{PARAMS_FILE}: unknown section '{prefix}'")
+            tp = hints[part]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            raise PipelineError(f"{PARAMS_FILE}: '{prefix}' is not a section")
+    return tp
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to ``tp`` strictly; ``key`` names it in errors."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise PipelineError(f"{PARAMS_FILE}: '{key}' must be a mapping, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise PipelineError(
+                f"{PARAMS_FILE}: unknown key '{key}.{unknown[0]}' (known: {', '.join(sorted(names))})"
+            )
+        kwargs = {k: _convert(v, hints[k], f"{key}.{k}") for k, v in value.items()}
+        try:
+            return tp(**kwargs)
+        except TypeError as err:  # a required field is missing
+            raise PipelineError(f"{PARAMS_FILE}: '{key}': {err}") from None
+        except ValueError as err:
+            raise PipelineError(f"{PARAMS_FILE}: '{key}': {err}") from None
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PipelineError(f"{PARAMS_FILE}: '{key}' must be a mapping, got {type(value).__name__}")
+        val_tp = typing.get_args(tp)[1]
+        return {str(k): _convert(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise PipelineError(f"{PARAMS_FILE}: '{key}' must be a list, got {type(value).__name__}")
+        item_tp = typing.get_args(tp)[0]
+        return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise PipelineError(f"{PARAMS_FILE}: '{key}' must be one of {list(allowed)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unions are not supported in params ({key})")
+    if tp is float:
+        # YAML reads 5e-4 as a string (it needs a dot: 5.0e-4); accept both spellings.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is bool or tp is str:
+        if isinstance(value, tp):
+            return value
+    else:
+        raise TypeError(f"unsupported params type {tp} at {key}")
+    raise PipelineError(
+        f"{PARAMS_FILE}: '{key}' must be {tp.__name__}, got {type(value).__name__} {value!r}"
+    )
+
+
+def read_yaml(path: str | os.PathLike = PARAMS_FILE) -> dict:
+    """The raw params mapping; a missing or malformed file is a :class:`PipelineError`."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found (run stages from the repository root)") from None
+    except yaml.YAMLError as err:
+        raise PipelineError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: must be a mapping of sections")
+    return data
+
+
+def lookup(data: dict, path: str) -> Any:
+    """The raw value at a dotted path, or a :class:`PipelineError` naming the missing key."""
+    node: Any = data
+    for i, part in enumerate(path.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            missing = ".".join(path.split(".")[: i + 1])
+            raise PipelineError(f"{PARAMS_FILE}: missing key '{missing}'")
+        node = node[part]
+    return node
+
+
+def load(*paths: str, file: str | os.PathLike = PARAMS_FILE) -> list[Any]:
+    """Typed values of the given dotted sub-sections of ``params.yaml``, in order.
+
+    Example: ``train, task = load("finetune.cls", "tasks.cls")``.
+    """
+    data = read_yaml(file)
+    return [_convert(lookup(data, p), _type_at(p), p) for p in paths]
+
+
+def leaves(data: dict, path: str) -> set[str]:
+    """All dotted leaf keys under ``path`` in a raw params mapping (the path itself for a scalar)."""
+    node = lookup(data, path)
+    if not isinstance(node, dict):
+        return {path}
+    out: set[str] = set()
+    for key in node:
+        out |= leaves(data, f"{path}.{key}")
+    return out
+
+
+def as_dict(value: Any) -> Any:
+    """A JSON-able view of loaded params (for ``pipeline.json``)."""
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: as_dict(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,312 @@
+"""Extractive question answering: SQuAD-style features (sliding windows) and span post-processing.
+
+A long context is split into several overlapping *features* (windows of at most ``max_length`` tokens
+that share ``doc_stride`` tokens with their neighbour), each holding the full question. Training labels
+each feature with the token span of the answer (or the CLS token when the answer is not wholly inside);
+evaluation keeps, per feature, the id of its example and the character offsets of its context tokens,
+so that the best-scoring token span over all of an example's features can be mapped back to text.
+
+Needs a *fast* (Rust-backed) tokenizer: offsets and ``sequence_ids`` come from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+# The keys a model consumes; anything else the tokenizer returns (offsets, overflow mapping) is ours.
+MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+Offset = tuple[int, int]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tokenisation shared by training and evaluation
+# ----------------------------------------------------------------------------------------------------
+
+
+def _question_first(tokenizer) -> bool:
+    """Whether the question goes first in the pair.
+
+    With right padding (BERT and most encoders) the question comes first and the context is the
+    truncated, windowed second sequence. With left padding the order flips so that the padding never
+    lands between question and context.
+    """
+    return getattr(tokenizer, "padding_side", "right") == "right"
+
+
+def _check_stride(questions: list[str], examples: list[dict], tokenizer, max_length: int, doc_stride: int) -> None:
+    """Raise ``ValueError`` if some question leaves no room for a window longer than ``doc_stride``.
+
+    The Rust tokenizer would otherwise abort with a ``PanicException`` (a ``BaseException``, so it slips
+    past ``except Exception``) and no hint of which example caused it.
+    """
+    if doc_stride < 0 or max_length <= 0:
+        raise ValueError(f"need max_length > 0 and doc_stride >= 0, got {max_length} and {doc_stride}")
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    for example, n in zip(examples, lengths):
+        room = max_length - specials - n  # context tokens that fit next to this question
+        if room <= doc_stride:
+            raise ValueError(
+                f"example {example['id']!r}: question is {n} tokens, leaving {room} context tokens per "
+                f"window with max_length={max_length}; doc_stride={doc_stride} must be smaller than that"
+            )
+
+
+def _tokenize(examples: Sequence[dict], tokenizer, max_length: int, doc_stride: int):
+    """Tokenise question/context pairs into overlapping, padded windows.
+
+    Returns:
+        ``(encoding, context_index)``: the tokenizer's ``BatchEncoding`` (with ``offset_mapping`` and
+        ``overflow_to_sample_mapping``), and which sequence id (0 or 1) marks context tokens.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError("QA features need a fast tokenizer (offset mappings and sequence ids)")
+    examples = list(examples)
+    # Leading whitespace in a question is noise that some tokenizers (byte-level BPE) turn into tokens,
+    # eating into the context budget.
+    questions = [ex["question"].lstrip() for ex in examples]
+    contexts = [ex["context"] for ex in examples]
+    _check_stride(questions, examples, tokenizer, max_length, doc_stride)
+    question_first = _question_first(tokenizer)
+    first, second = (questions, contexts) if question_first else (contexts, questions)
+    enc = tokenizer(
+        first,
+        second,
+        truncation="only_second" if question_first else "only_first",  # never cut the question
+        max_length=max_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="max_length",
+    )
+    return enc, (1 if question_first else 0)
+
+
+def _model_inputs(enc) -> dict[str, list]:
+    """The model-input columns present in ``enc`` (``token_type_ids`` only when the tokenizer makes them)."""
+    return {k: list(enc[k]) for k in MODEL_KEYS if k in enc}
+
+
+def _context_tokens(sequence_ids: list[int | None], context_index: int) -> list[int]:
+    """Token positions of the context in one feature, in order."""
+    return [k for k, s in enumerate(sequence_ids) if s == context_index]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training features
+# ----------------------------------------------------------------------------------------------------
+
+
+def _answer_token_span(
+    offsets: Sequence[Offset], context: list[int], start_char: int, end_char: int
+) -> tuple[int, int] | None:
+    """Token indices ``(start, end)`` (inclusive) covering characters ``[start_char, end_char)``.
+
+    Args:
+        offsets: per-token ``(char_start, char_end)`` in the context, length ``seq_len``.
+        context: positions of this feature's context tokens (see :func:`_context_tokens`).
+        start_char, end_char: the answer's character span in the context, end exclusive.
+
+    Returns:
+        ``None`` when the answer is empty or not wholly inside this feature's window.
+    """
+    if not context or end_char <= start_char:
+        return None
+    if offsets[context[0]][0] > start_char or offsets[context[-1]][1] < end_char:
+        return None
+    # First token ending after the answer starts / last token starting before it ends. Unlike an
+    # exact offset match this also works when answer_start points at whitespace or mid-word.
+    start = next(k for k in context if offsets[k][1] > start_char)
+    end = next(k for k in reversed(context) if offsets[k][0] < end_char)
+    return start, end
+
+
+def prepare_train_features(
+    examples: Sequence[dict], tokenizer, max_length: int = 384, doc_stride: int = 128
+) -> dict[str, list]:
+    """Labelled sliding-window features for extractive QA training.
+
+    Args:
+        examples: SQuAD-schema rows: ``id, title, context, question,
+            answers={"text": [...], "answer_start": [...]}``; only the first answer is used.
+        tokenizer: a fast tokenizer; question first when it pads on the right (BERT).
+        max_length: tokens per feature, every feature padded to exactly this length (default 384).
+        doc_stride: tokens shared by consecutive windows of one context (default 128); must be smaller
+            than the context room left by the longest question, else ``ValueError``.
+
+    Returns:
+        Column-wise lists, one entry per feature (``F >= len(examples)``):
+        ``input_ids``, ``attention_mask`` and, if the tokenizer makes them, ``token_type_ids``
+        (each ``F x max_length`` ints); ``start_positions`` and ``end_positions`` (``F`` ints): the
+        answer's first and last token, or the CLS token's index (0 for BERT) for both when the answer is
+        not wholly inside that feature's window or the example has no answer.
+    """
+    enc, context_index = _tokenize(examples, tokenizer, max_length, doc_stride)
+    examples = list(examples)
+    starts, ends = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        example = examples[enc["overflow_to_sample_mapping"][i]]
+        ids = enc["input_ids"][i]
+        cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+        answers = example["answers"]
+        span = None
+        if len(answers["text"]) > 0:
+            start_char = int(answers["answer_start"][0])
+            end_char = start_char + len(answers["text"][0])
+            context = _context_tokens(enc.sequence_ids(i), context_index)
+            span = _answer_token_span(offsets, context, start_char, end_char)
+        s, e = span if span is not None else (cls, cls)
+        starts.append(s)
+        ends.append(e)
+    features = _model_inputs(enc)
+    features["start_positions"] = starts
+    features["end_positions"] = ends
+    return features
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation features and post-processing
+# ----------------------------------------------------------------------------------------------------
+
+
+def prepare_eval_features(
+    examples: Sequence[dict], tokenizer, max_length: int = 384, doc_stride: int = 128
+) -> dict[str, list]:
+    """Sliding-window features for QA evaluation, tokenised exactly as :func:`prepare_train_features`.
+
+    Args:
+        examples, tokenizer, max_length, doc_stride: as for :func:`prepare_train_features`
+            (``answers`` is not needed).
+
+    Returns:
+        Column-wise lists, one entry per feature: the model inputs (``input_ids``, ``attention_mask``,
+        ``token_type_ids`` if made) plus ``example_id`` (the ``id`` of the feature's example) and
+        ``offset_mapping`` (``max_length`` entries: ``(char_start, char_end)`` into the context for
+        context tokens, ``None`` for question, special and padding tokens).
+    """
+    enc, context_index = _tokenize(examples, tokenizer, max_length, doc_stride)
+    examples = list(examples)
+    example_ids, offset_mapping = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        example_ids.append(examples[enc["overflow_to_sample_mapping"][i]]["id"])
+        seq = enc.sequence_ids(i)
+        # None marks "not answerable from here", which post-processing relies on to skip the question.
+        offset_mapping.append([tuple(o) if seq[k] == context_index else None for k, o in enumerate(offsets)])
+    features = _model_inputs(enc)
+    features["example_id"] = example_ids
+    features["offset_mapping"] = offset_mapping
+    return features
+
+
+class Span(NamedTuple):
+    """A candidate answer: its score (start logit + end logit) and character span in the context."""
+
+    score: float
+    start_char: int
+    end_char: int
+
+
+def _top_indices(logits: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values, largest first (ties: lower index first)."""
+    return np.argsort(-logits, kind="stable")[:k]
+
+
+def _candidate_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: Sequence[Offset | None],
+    n_best_size: int,
+    max_answer_length: int,
+) -> Iterator[Span]:
+    """Valid spans among the ``n_best_size`` best start and end tokens of one feature.
+
+    Args:
+        start_logits, end_logits: shape ``(seq_len,)``; may be longer than ``offsets`` (callers pad
+            logits of a batch to a common width), the extra positions are ignored.
+        offsets: the feature's ``offset_mapping`` (``None`` outside the context).
+        n_best_size: how many start and how many end positions to pair up.
+        max_answer_length: the longest span allowed, in tokens.
+
+    Yields:
+        Spans with both ends in the context, end not before start and at most ``max_answer_length`` tokens.
+    """
+    n = min(len(offsets), len(start_logits), len(end_logits))
+    start_logits, end_logits = start_logits[:n], end_logits[:n]
+    ends = _top_indices(end_logits, n_best_size)
+    for s in _top_indices(start_logits, n_best_size):
+        if offsets[s] is None:
+            continue
+        for e in ends:
+            if offsets[e] is None or e < s or e - s + 1 > max_answer_length:
+                continue
+            yield Span(float(start_logits[s] + end_logits[e]), int(offsets[s][0]), int(offsets[e][1]))
+
+
+def _best_span(spans: Iterator[Span]) -> Span | None:
+    """The highest-scoring span (the first of equals), or ``None`` if there is none.
+
+    SQuAD v2 support would go next to this: compare the winner's score with the example's best null
+    score (CLS start + CLS end) plus a threshold and answer "" when the null score wins.
+    """
+    best = None
+    for span in spans:
+        if best is None or span.score > best.score:
+            best = span
+    return best
+
+
+def _features_by_example(example_ids: Sequence) -> dict[object, list[int]]:
+    """``{example id: [feature index, ...]}`` in feature order."""
+    groups: dict[object, list[int]] = {}
+    for i, example_id in enumerate(example_ids):
+        groups.setdefault(example_id, []).append(i)
+    return groups
+
+
+def postprocess_predictions(
+    examples: Sequence[dict],
+    features: dict[str, list],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+) -> dict[str, str]:
+    """Answer text per example from start/end logits over its features (SQuAD v1: always answers).
+
+    Args:
+        examples: the rows given to :func:`prepare_eval_features` (need ``id`` and ``context``).
+        features: its result (needs ``example_id`` and ``offset_mapping``).
+        start_logits, end_logits: arrays of shape ``(num_features, seq_len)``, rows in feature order.
+        n_best_size: start and end candidates considered per feature (default 20).
+        max_answer_length: longest answer in tokens (default 30).
+
+    Returns:
+        ``{example id: answer}``: the context slice under the best-scoring valid span over all of the
+        example's features, or ``""`` when no valid span exists (score = start logit + end logit).
+    """
+    start_logits, end_logits = np.asarray(start_logits), np.asarray(end_logits)
+    n_features = len(features["example_id"])
+    if start_logits.ndim != 2 or start_logits.shape != end_logits.shape or start_logits.shape[0] != n_features:
+        raise ValueError(
+            f"expected start/end logits of shape ({n_features}, seq_len), "
+            f"got {start_logits.shape} and {end_logits.shape}"
+        )
+    if n_best_size < 1 or max_answer_length < 1:
+        raise ValueError(f"n_best_size and max_answer_length must be >= 1, got {n_best_size}, {max_answer_length}")
+    by_example = _features_by_example(features["example_id"])
+    predictions: dict[str, str] = {}
+    for example in examples:
+        spans = (
+            span
+            for i in by_example.get(example["id"], [])
+            for span in _candidate_spans(
+                start_logits[i], end_logits[i], features["offset_mapping"][i], n_best_size, max_answer_length
+            )
+        )
+        best = _best_span(spans)
+        predictions[example["id"]] = "" if best is None else example["context"][best.start_char : best.end_char]
+    return predictions

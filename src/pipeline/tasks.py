@@ -1,0 +1,128 @@
+"""Task adapters: data loading, training features, logits and metrics per task type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import metrics, qa
+from pipeline.data.io import read_split
+from pipeline.features import Batch, Feature, batches, collate, encode_classification, encode_qa_features
+from pipeline.params import TaskParams, TrainArgs
+from pipeline.train import LossFn, fit
+
+
+def rows(task: TaskParams, data_dir: str | Path, split: str) -> list[dict]:
+    """The task's prepared rows for ``split``, checked against the task type's columns."""
+    return read_split(data_dir, split, task.type)
+
+
+def train_features(task: TaskParams, split_rows: list[dict], tokenizer) -> list[Feature]:
+    """Labelled features for training."""
+    if task.type == "classification":
+        return encode_classification(split_rows, tokenizer, task.max_length)
+    feats = qa.prepare_train_features(split_rows, tokenizer, task.max_length, task.doc_stride)
+    return encode_qa_features(feats, with_labels=True)
+
+
+def logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, ...]:
+    """The task logits of a batch (labels stripped): ``((B, C),)`` or ``((B, T), (B, T))`` for QA."""
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
+    out = model(**inputs)
+    if hasattr(out, "start_logits"):
+        return out.start_logits, out.end_logits
+    return (out.logits,)
+
+
+def hard_loss(task: TaskParams, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
+    """Cross-entropy against the gold labels (mean of start/end losses for QA)."""
+    ce = torch.nn.functional.cross_entropy
+    if task.type == "classification":
+        return ce(outputs[0], batch["labels"])
+    return (ce(outputs[0], batch["start_positions"]) + ce(outputs[1], batch["end_positions"])) / 2
+
+
+@torch.inference_mode()
+def _all_logits(model, feats: list[Feature], pad_id: int, batch_size: int, device) -> list[np.ndarray]:
+    """Concatenated logits over ``feats``, padded to a common length for QA: list of ``(N, ...)``."""
+    model.eval()
+    chunks: list[list[np.ndarray]] = []
+    for batch in batches(feats, batch_size, lambda f: collate(f, pad_id)):
+        outs = logits(model, {k: v.to(device) for k, v in batch.items()})
+        chunks.append([o.float().cpu().numpy() for o in outs])
+    result = []
+    for i in range(len(chunks[0])):
+        parts = [c[i] for c in chunks]
+        if parts[0].ndim == 2 and len({p.shape[1] for p in parts}) > 1:  # QA: pad seq dims
+            width = max(p.shape[1] for p in parts)
+            parts = [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=-1e4) for p in parts]
+        result.append(np.concatenate(parts))
+    return result
+
+
+def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_size: int, device) -> dict:
+    """Task metrics on ``split_rows``.
+
+    Returns:
+        classification: ``{"accuracy", "f1"}`` (fractions); QA: ``{"exact_match", "f1"}`` (0-100).
+    """
+    pad_id = tokenizer.pad_token_id
+    if task.type == "classification":
+        feats = encode_classification(split_rows, tokenizer, task.max_length)
+        (logit,) = _all_logits(model, feats, pad_id, batch_size, device)
+        preds = logit.argmax(-1)
+        labels = [int(r["label"]) for r in split_rows]
+        return {"accuracy": metrics.accuracy(preds, labels), "f1": metrics.binary_f1(preds, labels)}
+    features = qa.prepare_eval_features(split_rows, tokenizer, task.max_length, task.doc_stride)
+    feats = encode_qa_features(features, with_labels=False)
+    start, end = _all_logits(model, feats, pad_id, batch_size, device)
+    preds = qa.postprocess_predictions(
+        split_rows, features, start, end, n_best_size=task.n_best_size, max_answer_length=task.max_answer_length
+    )
+    refs = {r["id"]: list(r["answers"]["text"]) for r in split_rows}
+    return metrics.squad_v1(preds, refs)
+
+
+def primary_metric(task: TaskParams) -> str:
+    """The metric reports sort by: accuracy for classification, F1 for QA."""
+    return "accuracy" if task.type == "classification" else "f1"
+
+
+def train_task(
+    model: torch.nn.Module,
+    task: TaskParams,
+    data_dir: str | Path,
+    tokenizer,
+    args: TrainArgs,
+    device: torch.device,
+    desc: str,
+    loss_fn: LossFn | None = None,
+    after_step=None,
+    eval_batch_size: int = 64,
+) -> tuple[list[dict], dict]:
+    """Train on the task's train split, scoring the validation split after every epoch.
+
+    Args:
+        loss_fn: ``(model, batch) -> loss``; defaults to the hard-label task loss.
+        after_step: called after each optimiser step (e.g. to keep pruning masks applied).
+
+    Returns:
+        ``(history, final validation metrics)``.
+    """
+    valid = rows(task, data_dir, "validation")
+    feats = train_features(task, rows(task, data_dir, "train"), tokenizer)
+    pad_id = tokenizer.pad_token_id
+    history = fit(
+        model,
+        feats,
+        lambda f: collate(f, pad_id),
+        args,
+        device,
+        desc,
+        loss_fn=loss_fn or (lambda m, b: hard_loss(task, logits(m, b), b)),
+        after_step=after_step,
+        on_epoch=lambda epoch, m: evaluate(m, task, valid, tokenizer, eval_batch_size, device),
+    )
+    return history, {k: v for k, v in history[-1].items() if k not in ("epoch", "loss")}

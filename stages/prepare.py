@@ -1,0 +1,46 @@
+"""Stage prepare: build the data sets (train/validation JSON lines) and the tokenizer."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline import params
+from pipeline.artifacts import atomic_dir
+from pipeline.data.io import write_jsonl
+from pipeline.data.sources import fetch
+from pipeline.errors import stage_main
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("out", type=Path, help="data directory: <out>/tokenizer and <out>/<dataset>/")
+    return p
+
+
+def reads(args) -> list[str]:
+    return ["prepare"]
+
+
+@stage_main("prepare")
+def main(argv=None):
+    args = parser().parse_args(argv)
+    (cfg,) = params.load(*reads(args))
+    # Fetch and check everything before writing anything.
+    data = {name: fetch(src, name, cfg.seed) for name, src in cfg.datasets.items()}
+    with atomic_dir(args.out / "tokenizer") as tmp:
+        if cfg.tokenizer == "synthetic":
+            from pipeline.data.vocab import build_tokenizer
+
+            build_tokenizer(tmp)
+        else:
+            from pipeline.artifacts import load_tokenizer
+
+            load_tokenizer(cfg.tokenizer).save_pretrained(tmp)
+    for name, splits in data.items():
+        with atomic_dir(args.out / name) as tmp:
+            for split, rows in splits.items():
+                write_jsonl(tmp / f"{split}.jsonl", rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""End to end: ``dvc repro`` of the whole pipeline in a temporary copy of the repository.
+
+One module-scoped run on tiny params, then the caching contract: a distill-only param change reruns exactly
+distill and its downstream, reverting restores from the run-cache without running anything, metrics diff
+shows the change, a prepare change reruns everything, and push/pull through a local remote gives
+byte-identical artifacts in a fresh clone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from import_closure import ROOT
+
+pytestmark = pytest.mark.e2e
+
+# Outputs and caches of a local run are not part of the project: copy only what a clean clone has.
+TOP_IGNORE = {".git", "data", "models", "metrics", "reports", "dvc.lock", ".pytest_cache", "build"}
+
+
+def copy_ignore(directory: str, names: list[str]) -> set[str]:
+    here = Path(directory).resolve()
+    ignored = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+    if here == ROOT:
+        ignored |= TOP_IGNORE & set(names)
+    if here == ROOT / ".dvc":
+        ignored |= {"cache", "tmp"} & set(names)
+    return ignored
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "PYTHONPATH": str(ROOT / "src"),
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+}
+
+
+def tiny(params: dict) -> dict:
+    """Shrink the embedded default so the whole pipeline runs in about two minutes on 2 cores."""
+    for name, ds in params["prepare"]["datasets"].items():
+        ds["train_size"], ds["validation_size"] = (300, 60) if name != "corpus" else (400, 60)
+    params["model"].update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    params["pretrain"]["train"]["epochs"] = 1
+    for task in params["tasks"]:
+        params["finetune"][task]["epochs"] = 1
+        params["teacher"][task]["arch"].update(hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
+                                               intermediate_size=96)
+        params["teacher"][task]["train"]["epochs"] = 1
+        params["distill"]["train"][task]["epochs"] = 1
+    params["evaluate"]["latency_repeats"] = 3
+    return params
+
+
+def sh(cwd: Path, *cmd: str, check: bool = True) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and proc.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+def ran(output: str) -> set[str]:
+    """Stages that actually executed their command in a ``dvc repro`` output."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def tree_hashes(root: Path, *dirs: str) -> dict[str, str]:
+    from pipeline.artifacts import file_hash
+
+    return {str(p.relative_to(root)): file_hash(p) for d in dirs for p in sorted((root / d).rglob("*")) if p.is_file()}
+
+
+def set_param(repo: Path, dotted: str, value) -> None:
+    path = repo / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    node = data
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("e2e") / "repo"
+    shutil.copytree(ROOT, path, ignore=copy_ignore)
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    (path / "params.yaml").write_text(yaml.safe_dump(tiny(params), sort_keys=False))
+    sh(path, "git", "init", "-q")
+    sh(path, "git", "add", "-A")
+    sh(path, "git", "commit", "-qm", "init")
+    out = sh(path, "dvc", "repro")
+    (path / "first_repro.log").write_text(out)
+    sh(path, "git", "add", "-A")
+    sh(path, "git", "commit", "-qm", "first run")
+    return path
+
+
+def all_stages(repo: Path) -> set[str]:
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        return {s.addressing for s in r.index.stages}
+
+
+def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
+    assert ran((repo / "first_repro.log").read_text()) == all_stages(repo)
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+
+    from pipeline.artifacts import load_model
+
+    for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
+        for variant in ("finetune", "teacher", "prune-magnitude", "prune-heads", "distill-magnitude",
+                        "distill-heads", "quantize"):
+            art = repo / "models" / task / variant
+            for name in ("model.safetensors", "config.json", "pipeline.json", "tokenizer.json", "vocab.txt"):
+                assert (art / name).is_file(), art / name
+            model, meta = load_model(art)
+            assert meta["task"] == task
+            metrics = json.loads((repo / "metrics" / "eval" / task / f"{variant}.json").read_text())
+            assert metrics["params"] > 0 and metrics["size_bytes"] > 0 and metrics["latency_ms_p50"] > 0
+        # Dense unpruned artifacts load with plain transformers too.
+        auto.from_pretrained(repo / "models" / task / "finetune")
+    heads = json.loads((repo / "models" / "cls" / "prune-heads" / "pipeline.json").read_text())
+    assert heads["results"]["heads_per_layer"] == [2, 2]
+    mag = json.loads((repo / "metrics" / "eval" / "cls" / "prune-magnitude.json").read_text())
+    assert mag["nonzero_params"] < mag["params"]
+    summary = json.loads((repo / "reports" / "summary.json").read_text())
+    assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize"}
+
+
+def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restores(repo):
+    set_param(repo, "distill.kd.temperature", 3.0)
+    status = sh(repo, "dvc", "status")
+    changed = set(re.findall(r"^(\S+):\s*$", status, re.M))
+    assert changed == {"distill@cls-magnitude", "distill@cls-heads", "distill@qa-magnitude", "distill@qa-heads"}
+    out = sh(repo, "dvc", "repro")
+    expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in ("magnitude", "heads")}
+    expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in ("magnitude", "heads")}
+    expected |= {"quantize@cls", "quantize@qa", "evaluate@cls-quantize", "evaluate@qa-quantize", "report"}
+    assert ran(out) == expected
+
+    diff = sh(repo, "dvc", "metrics", "diff", "HEAD")
+    assert "metrics/eval/cls/distill-heads.json" in diff
+
+    sh(repo, "git", "checkout", "params.yaml")
+    out = sh(repo, "dvc", "repro")
+    assert ran(out) == set(), out
+    assert "run-cache" in out
+    assert sh(repo, "git", "status", "--porcelain", "dvc.lock").strip() == ""  # byte-identical artifacts
+
+
+def test_push_pull_roundtrip_is_byte_identical(repo, tmp_path):
+    remote = tmp_path / "remote"
+    sh(repo, "dvc", "remote", "add", "-d", "local", str(remote))
+    sh(repo, "git", "commit", "-qam", "remote")
+    sh(repo, "dvc", "push")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    sh(clone, "dvc", "pull")
+    assert tree_hashes(clone, "models", "data") == tree_hashes(repo, "models", "data")
+    assert "up to date" in sh(clone, "dvc", "status").lower() or sh(clone, "dvc", "status").strip() == ""
+
+
+def test_prepare_param_reruns_everything(repo):
+    set_param(repo, "prepare.seed", 1)
+    out = sh(repo, "dvc", "repro")
+    assert ran(out) == all_stages(repo)
+    sh(repo, "git", "checkout", "params.yaml")
