@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable
 
 
@@ -18,6 +19,8 @@ class PipelineError(Exception):
 def stage_main(name: str) -> Callable[[Callable[..., None]], Callable[..., int]]:
     """Decorate a stage's ``main`` so a :class:`PipelineError` becomes one line on stderr and exit 2.
 
+    A successful run ends with one line on stderr giving the stage's wall time (after imports).
+
     Args:
         name: the stage name printed in front of the message, e.g. ``"prune"``.
     """
@@ -25,11 +28,13 @@ def stage_main(name: str) -> Callable[[Callable[..., None]], Callable[..., int]]
     def wrap(fn: Callable[..., None]) -> Callable[..., int]:
         @functools.wraps(fn)
         def run(*args, **kwargs) -> int:
+            start = time.perf_counter()
             try:
                 fn(*args, **kwargs)
             except PipelineError as err:
                 print(f"error: {name}: {err}", file=sys.stderr)
                 return 2
+            print(f"{name}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
             return 0
 
         return run
