@@ -152,8 +152,11 @@ def _review(rng: random.Random) -> tuple[str, int]:
 
     1 or 3 phrases: an odd count so the summed polarity is never 0 and the label is never a tie.
     Both polarities and negation are drawn independently of each other, which keeps labels balanced.
+    Most sentences (70%) have one phrase, so a small model first learns word polarity and negation
+    there; the 3-phrase majority votes are the hard part that separates stronger models. (With 60%
+    three-phrase sentences a 2-layer, 128-wide BERT stayed at chance on 2 CPU cores: measured.)
     """
-    count = 1 if rng.random() < 0.4 else 3
+    count = 1 if rng.random() < 0.7 else 3
     words: list[str] = []
     total = 0
     for i in range(count):
