@@ -52,3 +52,63 @@ def test_unknown_method_and_missing_base():
         merge_states([a, b], ["a", "b"], MergeParams(method="task_arithmetic"))
     with pytest.raises(PipelineError, match="merge.weights has 1"):
         merge_states([a, b], ["a", "b"], MergeParams(method="linear", weights=[1.0]))
+
+
+def test_ties_trims_elects_sign_and_takes_the_disjoint_mean():
+    base = {"w": torch.zeros(4)}
+    a = {"w": torch.tensor([3.0, -1.0, 0.1, 2.0])}
+    b = {"w": torch.tensor([1.0, 2.0, -0.2, -5.0])}
+    out = merge_states([a, b], ["a", "b"], MergeParams(method="ties", density=0.5, weights=[1.0, 1.0]), base)
+    # trim to 2 of 4 per model: a keeps [3, 0, 0, 2], b keeps [0, 2, 0, -5]
+    # signs: +, +, 0, - (2 - 5 < 0); agreeing means: 3, 2, 0, -5
+    torch.testing.assert_close(out["w"], torch.tensor([3.0, 2.0, 0.0, -5.0]))
+
+
+def test_ties_with_full_density_and_agreeing_signs_is_the_mean_of_task_vectors():
+    base = {"w": torch.ones(3)}
+    a, b = {"w": torch.tensor([2.0, 3.0, 4.0])}, {"w": torch.tensor([4.0, 5.0, 2.0])}
+    out = merge_states([a, b], ["a", "b"], MergeParams(method="ties", density=1.0, weights=[1.0, 1.0]), base)
+    torch.testing.assert_close(out["w"], torch.tensor([3.0, 4.0, 3.0]))
+
+
+def test_dare_keeps_the_requested_fraction_rescaled_and_is_seeded():
+    base = {"w": torch.zeros(20000)}
+    a = {"w": torch.ones(20000)}
+    params = MergeParams(method="dare_linear", density=0.3, weights=[1.0], seed=3)
+    out = merge_states([a, dict(a)], ["a", "a2"], MergeParams(**{**params.__dict__, "weights": [1.0, 0.0]}), base)
+    kept = out["w"] != 0
+    assert abs(kept.float().mean().item() - 0.3) < 0.02
+    torch.testing.assert_close(out["w"][kept], torch.full((int(kept.sum()),), 1 / 0.3))
+    again = merge_states([a, dict(a)], ["a", "a2"], MergeParams(**{**params.__dict__, "weights": [1.0, 0.0]}), base)
+    assert torch.equal(out["w"], again["w"])
+    # DARE is unbiased: the expected merged task vector equals the plain one.
+    assert abs(out["w"].mean().item() - 1.0) < 0.05
+
+
+def test_dare_ties_runs_and_full_density_equals_ties():
+    a, b = states()
+    (base,) = states(1, seed=9)
+    dt = merge_states([a, b], ["a", "b"], MergeParams(method="dare_ties", density=1.0), base)
+    t = merge_states([a, b], ["a", "b"], MergeParams(method="ties", density=1.0), base)
+    torch.testing.assert_close(dt["w"], t["w"])
+
+
+def test_slerp_endpoints_midpoint_and_norm():
+    a = {"w": torch.tensor([1.0, 0.0])}
+    b = {"w": torch.tensor([0.0, 1.0])}
+    for t, expected in ((0.0, a["w"]), (1.0, b["w"]), (0.5, torch.tensor([0.5**0.5, 0.5**0.5]))):
+        out = merge_states([a, b], ["a", "b"], MergeParams(method="slerp", t=t))
+        torch.testing.assert_close(out["w"], expected)
+    # parallel vectors fall back to linear interpolation
+    out = merge_states([a, {"w": 3 * a["w"]}], ["a", "b"], MergeParams(method="slerp", t=0.5))
+    torch.testing.assert_close(out["w"], torch.tensor([2.0, 0.0]))
+    with pytest.raises(PipelineError, match="exactly two"):
+        merge_states([a, b, a], ["a", "b", "c"], MergeParams(method="slerp"))
+
+
+@pytest.mark.parametrize("method", ["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "slerp"])
+def test_every_method_returns_identical_inputs_unchanged(method):
+    (a,) = states(1)
+    base = {k: v * 0.5 if v.is_floating_point() else v for k, v in a.items()}
+    out = merge_states([a, dict(a)], ["a", "a2"], MergeParams(method=method, density=1.0), base)
+    torch.testing.assert_close(out["w"], a["w"])

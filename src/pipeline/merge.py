@@ -1,11 +1,14 @@
 """Weight-space merging of state dicts, with methods registered by name.
 
 Every method is a pure function ``(states, weights, base, params) -> state`` over float tensors of the same
-names and shapes; ``dvc.yaml``'s merge stage picks one with ``merge.method``.
+names and shapes; ``dvc.yaml``'s merge stage picks one with ``merge.method``: ``linear`` (model soup),
+``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties`` (these four need the base model the runs
+started from) and ``slerp`` (exactly two models, no base).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -72,6 +75,99 @@ def task_arithmetic(states: list[State], weights: list[float], base: State | Non
         k: base[k].float() + params.scaling * sum(w * (s[k].float() - base[k].float()) for w, s in zip(weights, states))
         for k in states[0]
     }
+
+
+def _task_vectors(states: list[State], base: State) -> list[State]:
+    return [{k: s[k].float() - base[k].float() for k in s} for s in states]
+
+
+def _trim(vector: torch.Tensor, density: float) -> torch.Tensor:
+    """Keep the ``ceil(density * n)`` largest-magnitude entries of one tensor (TIES step 1), zero the rest."""
+    k = math.ceil(density * vector.numel())
+    if k >= vector.numel():
+        return vector
+    flat = vector.flatten()
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    keep[torch.topk(flat.abs(), k, sorted=False).indices] = True
+    return (flat * keep).view_as(vector)
+
+
+def _elect_and_mean(vectors: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """TIES steps 2-3: the elected sign of each entry is the sign of the weighted sum; the result is the
+    weighted mean over the models whose entry is non-zero and agrees with that sign (0 where none does)."""
+    stacked = torch.stack(vectors)
+    w = torch.tensor(weights, dtype=stacked.dtype).view(-1, *([1] * (stacked.ndim - 1)))
+    sign = torch.sign((w * stacked).sum(0))
+    agree = (torch.sign(stacked) == sign) & (stacked != 0)
+    total = (w * agree).sum(0)
+    return torch.where(total != 0, (w * stacked * agree).sum(0) / torch.where(total != 0, total, 1), 0.0)
+
+
+@register("ties", needs_base=True)
+def ties(states: list[State], weights: list[float], base: State | None, params: MergeParams) -> State:
+    """TIES-merging (Yadav et al., 2023): trim each task vector to ``density``, elect a sign per entry,
+    average the agreeing entries (disjoint mean), add ``scaling`` times the result to the base."""
+    assert base is not None
+    vectors = _task_vectors(states, base)
+    out = {}
+    for k in states[0]:
+        trimmed = [_trim(v[k], params.density) for v in vectors]
+        out[k] = base[k].float() + params.scaling * _elect_and_mean(trimmed, weights)
+    return out
+
+
+def _dare(vectors: list[State], density: float, seed: int) -> list[State]:
+    """DARE (Yu et al., 2024): drop each task-vector entry with probability ``1 - density`` and rescale the
+    survivors by ``1 / density`` so the expected vector is unchanged. Masks depend only on ``seed``."""
+    if density >= 1:
+        return vectors
+    out = []
+    for i, vector in enumerate(vectors):
+        gen = torch.Generator().manual_seed(seed * 1000 + i)
+        out.append({k: v * (torch.rand(v.shape, generator=gen) < density) / density for k, v in sorted(vector.items())})
+    return out
+
+
+@register("dare_linear", needs_base=True)
+def dare_linear(states: list[State], weights: list[float], base: State | None, params: MergeParams) -> State:
+    """DARE, then task arithmetic: ``base + scaling * sum_i w_i * dare(theta_i - base)``."""
+    assert base is not None
+    vectors = _dare(_task_vectors(states, base), params.density, params.seed)
+    return {k: base[k].float() + params.scaling * sum(w * v[k] for w, v in zip(weights, vectors)) for k in states[0]}
+
+
+@register("dare_ties", needs_base=True)
+def dare_ties(states: list[State], weights: list[float], base: State | None, params: MergeParams) -> State:
+    """DARE drop-and-rescale instead of TIES' trim, then TIES' sign election and disjoint mean."""
+    assert base is not None
+    vectors = _dare(_task_vectors(states, base), params.density, params.seed)
+    return {k: base[k].float() + params.scaling * _elect_and_mean([v[k] for v in vectors], weights) for k in states[0]}
+
+
+def slerp_tensor(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-7) -> torch.Tensor:
+    """Spherical interpolation between two tensors viewed as flat vectors (norms interpolated linearly).
+
+    Falls back to linear interpolation when the vectors are (anti)parallel within ``eps`` or one is zero.
+    """
+    a32, b32 = a.float().flatten(), b.float().flatten()
+    na, nb = a32.norm(), b32.norm()
+    if na < eps or nb < eps:
+        return ((1 - t) * a32 + t * b32).view_as(a)
+    cos = torch.clamp(torch.dot(a32 / na, b32 / nb), -1.0, 1.0)
+    theta = torch.arccos(cos)
+    if theta.abs() < eps or (math.pi - theta).abs() < eps:
+        return ((1 - t) * a32 + t * b32).view_as(a)
+    direction = (torch.sin((1 - t) * theta) * a32 / na + torch.sin(t * theta) * b32 / nb) / torch.sin(theta)
+    return (direction * ((1 - t) * na + t * nb)).view_as(a)
+
+
+@register("slerp")
+def slerp(states: list[State], weights: list[float], base: State | None, params: MergeParams) -> State:
+    """SLERP of exactly two models at position ``t``, tensor by tensor (``merge.weights`` and the base are
+    not used)."""
+    if len(states) != 2:
+        raise PipelineError(f"merge.method 'slerp' merges exactly two models, got {len(states)}")
+    return {k: slerp_tensor(states[0][k], states[1][k], params.t) for k in states[0]}
 
 
 def merge_states(states: list[State], names: list[str], params: MergeParams, base: State | None = None) -> State:

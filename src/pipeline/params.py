@@ -139,11 +139,24 @@ class MergeParams:
     """Weight-space merging of the pretraining runs."""
 
     method: str = "linear"
-    """A name in :data:`pipeline.merge.METHODS` (``linear``, ``task_arithmetic``)."""
+    """A name in :data:`pipeline.merge.METHODS`: ``linear``, ``task_arithmetic``, ``ties``, ``dare_linear``,
+    ``dare_ties``, ``slerp``."""
     weights: list[float] = field(default_factory=list)
     """Per-model weights in run order; empty means equal weights."""
     scaling: float = 1.0
-    """Task arithmetic: ``base + scaling * sum_i w_i (model_i - base)``."""
+    """Task arithmetic, TIES, DARE: ``base + scaling * merged_task_vector``."""
+    density: float = 0.5
+    """TIES: fraction of each task vector's entries kept (largest magnitudes); DARE: keep probability."""
+    t: float = 0.5
+    """SLERP: interpolation position between the first (0) and the second (1) model."""
+    seed: int = 0
+    """DARE: seed of the random drop masks."""
+
+    def __post_init__(self):
+        if not 0 < self.density <= 1:
+            raise ValueError("density must be in (0, 1]")
+        if not 0 <= self.t <= 1:
+            raise ValueError("t must be in [0, 1]")
 
 
 # -------------------------------------------------------------------------------------------- tasks
