@@ -50,7 +50,8 @@ def token_at(offsets, char: int) -> int:
 
 
 def base_logits(features) -> tuple[np.ndarray, np.ndarray]:
-    shape = (len(features["input_ids"]), len(features["input_ids"][0]))
+    # features are unpadded (lengths differ); logits are padded to the longest, as the model's batches are
+    shape = (len(features["input_ids"]), max(len(ids) for ids in features["input_ids"]))
     return np.full(shape, LOW), np.full(shape, LOW)
 
 
@@ -64,9 +65,9 @@ def test_eval_features_mark_only_context_tokens(tok):
     assert set(feats) == {"input_ids", "attention_mask", "token_type_ids", "example_id", "offset_mapping"}
     assert feats["example_id"] == ["q1"]
     ids, offsets = feats["input_ids"][0], feats["offset_mapping"][0]
-    assert len(ids) == len(offsets) == 40  # padded to max_length
+    assert len(ids) == len(offsets) <= 40  # not padded: batches are padded when collated
     tokens = tok.convert_ids_to_tokens(ids)
-    # [CLS] + 6 question tokens + [SEP] come first; then the context; then [SEP] and padding.
+    # [CLS] + 6 question tokens + [SEP] come first; then the context; then [SEP].
     assert tokens[:8] == ["[CLS]", "where", "did", "the", "dog", "run", "?", "[SEP]"]
     assert all(o is None for o in offsets[:8])
     for token, o in zip(tokens[8:], offsets[8:]):

@@ -57,7 +57,7 @@ def _check_stride(questions: list[str], examples: list[dict], tokenizer, max_len
 
 
 def _tokenize(examples: Sequence[dict], tokenizer, max_length: int, doc_stride: int):
-    """Tokenise question/context pairs into overlapping, padded windows.
+    """Tokenise question/context pairs into overlapping windows of at most ``max_length`` tokens.
 
     Returns:
         ``(encoding, context_index)``: the tokenizer's ``BatchEncoding`` (with ``offset_mapping`` and
@@ -81,7 +81,9 @@ def _tokenize(examples: Sequence[dict], tokenizer, max_length: int, doc_stride: 
         stride=doc_stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
-        padding="max_length",
+        # Right-padding tokenizers: no padding here, batches are padded to their longest feature when
+        # collated (less compute). Left-padding ones keep their padding in front of the context.
+        padding=False if question_first else "max_length",
     )
     return enc, (1 if question_first else 0)
 
@@ -134,7 +136,8 @@ def prepare_train_features(
         examples: SQuAD-schema rows: ``id, title, context, question,
             answers={"text": [...], "answer_start": [...]}``; only the first answer is used.
         tokenizer: a fast tokenizer; question first when it pads on the right (BERT).
-        max_length: tokens per feature, every feature padded to exactly this length (default 384).
+        max_length: at most this many tokens per feature (default 384); features of right-padding
+            tokenizers are not padded (collation pads each batch), left-padding ones are padded to it.
         doc_stride: tokens shared by consecutive windows of one context (default 128); must be smaller
             than the context room left by the longest question, else ``ValueError``.
 
