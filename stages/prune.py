@@ -1,4 +1,4 @@
-"""Stage prune: prune a fine-tuned model with one registered method (magnitude, heads)."""
+"""Stage prune: prune a fine-tuned model with one registered method (magnitude, heads, ffn, layers, nm)."""
 
 import argparse
 import sys

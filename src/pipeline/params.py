@@ -216,6 +216,50 @@ class HeadsParams:
             raise ValueError("keep_heads and batches must be >= 1")
 
 
+@dataclass
+class FFNParams:
+    """Physical feed-forward neuron pruning by first-order (Taylor) importance."""
+
+    keep_ratio: float = 0.5
+    """Fraction of every layer's intermediate neurons kept, in (0, 1]."""
+    batches: int = 8
+    """Training batches used to estimate neuron importance."""
+
+    def __post_init__(self):
+        if not 0 < self.keep_ratio <= 1:
+            raise ValueError("keep_ratio must be in (0, 1]")
+        if self.batches < 1:
+            raise ValueError("batches must be >= 1")
+
+
+@dataclass
+class LayersParams:
+    """Layer dropping: keep the first and last layer, drop the least important middle layers."""
+
+    keep_layers: int = 2
+    """Encoder layers kept (>= 2 and <= the model's layer count)."""
+    batches: int = 8
+    """Training batches used to measure each layer's importance (loss increase when it is skipped)."""
+
+    def __post_init__(self):
+        if self.keep_layers < 2 or self.batches < 1:
+            raise ValueError("keep_layers must be >= 2 and batches >= 1")
+
+
+@dataclass
+class NMParams:
+    """Semi-structured N:M sparsity (2:4 for sparse tensor cores) of the encoder's Linear weights."""
+
+    n: int = 2
+    """Weights kept in every group."""
+    m: int = 4
+    """Group size: consecutive weights along the input dimension."""
+
+    def __post_init__(self):
+        if not 0 < self.n < self.m:
+            raise ValueError("n and m must satisfy 0 < n < m")
+
+
 # ------------------------------------------------------------------------------------------ distill
 @dataclass
 class KDParams:
@@ -272,7 +316,7 @@ class Params:
     tasks: dict[str, TaskParams]
     finetune: dict[str, TrainArgs]
     teacher: dict[str, TeacherParams]
-    prune: dict[str, Any]  # magnitude, heads
+    prune: dict[str, Any]  # magnitude, heads, ffn, layers, nm
     distill: dict[str, Any]  # kd, train
     quantize: QuantizeParams
     evaluate: EvaluateParams
@@ -285,6 +329,9 @@ _KEYED: dict[str, Any] = {
     "pretrain.runs": dict[str, PretrainRun],
     "prune.magnitude": MagnitudeParams,
     "prune.heads": HeadsParams,
+    "prune.ffn": FFNParams,
+    "prune.layers": LayersParams,
+    "prune.nm": NMParams,
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
 }
