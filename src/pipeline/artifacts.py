@@ -23,6 +23,8 @@ from safetensors.torch import load_file, save_file
 from pipeline.errors import PipelineError
 
 META = "pipeline.json"
+# Formats stored by pipeline.weight_quant (weight-only integer, fp8, casts); loaded as float Linear layers.
+WEIGHT_FORMATS = ("weight_int8", "weight_int4", "fp16", "bf16", "fp8")
 WEIGHTS = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
@@ -176,6 +178,12 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
         from pipeline.quantize import load_int8_
 
         model = load_int8_(model, tensors, meta["quantization"])
+    elif meta["format"] in WEIGHT_FORMATS:
+        from pipeline.weight_quant import dequantized_state, load_dtype
+
+        model.to(load_dtype(meta["quantization"]))
+        models.load_state_(model, dequantized_state(tensors, meta["quantization"], str(root / WEIGHTS)),
+                           str(root / WEIGHTS))
     else:
         raise PipelineError(f"{root / META}: unknown format '{meta['format']}'")
     model.eval()

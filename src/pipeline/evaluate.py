@@ -81,3 +81,22 @@ def size_facts(path: str | Path) -> dict:
         "size_bytes": (root / WEIGHTS).stat().st_size,
         "artifact_bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()),
     }
+
+
+@torch.inference_mode()
+def logit_error(reference: torch.nn.Module, other: torch.nn.Module, data: list[dict[str, torch.Tensor]]) -> dict:
+    """How far ``other``'s task logits are from ``reference``'s on the same batches.
+
+    Per-token QA logits are compared on real (non-padding) tokens only.
+
+    Returns:
+        ``{"logit_max_abs_error", "logit_mean_abs_error", "compared_logits"}``.
+    """
+    diffs = []
+    for batch in data:
+        mask = batch["attention_mask"].bool()
+        for ref, out in zip(logits(reference, batch), logits(other, batch)):
+            d = (ref.float() - out.float()).abs()
+            diffs.append(d[mask] if d.shape == mask.shape else d.flatten())
+    d = torch.cat(diffs)
+    return {"logit_max_abs_error": float(d.max()), "logit_mean_abs_error": float(d.mean()), "compared_logits": d.numel()}

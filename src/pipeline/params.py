@@ -281,9 +281,22 @@ class KDParams:
 class QuantizeParams:
     """Post-training quantization."""
 
-    scheme: Literal["dynamic_int8"] = "dynamic_int8"
+    scheme: Literal["dynamic_int8", "weight_int8", "weight_int4", "fp16", "bf16", "fp8"] = "dynamic_int8"
+    """``dynamic_int8``: int8 weights and per-batch int8 activations with CPU int8 kernels. ``weight_int8``,
+    ``weight_int4``: group-wise weight-only storage, dequantized on load. ``fp16``, ``bf16``: casts.
+    ``fp8``: float8_e4m3fn weights with per-row scales, dequantized on load."""
     source: str = "distill-heads"
     """The model variant (``models/<task>/<source>``) that is quantized."""
+    group_size: int = 32
+    """Weight-only schemes: consecutive input weights sharing one scale and zero point."""
+    error_batches: int = 4
+    """Validation batches (of 32) on which the quantized logits are compared with the source's."""
+
+    def __post_init__(self):
+        if self.group_size < 2 or self.group_size % 2:
+            raise ValueError("group_size must be an even number >= 2")
+        if self.error_batches < 1:
+            raise ValueError("error_batches must be >= 1")
 
 
 # ----------------------------------------------------------------------------------------- evaluate
