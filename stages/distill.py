@@ -44,7 +44,7 @@ def main(argv=None):
             "history": history, "results": {**scores, "sparsity": sparsity_report(student)["sparsity"]},
             "params": params.as_dict({"task": task, "kd": kd, "train": train})}
     with atomic_dir(args.out) as tmp:
-        save_model(tmp, student.cpu(), args.student, meta)
+        save_model(tmp, student.cpu(), args.student, meta, compact=student_meta.get("storage") == "compact")
 
 
 if __name__ == "__main__":

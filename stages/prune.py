@@ -8,7 +8,7 @@ from pipeline import params
 from pipeline.artifacts import atomic_dir, load_model, load_tokenizer, parents, save_model
 from pipeline.errors import stage_main
 from pipeline.features import batches, collate
-from pipeline.prune import prune_
+from pipeline.prune import ZEROING, prune_
 from pipeline.runtime import setup
 from pipeline.tasks import hard_loss, logits, rows, train_features
 
@@ -41,7 +41,7 @@ def main(argv=None):
             "parents": parents(args.source, args.data), "results": report,
             "params": params.as_dict({"task": task, args.method: cfg})}
     with atomic_dir(args.out) as tmp:
-        save_model(tmp, model, args.source, meta)
+        save_model(tmp, model, args.source, meta, compact=args.method in ZEROING)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from pipeline.params import FFNParams, HeadsParams, LayersParams, MagnitudeParam
 from pipeline.structure import FFN_ATTR, HEADS_ATTR, heads_per_layer, intermediate_per_layer, prune_ffn_, prune_heads_
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+# Methods that zero weights in place (shapes unchanged): their artifacts are stored compactly.
+ZEROING = {"magnitude", "nm"}
 PruneFn = Callable[[torch.nn.Module, object, list[Batch], LossFn], dict]
 METHODS: dict[str, tuple[type, PruneFn]] = {}
 
