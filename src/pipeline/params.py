@@ -263,17 +263,25 @@ class NMParams:
 # ------------------------------------------------------------------------------------------ distill
 @dataclass
 class KDParams:
-    """Logit knowledge distillation."""
+    """Knowledge distillation: logit KD plus optional hidden-state and attention-map terms."""
 
     temperature: float = 2.0
     alpha: float = 0.5
-    """Weight of the KD term; ``1 - alpha`` weighs the hard-label loss."""
+    """Weight of the logit KD term; ``1 - alpha`` weighs the hard-label loss."""
+    hidden_weight: float = 0.0
+    """Weight of the hidden-state MSE between mapped layers (0 disables it)."""
+    attention_weight: float = 0.0
+    """Weight of the attention-map MSE (head-averaged probabilities) between mapped layers (0 disables it)."""
+    layer_map: list[int] = field(default_factory=list)
+    """Teacher layer (1-based) matched to each student layer; empty maps them uniformly."""
 
     def __post_init__(self):
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0")
         if not 0 <= self.alpha <= 1:
             raise ValueError("alpha must be in [0, 1]")
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            raise ValueError("hidden_weight and attention_weight must be >= 0")
 
 
 # ----------------------------------------------------------------------------------------- quantize
