@@ -203,6 +203,32 @@ class MagnitudeParams:
 
 
 @dataclass
+class GradualParams:
+    """Gradual magnitude pruning during fine-tuning with the cubic schedule of Zhu & Gupta (2017)."""
+
+    sparsity: float = 0.6
+    """Final sparsity of the encoder's Linear weights, in [0, 1)."""
+    initial_sparsity: float = 0.0
+    begin: float = 0.0
+    """Fraction of the training steps after which pruning starts."""
+    end: float = 0.7
+    """Fraction of the training steps at which the final sparsity is reached; masks are frozen after."""
+    frequency: int = 10
+    """Optimizer steps between mask updates."""
+    scope: Literal["global", "layer"] = "global"
+    train: TrainArgs = field(default_factory=lambda: TrainArgs(epochs=1.0, lr=5e-4))
+    """Fine-tuning during pruning (the source model keeps training while it is pruned)."""
+
+    def __post_init__(self):
+        if not 0 <= self.initial_sparsity <= self.sparsity < 1:
+            raise ValueError("need 0 <= initial_sparsity <= sparsity < 1")
+        if not 0 <= self.begin < self.end <= 1:
+            raise ValueError("need 0 <= begin < end <= 1")
+        if self.frequency < 1:
+            raise ValueError("frequency must be >= 1")
+
+
+@dataclass
 class HeadsParams:
     """Physical attention-head pruning by gradient-based importance (Michel et al., 2019)."""
 
@@ -353,6 +379,7 @@ _KEYED: dict[str, Any] = {
     "prune.ffn": FFNParams,
     "prune.layers": LayersParams,
     "prune.nm": NMParams,
+    "prune.gradual": GradualParams,
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
 }

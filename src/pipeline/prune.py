@@ -6,6 +6,8 @@
 - ``layers``: layer dropping; the first and last layers stay, the middle layers whose removal raises the
   loss least go, and the result is a plain, shallower BERT.
 - ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
+- ``gradual``: magnitude pruning while fine-tuning, sparsity raised on the cubic schedule of Zhu & Gupta
+  (2017), masks frozen once the target is reached.
 
 Unstructured and N:M methods zero weights in place (the shapes stay; distillation keeps the zeros);
 structured methods shrink the tensors and record the new shapes in the config.
@@ -19,12 +21,14 @@ import torch
 
 from pipeline.errors import PipelineError
 from pipeline.features import Batch
-from pipeline.params import FFNParams, HeadsParams, LayersParams, MagnitudeParams, NMParams
+from pipeline.params import FFNParams, GradualParams, HeadsParams, LayersParams, MagnitudeParams, NMParams
 from pipeline.structure import FFN_ATTR, HEADS_ATTR, heads_per_layer, intermediate_per_layer, prune_ffn_, prune_heads_
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 # Methods that zero weights in place (shapes unchanged): their artifacts are stored compactly.
-ZEROING = {"magnitude", "nm"}
+ZEROING = {"magnitude", "nm", "gradual"}
+# Methods that prune while fine-tuning; the stage passes them a training callable.
+TRAINING = {"gradual"}
 PruneFn = Callable[[torch.nn.Module, object, list[Batch], LossFn], dict]
 METHODS: dict[str, tuple[type, PruneFn]] = {}
 
@@ -305,8 +309,73 @@ def layers(model: torch.nn.Module, params: LayersParams, data: list[Batch], loss
             "importance": [round(d, 6) for d in importance], "num_hidden_layers": len(keep)}
 
 
-def prune_(model: torch.nn.Module, method: str, params: object, data: list[Batch], loss_fn: LossFn) -> dict:
-    """Prune ``model`` in place with a registered method; returns its report for ``pipeline.json``."""
+def cubic_sparsity(step: int, total: int, params: GradualParams) -> float:
+    """Target sparsity after ``step`` of ``total`` optimizer steps (Zhu & Gupta, 2017):
+
+    ``s_f + (s_i - s_f) * (1 - (t - t_0) / (t_1 - t_0))^3`` between ``t_0 = begin * total`` and
+    ``t_1 = end * total``; ``s_i`` before, ``s_f`` after.
+    """
+    t0, t1 = params.begin * total, params.end * total
+    if step <= t0:
+        return params.initial_sparsity
+    if step >= t1:
+        return params.sparsity
+    progress = (step - t0) / (t1 - t0)
+    return params.sparsity + (params.initial_sparsity - params.sparsity) * (1 - progress) ** 3
+
+
+class GradualPruner:
+    """``after_step`` hook for the training loop: re-prunes every ``frequency`` steps on the cubic
+    schedule and re-applies the current masks after every other step (pruned weights stay zero)."""
+
+    def __init__(self, model: torch.nn.Module, params: GradualParams, total_steps: int):
+        self.params, self.total, self.step = params, total_steps, 0
+        self.masks: dict[str, torch.Tensor] = {}
+        self.schedule: list[tuple[int, float]] = []
+        self._update(model)
+
+    def _update(self, model: torch.nn.Module) -> None:
+        target = cubic_sparsity(self.step, self.total, self.params)
+        if target > 0:
+            weights = prunable_weights(model)
+            self.masks = {k: m.to(w.device) for (k, m), w in
+                          zip(magnitude_masks(weights, target, self.params.scope).items(), weights.values())}
+        self.schedule.append((self.step, round(target, 6)))
+
+    def __call__(self, model: torch.nn.Module) -> None:
+        self.step += 1
+        end = self.params.end * self.total
+        if self.step % self.params.frequency == 0 and self.step <= end + self.params.frequency:
+            self._update(model)
+        if self.masks:
+            apply_masks_(model, self.masks)
+
+
+@register("gradual", GradualParams)
+def gradual(model: torch.nn.Module, params: GradualParams, data: list[Batch], loss_fn: LossFn,
+            train=None) -> dict:
+    """Fine-tune while pruning to ``params.sparsity`` on the cubic schedule (needs ``train``)."""
+    if train is None:
+        raise PipelineError("prune.gradual prunes while training: the stage must provide training")
+    history = train(model, lambda total: GradualPruner(model, params, total))
+    pruner = history.pop("pruner")
+    # The last scheduled update may fall short of the target by rounding of steps: enforce it exactly.
+    apply_masks_(model, magnitude_masks(prunable_weights(model), params.sparsity, params.scope))
+    return {"target_sparsity": params.sparsity, "schedule": pruner.schedule[:: max(1, len(pruner.schedule) // 20)],
+            "history": history["history"], **sparsity_report(model)}
+
+
+def prune_(model: torch.nn.Module, method: str, params: object, data: list[Batch], loss_fn: LossFn,
+           train=None) -> dict:
+    """Prune ``model`` in place with a registered method; returns its report for ``pipeline.json``.
+
+    Args:
+        train: for methods that prune while training (:data:`TRAINING`): a callable
+            ``(model, make_hook) -> {"history": [...], "pruner": hook}`` that fine-tunes ``model`` on the
+            task, building its after-step hook with ``make_hook(total_steps)``.
+    """
     if method not in METHODS:
         raise PipelineError(f"unknown pruning method '{method}' (known: {', '.join(sorted(METHODS))})")
+    if method in TRAINING:
+        return METHODS[method][1](model, params, data, loss_fn, train=train)
     return METHODS[method][1](model, params, data, loss_fn)
