@@ -116,8 +116,8 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     from pipeline.artifacts import load_model
 
     for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
-        for variant in ("finetune", "teacher", "prune-magnitude", "prune-heads", "distill-magnitude",
-                        "distill-heads", "quantize"):
+        methods = prune_methods(repo)
+        for variant in ("finetune", "teacher", "quantize", *(f"{k}-{m}" for k in ("prune", "distill") for m in methods)):
             art = repo / "models" / task / variant
             for name in ("model.safetensors", "config.json", "pipeline.json", "tokenizer.json", "vocab.txt"):
                 assert (art / name).is_file(), art / name
@@ -135,14 +135,20 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize"}
 
 
+def prune_methods(repo: Path) -> list[str]:
+    dvc_vars = yaml.safe_load((repo / "dvc.yaml").read_text())["vars"]
+    return next(v["prune_methods"] for v in dvc_vars if "prune_methods" in v)
+
+
 def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restores(repo):
+    methods = prune_methods(repo)
     set_param(repo, "distill.kd.temperature", 3.0)
     status = sh(repo, "dvc", "status")
     changed = set(re.findall(r"^(\S+):\s*$", status, re.M))
-    assert changed == {"distill@cls-magnitude", "distill@cls-heads", "distill@qa-magnitude", "distill@qa-heads"}
+    assert changed == {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
     out = sh(repo, "dvc", "repro")
-    expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in ("magnitude", "heads")}
-    expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in ("magnitude", "heads")}
+    expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
+    expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {"quantize@cls", "quantize@qa", "evaluate@cls-quantize", "evaluate@qa-quantize", "report"}
     assert ran(out) == expected
 
