@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline import params
 from pipeline.artifacts import atomic_dir, load_model, load_tokenizer, parents, save_model
-from pipeline.distill import kd_loss_fn
+from pipeline.distill import detach_projection, kd_loss_fn, kd_method
 from pipeline.errors import stage_main
 from pipeline.prune import apply_masks_, sparsity_report, zero_masks
 from pipeline.runtime import setup
@@ -37,14 +37,15 @@ def main(argv=None):
     tokenizer = load_tokenizer(args.student)
     masks = {k: m.to(device) for k, m in zero_masks(student).items()}  # pruned zeros stay zero
     history, scores = train_task(student, task, args.data, tokenizer, train, device, f"distill {args.task}",
-                                 loss_fn=kd_loss_fn(teacher.to(device), task, kd),
+                                 loss_fn=kd_loss_fn(teacher.to(device), task, kd, student.to(device)),
                                  after_step=(lambda m: apply_masks_(m, masks)) if masks else None)
-    meta = {"stage": "distill", "head": task.type, "format": "dense", "method": "logit_kd", "task": args.task,
+    detach_projection(student)  # the hidden-state projection only exists for training
+    meta = {"stage": "distill", "head": task.type, "format": "dense", "method": kd_method(kd), "task": args.task,
             "pruning": student_meta["method"], "parents": parents(args.student, args.teacher, args.data),
             "history": history, "results": {**scores, "sparsity": sparsity_report(student)["sparsity"]},
             "params": params.as_dict({"task": task, "kd": kd, "train": train})}
     with atomic_dir(args.out) as tmp:
-        save_model(tmp, student.cpu(), args.student, meta)
+        save_model(tmp, student.cpu(), args.student, meta, compact=student_meta.get("storage") == "compact")
 
 
 if __name__ == "__main__":

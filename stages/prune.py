@@ -1,4 +1,4 @@
-"""Stage prune: prune a fine-tuned model with one registered method (magnitude, heads)."""
+"""Stage prune: prune a fine-tuned model with one registered method (magnitude, gradual, heads, ffn, layers, nm)."""
 
 import argparse
 import sys
@@ -8,9 +8,9 @@ from pipeline import params
 from pipeline.artifacts import atomic_dir, load_model, load_tokenizer, parents, save_model
 from pipeline.errors import stage_main
 from pipeline.features import batches, collate
-from pipeline.prune import prune_
+from pipeline.prune import TRAINING, ZEROING, prune_
 from pipeline.runtime import setup
-from pipeline.tasks import hard_loss, logits, rows, train_features
+from pipeline.tasks import hard_loss, logits, rows, train_features, trainer
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,12 +36,17 @@ def main(argv=None):
     tokenizer = load_tokenizer(args.source)
     feats = train_features(task, rows(task, args.data, "train"), tokenizer)
     data = list(batches(feats[:512], 32, lambda f: collate(f, tokenizer.pad_token_id)))
-    report = prune_(model, args.method, cfg, data, lambda m, b: hard_loss(task, logits(m, b), b))
+    train = None
+    if args.method in TRAINING:
+        device = setup(cfg.train.seed)
+        train = trainer(task, args.data, tokenizer, cfg.train, device, f"prune {args.task} {args.method}")
+    report = prune_(model, args.method, cfg, data, lambda m, b: hard_loss(task, logits(m, b), b), train=train)
+    model.cpu()
     meta = {"stage": "prune", "head": task.type, "format": "dense", "method": args.method, "task": args.task,
             "parents": parents(args.source, args.data), "results": report,
             "params": params.as_dict({"task": task, args.method: cfg})}
     with atomic_dir(args.out) as tmp:
-        save_model(tmp, model, args.source, meta)
+        save_model(tmp, model, args.source, meta, compact=args.method in ZEROING)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,23 @@ ENV = {
 }
 
 
+# Pruning methods the end-to-end run compares: one that trains while pruning (and is stored compactly)
+# and one that changes shapes; the others are covered by unit tests. Keeps CI well under 15 minutes.
+E2E_METHODS = ["gradual", "heads"]
+
+
+def fewer_methods(dvc_yaml: Path) -> None:
+    """Restrict the prune/distill/evaluate matrices of a copied dvc.yaml to :data:`E2E_METHODS`."""
+    data = yaml.safe_load(dvc_yaml.read_text())
+    for entry in data["vars"]:
+        if "prune_methods" in entry:
+            entry["prune_methods"] = E2E_METHODS
+        if "variants" in entry:
+            entry["variants"] = [v for v in entry["variants"]
+                                 if not v.startswith(("prune-", "distill-")) or v.split("-", 1)[1] in E2E_METHODS]
+    dvc_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def tiny(params: dict) -> dict:
     """Shrink the embedded default so the whole pipeline runs in about two minutes on 2 cores."""
     for name, ds in params["prepare"]["datasets"].items():
@@ -94,6 +111,7 @@ def repo(tmp_path_factory) -> Path:
     shutil.copytree(ROOT, path, ignore=copy_ignore)
     params = yaml.safe_load((path / "params.yaml").read_text())
     (path / "params.yaml").write_text(yaml.safe_dump(tiny(params), sort_keys=False))
+    fewer_methods(path / "dvc.yaml")
     sh(path, "git", "init", "-q")
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "init")
@@ -116,8 +134,8 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     from pipeline.artifacts import load_model
 
     for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
-        for variant in ("finetune", "teacher", "prune-magnitude", "prune-heads", "distill-magnitude",
-                        "distill-heads", "quantize"):
+        methods = prune_methods(repo)
+        for variant in ("finetune", "teacher", "quantize", *(f"{k}-{m}" for k in ("prune", "distill") for m in methods)):
             art = repo / "models" / task / variant
             for name in ("model.safetensors", "config.json", "pipeline.json", "tokenizer.json", "vocab.txt"):
                 assert (art / name).is_file(), art / name
@@ -129,20 +147,28 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
         auto.from_pretrained(repo / "models" / task / "finetune")
     heads = json.loads((repo / "models" / "cls" / "prune-heads" / "pipeline.json").read_text())
     assert heads["results"]["heads_per_layer"] == [2, 2]
-    mag = json.loads((repo / "metrics" / "eval" / "cls" / "prune-magnitude.json").read_text())
-    assert mag["nonzero_params"] < mag["params"]
+    gradual = json.loads((repo / "metrics" / "eval" / "cls" / "prune-gradual.json").read_text())
+    assert gradual["nonzero_params"] < gradual["params"]
+    dense = json.loads((repo / "metrics" / "eval" / "cls" / "finetune.json").read_text())
+    assert gradual["size_bytes"] < dense["size_bytes"]  # compact storage follows sparsity
     summary = json.loads((repo / "reports" / "summary.json").read_text())
     assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize"}
 
 
+def prune_methods(repo: Path) -> list[str]:
+    dvc_vars = yaml.safe_load((repo / "dvc.yaml").read_text())["vars"]
+    return next(v["prune_methods"] for v in dvc_vars if "prune_methods" in v)
+
+
 def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restores(repo):
+    methods = prune_methods(repo)
     set_param(repo, "distill.kd.temperature", 3.0)
     status = sh(repo, "dvc", "status")
     changed = set(re.findall(r"^(\S+):\s*$", status, re.M))
-    assert changed == {"distill@cls-magnitude", "distill@cls-heads", "distill@qa-magnitude", "distill@qa-heads"}
+    assert changed == {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
     out = sh(repo, "dvc", "repro")
-    expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in ("magnitude", "heads")}
-    expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in ("magnitude", "heads")}
+    expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
+    expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {"quantize@cls", "quantize@qa", "evaluate@cls-quantize", "evaluate@qa-quantize", "report"}
     assert ran(out) == expected
 
@@ -152,7 +178,7 @@ def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restore
     sh(repo, "git", "checkout", "params.yaml")
     out = sh(repo, "dvc", "repro")
     assert ran(out) == set(), out
-    assert "run-cache" in out
+    assert "is cached - skipping run" in out  # restored from the run-cache
     assert sh(repo, "git", "status", "--porcelain", "dvc.lock").strip() == ""  # byte-identical artifacts
 
 
@@ -169,7 +195,11 @@ def test_push_pull_roundtrip_is_byte_identical(repo, tmp_path):
 
 
 def test_prepare_param_reruns_everything(repo):
+    tokenizer = tree_hashes(repo, "data/tokenizer")
     set_param(repo, "prepare.seed", 1)
     out = sh(repo, "dvc", "repro")
-    assert ran(out) == all_stages(repo)
+    # The vocabulary does not depend on the seed, so base (which reads only the tokenizer) is rightly
+    # skipped; everything that reads the generated data reruns.
+    assert tree_hashes(repo, "data/tokenizer") == tokenizer
+    assert ran(out) == all_stages(repo) - {"base"}
     sh(repo, "git", "checkout", "params.yaml")

@@ -48,6 +48,17 @@ def artifact(workdir, tiny_config, tokenizer):
     return out
 
 
+@pytest.fixture
+def cls_data(workdir):
+    """A tiny classification data directory (validation split) in the words of the test tokenizer."""
+    d = workdir / "data" / "cls"
+    d.mkdir(parents=True)
+    sentences = ["the movie was good", "the plot was awful", "not very great", "the movie was bad and dull"]
+    rows = [{"sentence": s, "label": i % 2, "idx": i} for i, s in enumerate(sentences)]
+    (d / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
 def edit_params(workdir, fn):
     data = yaml.safe_load((workdir / "params.yaml").read_text())
     fn(data)
@@ -70,7 +81,7 @@ def test_unknown_param_key(workdir, artifact, capsys):
 
 def test_missing_input_artifact(workdir, capsys):
     out = workdir / "models" / "cls" / "quantize"
-    code, err = run_stage("quantize", ["models/cls/nothing", str(out)], capsys)
+    code, err = run_stage("quantize", ["--task", "cls", "models/cls/nothing", "data/cls", str(out)], capsys)
     assert code == 2 and len(err) == 1 and "models/cls/nothing" in err[0]
     assert not out.exists()
 
@@ -81,16 +92,18 @@ def test_corrupt_safetensors(workdir, artifact, capsys):
     with pytest.raises(PipelineError, match="model.safetensors: corrupt"):
         load_model(artifact)
     out = workdir / "models" / "cls" / "quantize"
-    code, err = run_stage("quantize", [str(artifact), str(out)], capsys)
+    code, err = run_stage("quantize", ["--task", "cls", str(artifact), "data/cls", str(out)], capsys)
     assert code == 2 and len(err) == 1 and "model.safetensors" in err[0]
     assert not out.exists()
 
 
-def test_quantizing_a_quantized_artifact(workdir, artifact, capsys):
+def test_quantizing_a_quantized_artifact(workdir, artifact, cls_data, capsys):
     q1 = workdir / "models" / "cls" / "quantize"
-    assert run_stage("quantize", [str(artifact), str(q1)], capsys)[0] == 0
+    assert run_stage("quantize", ["--task", "cls", str(artifact), "data/cls", str(q1)], capsys)[0] == 0
+    results = json.loads((q1 / "pipeline.json").read_text())["results"]
+    assert 0 < results["logit_max_abs_error"] < 0.5 and results["compared_logits"] == 8
     q2 = workdir / "models" / "cls" / "quantize2"
-    code, err = run_stage("quantize", [str(q1), str(q2)], capsys)
+    code, err = run_stage("quantize", ["--task", "cls", str(q1), "data/cls", str(q2)], capsys)
     assert code == 2 and "already quantized" in err[0] and not q2.exists()
 
 
@@ -117,11 +130,13 @@ def test_tokenizer_vocab_mismatch(workdir, artifact, tiny_config, capsys):
 
 def test_cli_exit_code_and_single_line(workdir, artifact):
     edit_params(workdir, lambda d: d["quantize"].update(scheme="int3"))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "quantize.py"), str(artifact), "out"],
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "quantize.py"), "--task", "cls", str(artifact),
+                           "data/cls", "out"],
                           capture_output=True, text=True, cwd=workdir,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: quantize: params.yaml: 'quantize.scheme' must be one of ['dynamic_int8'], got 'int3'"
+        "error: quantize: params.yaml: 'quantize.scheme' must be one of ['dynamic_int8', 'weight_int8', "
+        "'weight_int4', 'fp16', 'bf16', 'fp8'], got 'int3'"
     ]
     assert not (workdir / "out").exists()

@@ -23,6 +23,8 @@ from safetensors.torch import load_file, save_file
 from pipeline.errors import PipelineError
 
 META = "pipeline.json"
+# Formats stored by pipeline.weight_quant (weight-only integer, fp8, casts); loaded as float Linear layers.
+WEIGHT_FORMATS = ("weight_int8", "weight_int4", "fp16", "bf16", "fp8")
 WEIGHTS = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
@@ -128,6 +130,7 @@ def save_model(
     tokenizer_src: str | os.PathLike,
     meta: dict,
     tensors: dict[str, torch.Tensor] | None = None,
+    compact: bool = False,
 ) -> None:
     """Write a complete artifact into ``out`` (normally the directory yielded by :func:`atomic_dir`).
 
@@ -137,10 +140,21 @@ def save_model(
         tokenizer_src: directory whose tokenizer files are copied alongside.
         meta: provenance for ``pipeline.json``; must contain ``stage``, ``head`` and ``format``.
         tensors: for non-dense formats, the exact tensors to store instead of the state dict.
+        compact: store sparse matrices as bitmask + values (:mod:`pipeline.sparse_storage`) so the file
+            size follows the sparsity; sets ``meta["storage"] = "compact"``. Such artifacts need
+            :func:`load_model` (plain transformers cannot read them).
     """
     missing = {"stage", "head", "format"} - set(meta)
     if missing:
         raise ValueError(f"meta lacks {sorted(missing)}")
+    if compact:
+        from pipeline.sparse_storage import compact as to_compact
+
+        if tensors is None:
+            tied = set(getattr(model, "_tied_weights_keys", None) or {})
+            tensors = {k: v for k, v in model.state_dict().items() if k not in tied}
+        tensors, names = to_compact(tensors)
+        meta = {**meta, "storage": "compact", "compact_tensors": len(names)}
     if tensors is None:
         # save_pretrained drops tied duplicates (MLM decoder) so plain transformers can load it.
         model.save_pretrained(out, safe_serialization=True)
@@ -169,6 +183,10 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
     if head is not None and meta["head"] != head:
         raise PipelineError(f"{root}: holds a '{meta['head']}' model, expected '{head}'")
     tensors = read_tensors(root / WEIGHTS)
+    if meta.get("storage") == "compact":
+        from pipeline.sparse_storage import expand
+
+        tensors = expand(tensors, str(root / WEIGHTS))
     model = models.empty_model(root, meta["head"])
     if meta["format"] == "dense":
         models.load_state_(model, tensors, str(root / WEIGHTS))
@@ -176,6 +194,12 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
         from pipeline.quantize import load_int8_
 
         model = load_int8_(model, tensors, meta["quantization"])
+    elif meta["format"] in WEIGHT_FORMATS:
+        from pipeline.weight_quant import dequantized_state, load_dtype
+
+        model.to(load_dtype(meta["quantization"]))
+        models.load_state_(model, dequantized_state(tensors, meta["quantization"], str(root / WEIGHTS)),
+                           str(root / WEIGHTS))
     else:
         raise PipelineError(f"{root / META}: unknown format '{meta['format']}'")
     model.eval()

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.artifacts import WEIGHTS, read_tensors
+from pipeline.artifacts import WEIGHT_FORMATS, WEIGHTS, read_meta, read_tensors
+from pipeline.sparse_storage import expand
+from pipeline.weight_quant import dequantized_state
 from pipeline.features import collate, encode_classification
 from pipeline.params import EvaluateParams, TaskParams
 from pipeline.tasks import logits, rows, train_features
@@ -20,11 +22,16 @@ _NOT_PARAMS = ("weight_scale", "weight_zero_point")
 def stored_parameters(path: str | Path) -> tuple[int, int]:
     """``(total, non_zero)`` element counts of the tensors stored in an artifact's weights file.
 
-    Counting the file (not a live model) covers dense, pruned and int8 artifacts alike; scales and zero
-    points of quantized weights are excluded, integer buffers such as ``position_ids`` too.
+    Counting the file (not a live model) covers dense, pruned, compact and quantized artifacts alike
+    (compact matrices are expanded first); scales and zero points of quantized weights are excluded,
+    integer buffers such as ``position_ids`` too.
     """
     total = nonzero = 0
-    for name, tensor in read_tensors(Path(path) / WEIGHTS).items():
+    meta = read_meta(path)
+    tensors = expand(read_tensors(Path(path) / WEIGHTS))
+    if meta["format"] in WEIGHT_FORMATS:  # packed int4 etc.: count the weights they stand for
+        tensors = dequantized_state(tensors, meta["quantization"], str(Path(path) / WEIGHTS))
+    for name, tensor in tensors.items():
         if name.endswith(_NOT_PARAMS) or tensor.dtype in (torch.int64, torch.int32):
             continue
         total += tensor.numel()
@@ -81,3 +88,22 @@ def size_facts(path: str | Path) -> dict:
         "size_bytes": (root / WEIGHTS).stat().st_size,
         "artifact_bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()),
     }
+
+
+@torch.inference_mode()
+def logit_error(reference: torch.nn.Module, other: torch.nn.Module, data: list[dict[str, torch.Tensor]]) -> dict:
+    """How far ``other``'s task logits are from ``reference``'s on the same batches.
+
+    Per-token QA logits are compared on real (non-padding) tokens only.
+
+    Returns:
+        ``{"logit_max_abs_error", "logit_mean_abs_error", "compared_logits"}``.
+    """
+    diffs = []
+    for batch in data:
+        mask = batch["attention_mask"].bool()
+        for ref, out in zip(logits(reference, batch), logits(other, batch)):
+            d = (ref.float() - out.float()).abs()
+            diffs.append(d[mask] if d.shape == mask.shape else d.flatten())
+    d = torch.cat(diffs)
+    return {"logit_max_abs_error": float(d.max()), "logit_mean_abs_error": float(d.mean()), "compared_logits": d.numel()}

@@ -203,6 +203,32 @@ class MagnitudeParams:
 
 
 @dataclass
+class GradualParams:
+    """Gradual magnitude pruning during fine-tuning with the cubic schedule of Zhu & Gupta (2017)."""
+
+    sparsity: float = 0.6
+    """Final sparsity of the encoder's Linear weights, in [0, 1)."""
+    initial_sparsity: float = 0.0
+    begin: float = 0.0
+    """Fraction of the training steps after which pruning starts."""
+    end: float = 0.7
+    """Fraction of the training steps at which the final sparsity is reached; masks are frozen after."""
+    frequency: int = 10
+    """Optimizer steps between mask updates."""
+    scope: Literal["global", "layer"] = "global"
+    train: TrainArgs = field(default_factory=lambda: TrainArgs(epochs=1.0, lr=5e-4))
+    """Fine-tuning during pruning (the source model keeps training while it is pruned)."""
+
+    def __post_init__(self):
+        if not 0 <= self.initial_sparsity <= self.sparsity < 1:
+            raise ValueError("need 0 <= initial_sparsity <= sparsity < 1")
+        if not 0 <= self.begin < self.end <= 1:
+            raise ValueError("need 0 <= begin < end <= 1")
+        if self.frequency < 1:
+            raise ValueError("frequency must be >= 1")
+
+
+@dataclass
 class HeadsParams:
     """Physical attention-head pruning by gradient-based importance (Michel et al., 2019)."""
 
@@ -216,20 +242,72 @@ class HeadsParams:
             raise ValueError("keep_heads and batches must be >= 1")
 
 
+@dataclass
+class FFNParams:
+    """Physical feed-forward neuron pruning by first-order (Taylor) importance."""
+
+    keep_ratio: float = 0.5
+    """Fraction of every layer's intermediate neurons kept, in (0, 1]."""
+    batches: int = 8
+    """Training batches used to estimate neuron importance."""
+
+    def __post_init__(self):
+        if not 0 < self.keep_ratio <= 1:
+            raise ValueError("keep_ratio must be in (0, 1]")
+        if self.batches < 1:
+            raise ValueError("batches must be >= 1")
+
+
+@dataclass
+class LayersParams:
+    """Layer dropping: keep the first and last layer, drop the least important middle layers."""
+
+    keep_layers: int = 2
+    """Encoder layers kept (>= 2 and <= the model's layer count)."""
+    batches: int = 8
+    """Training batches used to measure each layer's importance (loss increase when it is skipped)."""
+
+    def __post_init__(self):
+        if self.keep_layers < 2 or self.batches < 1:
+            raise ValueError("keep_layers must be >= 2 and batches >= 1")
+
+
+@dataclass
+class NMParams:
+    """Semi-structured N:M sparsity (2:4 for sparse tensor cores) of the encoder's Linear weights."""
+
+    n: int = 2
+    """Weights kept in every group."""
+    m: int = 4
+    """Group size: consecutive weights along the input dimension."""
+
+    def __post_init__(self):
+        if not 0 < self.n < self.m:
+            raise ValueError("n and m must satisfy 0 < n < m")
+
+
 # ------------------------------------------------------------------------------------------ distill
 @dataclass
 class KDParams:
-    """Logit knowledge distillation."""
+    """Knowledge distillation: logit KD plus optional hidden-state and attention-map terms."""
 
     temperature: float = 2.0
     alpha: float = 0.5
-    """Weight of the KD term; ``1 - alpha`` weighs the hard-label loss."""
+    """Weight of the logit KD term; ``1 - alpha`` weighs the hard-label loss."""
+    hidden_weight: float = 0.0
+    """Weight of the hidden-state MSE between mapped layers (0 disables it)."""
+    attention_weight: float = 0.0
+    """Weight of the attention-map MSE (head-averaged probabilities) between mapped layers (0 disables it)."""
+    layer_map: list[int] = field(default_factory=list)
+    """Teacher layer (1-based) matched to each student layer; empty maps them uniformly."""
 
     def __post_init__(self):
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0")
         if not 0 <= self.alpha <= 1:
             raise ValueError("alpha must be in [0, 1]")
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            raise ValueError("hidden_weight and attention_weight must be >= 0")
 
 
 # ----------------------------------------------------------------------------------------- quantize
@@ -237,9 +315,22 @@ class KDParams:
 class QuantizeParams:
     """Post-training quantization."""
 
-    scheme: Literal["dynamic_int8"] = "dynamic_int8"
+    scheme: Literal["dynamic_int8", "weight_int8", "weight_int4", "fp16", "bf16", "fp8"] = "dynamic_int8"
+    """``dynamic_int8``: int8 weights and per-batch int8 activations with CPU int8 kernels. ``weight_int8``,
+    ``weight_int4``: group-wise weight-only storage, dequantized on load. ``fp16``, ``bf16``: casts.
+    ``fp8``: float8_e4m3fn weights with per-row scales, dequantized on load."""
     source: str = "distill-heads"
     """The model variant (``models/<task>/<source>``) that is quantized."""
+    group_size: int = 32
+    """Weight-only schemes: consecutive input weights sharing one scale and zero point."""
+    error_batches: int = 4
+    """Validation batches (of 32) on which the quantized logits are compared with the source's."""
+
+    def __post_init__(self):
+        if self.group_size < 2 or self.group_size % 2:
+            raise ValueError("group_size must be an even number >= 2")
+        if self.error_batches < 1:
+            raise ValueError("error_batches must be >= 1")
 
 
 # ----------------------------------------------------------------------------------------- evaluate
@@ -272,7 +363,7 @@ class Params:
     tasks: dict[str, TaskParams]
     finetune: dict[str, TrainArgs]
     teacher: dict[str, TeacherParams]
-    prune: dict[str, Any]  # magnitude, heads
+    prune: dict[str, Any]  # magnitude, heads, ffn, layers, nm
     distill: dict[str, Any]  # kd, train
     quantize: QuantizeParams
     evaluate: EvaluateParams
@@ -285,6 +376,10 @@ _KEYED: dict[str, Any] = {
     "pretrain.runs": dict[str, PretrainRun],
     "prune.magnitude": MagnitudeParams,
     "prune.heads": HeadsParams,
+    "prune.ffn": FFNParams,
+    "prune.layers": LayersParams,
+    "prune.nm": NMParams,
+    "prune.gradual": GradualParams,
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
 }

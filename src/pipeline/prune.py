@@ -2,6 +2,15 @@
 
 - ``magnitude``: unstructured one-shot magnitude pruning of the encoder's Linear weights.
 - ``heads``: physical attention-head pruning by gradient-based importance (Michel et al., 2019).
+- ``ffn``: physical feed-forward neuron pruning by first-order (Taylor) importance.
+- ``layers``: layer dropping; the first and last layers stay, the middle layers whose removal raises the
+  loss least go, and the result is a plain, shallower BERT.
+- ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
+- ``gradual``: magnitude pruning while fine-tuning, sparsity raised on the cubic schedule of Zhu & Gupta
+  (2017), masks frozen once the target is reached.
+
+Unstructured and N:M methods zero weights in place (the shapes stay; distillation keeps the zeros);
+structured methods shrink the tensors and record the new shapes in the config.
 """
 
 from __future__ import annotations
@@ -12,10 +21,14 @@ import torch
 
 from pipeline.errors import PipelineError
 from pipeline.features import Batch
-from pipeline.params import HeadsParams, MagnitudeParams
-from pipeline.structure import heads_per_layer, prune_heads_
+from pipeline.params import FFNParams, GradualParams, HeadsParams, LayersParams, MagnitudeParams, NMParams
+from pipeline.structure import FFN_ATTR, HEADS_ATTR, heads_per_layer, intermediate_per_layer, prune_ffn_, prune_heads_
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+# Methods that zero weights in place (shapes unchanged): their artifacts are stored compactly.
+ZEROING = {"magnitude", "nm", "gradual"}
+# Methods that prune while fine-tuning; the stage passes them a training callable.
+TRAINING = {"gradual"}
 PruneFn = Callable[[torch.nn.Module, object, list[Batch], LossFn], dict]
 METHODS: dict[str, tuple[type, PruneFn]] = {}
 
@@ -118,33 +131,10 @@ def head_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) 
     """
     layers = model.base_model.encoder.layer
     counts = heads_per_layer(model)
-    gates = [torch.ones(h, requires_grad=True) for h in counts]
-    hooks = []
-    for layer, gate in zip(layers, gates):
-
-        def hook(module, inputs, output, gate=gate):
-            ctx = output[0]  # (B, T, heads * head_size)
-            b, t, _ = ctx.shape
-            gated = (ctx.view(b, t, gate.numel(), -1) * gate.to(device=ctx.device, dtype=ctx.dtype).view(1, 1, -1, 1)).view(b, t, -1)
-            return (gated, *output[1:])
-
-        hooks.append(layer.attention.self.register_forward_hook(hook))
+    per_layer = _gate_importance(model, [layer.attention.self for layer in layers], counts, data, loss_fn)
     scores = torch.zeros(len(layers), max(counts))
-    was_training = model.training
-    model.eval()  # no dropout: importance of the deterministic network
-    try:
-        for batch in data:
-            model.zero_grad(set_to_none=True)
-            for g in gates:
-                g.grad = None
-            loss_fn(model, batch).backward()
-            for i, g in enumerate(gates):
-                scores[i, : g.numel()] += g.grad.abs()
-    finally:
-        for h in hooks:
-            h.remove()
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
+    for i, score in enumerate(per_layer):
+        scores[i, : score.numel()] = score
     for i, h in enumerate(counts):
         norm = scores[i, :h].norm()
         scores[i, :h] /= norm if norm > 0 else 1.0
@@ -175,8 +165,217 @@ def heads(model: torch.nn.Module, params: HeadsParams, data: list[Batch], loss_f
     }
 
 
-def prune_(model: torch.nn.Module, method: str, params: object, data: list[Batch], loss_fn: LossFn) -> dict:
-    """Prune ``model`` in place with a registered method; returns its report for ``pipeline.json``."""
+def nm_masks(weights: dict[str, torch.Tensor], n: int, m: int) -> dict[str, torch.Tensor]:
+    """Keep-masks with exactly ``n`` of every ``m`` consecutive weights along the input dimension kept.
+
+    The largest magnitudes of each group are kept (ties by position). Tensors whose input dimension is not
+    a multiple of ``m`` are rejected: the pattern must cover every weight for sparse kernels to use it.
+    """
+    out = {}
+    for name, w in weights.items():
+        rows, cols = w.shape
+        if cols % m:
+            raise PipelineError(f"{name}: input dimension {cols} is not a multiple of m={m}")
+        groups = w.detach().abs().cpu().reshape(rows, cols // m, m)
+        # stable ranking: sort descending by magnitude, keep the first n of each group
+        order = torch.sort(groups, dim=-1, descending=True, stable=True).indices
+        mask = torch.zeros_like(groups, dtype=torch.bool)
+        mask.scatter_(-1, order[..., :n], True)
+        out[name] = mask.reshape(rows, cols)
+    return out
+
+
+@register("nm", NMParams)
+def nm(model: torch.nn.Module, params: NMParams, data: list[Batch], loss_fn: LossFn) -> dict:
+    """One-shot N:M magnitude pruning (``n`` of every ``m`` weights kept; 2:4 = 50% sparsity)."""
+    apply_masks_(model, nm_masks(prunable_weights(model), params.n, params.m))
+    return {"pattern": f"{params.n}:{params.m}", **sparsity_report(model)}
+
+
+def _gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], sizes: list[int],
+                     data: list[Batch], loss_fn: LossFn) -> list[torch.Tensor]:
+    """``sum_batches |dL/dg|`` for a gate ``g = 1`` on the last dimension of each module's output.
+
+    The first-order (Taylor) estimate of the loss change when a unit is removed; for attention heads it is
+    Michel et al.'s head importance, for FFN neurons the activation-times-gradient criterion.
+    """
+    gates = [torch.ones(n, requires_grad=True) for n in sizes]
+    hooks = []
+    for module, gate in zip(modules, gates):
+
+        def hook(mod, inputs, output, gate=gate):
+            tensor = output[0] if isinstance(output, tuple) else output
+            b, t, _ = tensor.shape
+            g = gate.to(device=tensor.device, dtype=tensor.dtype)
+            gated = (tensor.view(b, t, g.numel(), -1) * g.view(1, 1, -1, 1)).view(b, t, -1)
+            return (gated, *output[1:]) if isinstance(output, tuple) else gated
+
+        hooks.append(module.register_forward_hook(hook))
+    scores = [torch.zeros(n) for n in sizes]
+    was_training = model.training
+    model.eval()  # no dropout: importance of the deterministic network
+    try:
+        for batch in data:
+            model.zero_grad(set_to_none=True)
+            for g in gates:
+                g.grad = None
+            loss_fn(model, batch).backward()
+            for score, g in zip(scores, gates):
+                score += g.grad.abs()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return scores
+
+
+@register("ffn", FFNParams)
+def ffn(model: torch.nn.Module, params: FFNParams, data: list[Batch], loss_fn: LossFn) -> dict:
+    """Keep the ``keep_ratio`` most important intermediate neurons of every layer, physically."""
+    if not data:
+        raise PipelineError("prune.ffn needs training batches to estimate neuron importance")
+    sizes = intermediate_per_layer(model)
+    layers = model.base_model.encoder.layer
+    scores = _gate_importance(model, [layer.intermediate for layer in layers], sizes, data[: params.batches], loss_fn)
+    keep = {}
+    for i, (n, score) in enumerate(zip(sizes, scores)):
+        k = max(1, round(params.keep_ratio * n))
+        keep[i] = sorted(torch.topk(score, k).indices.tolist())
+    prune_ffn_(model, keep)
+    return {"keep_ratio": params.keep_ratio, FFN_ATTR: intermediate_per_layer(model)}
+
+
+@torch.no_grad()
+def layer_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) -> list[float]:
+    """Mean loss increase over ``data`` when each encoder layer is skipped (its input passed through)."""
+    layers = model.base_model.encoder.layer
+    was_training = model.training
+    model.eval()
+    try:
+        base = sum(float(loss_fn(model, b)) for b in data) / len(data)
+        deltas = []
+        for layer in layers:
+            def skip(mod, args, output):
+                return (args[0], *output[1:]) if isinstance(output, tuple) else args[0]
+
+            handle = layer.register_forward_hook(skip)
+            try:
+                deltas.append(sum(float(loss_fn(model, b)) for b in data) / len(data) - base)
+            finally:
+                handle.remove()
+    finally:
+        model.train(was_training)
+    return deltas
+
+
+def drop_layers_(model: torch.nn.Module, keep: list[int]) -> None:
+    """Keep only the encoder layers at ``keep`` (sorted, renumbered 0..k-1), in place.
+
+    ``config.num_hidden_layers`` and any per-layer shape lists (heads, FFN sizes) follow, so the saved model
+    reloads as a plain, shallower BERT.
+    """
+    encoder = model.base_model.encoder
+    count = len(encoder.layer)
+    keep = sorted(set(keep))
+    if not keep or keep[0] < 0 or keep[-1] >= count:
+        raise PipelineError(f"layers to keep {keep} are out of range for a {count}-layer model")
+    encoder.layer = torch.nn.ModuleList([encoder.layer[i] for i in keep])
+    for new_index, layer in enumerate(encoder.layer):
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_index
+    config = model.config
+    config.num_hidden_layers = len(keep)
+    for attr in (HEADS_ATTR, FFN_ATTR):
+        sizes = getattr(config, attr, None)
+        if sizes is not None:
+            setattr(config, attr, [sizes[i] for i in keep])
+
+
+@register("layers", LayersParams)
+def layers(model: torch.nn.Module, params: LayersParams, data: list[Batch], loss_fn: LossFn) -> dict:
+    """Drop middle layers by measured importance until ``keep_layers`` remain (first and last kept)."""
+    count = len(model.base_model.encoder.layer)
+    if params.keep_layers > count:
+        raise PipelineError(f"prune.layers.keep_layers={params.keep_layers} exceeds the model's {count} layers")
+    if not data:
+        raise PipelineError("prune.layers needs training batches to measure layer importance")
+    importance = layer_importance(model, data[: params.batches], loss_fn)
+    middle = sorted(range(1, count - 1), key=lambda i: importance[i], reverse=True)
+    keep = sorted([0, count - 1, *middle[: params.keep_layers - 2]])
+    drop_layers_(model, keep)
+    return {"keep_layers": params.keep_layers, "layers_kept": keep,
+            "importance": [round(d, 6) for d in importance], "num_hidden_layers": len(keep)}
+
+
+def cubic_sparsity(step: int, total: int, params: GradualParams) -> float:
+    """Target sparsity after ``step`` of ``total`` optimizer steps (Zhu & Gupta, 2017):
+
+    ``s_f + (s_i - s_f) * (1 - (t - t_0) / (t_1 - t_0))^3`` between ``t_0 = begin * total`` and
+    ``t_1 = end * total``; ``s_i`` before, ``s_f`` after.
+    """
+    t0, t1 = params.begin * total, params.end * total
+    if step <= t0:
+        return params.initial_sparsity
+    if step >= t1:
+        return params.sparsity
+    progress = (step - t0) / (t1 - t0)
+    return params.sparsity + (params.initial_sparsity - params.sparsity) * (1 - progress) ** 3
+
+
+class GradualPruner:
+    """``after_step`` hook for the training loop: re-prunes every ``frequency`` steps on the cubic
+    schedule and re-applies the current masks after every other step (pruned weights stay zero)."""
+
+    def __init__(self, model: torch.nn.Module, params: GradualParams, total_steps: int):
+        self.params, self.total, self.step = params, total_steps, 0
+        self.masks: dict[str, torch.Tensor] = {}
+        self.schedule: list[tuple[int, float]] = []
+        self._update(model)
+
+    def _update(self, model: torch.nn.Module) -> None:
+        target = cubic_sparsity(self.step, self.total, self.params)
+        if target > 0:
+            weights = prunable_weights(model)
+            self.masks = {k: m.to(w.device) for (k, m), w in
+                          zip(magnitude_masks(weights, target, self.params.scope).items(), weights.values())}
+        self.schedule.append((self.step, round(target, 6)))
+
+    def __call__(self, model: torch.nn.Module) -> None:
+        self.step += 1
+        end = self.params.end * self.total
+        if self.step % self.params.frequency == 0 and self.step <= end + self.params.frequency:
+            self._update(model)
+        if self.masks:
+            apply_masks_(model, self.masks)
+
+
+@register("gradual", GradualParams)
+def gradual(model: torch.nn.Module, params: GradualParams, data: list[Batch], loss_fn: LossFn,
+            train=None) -> dict:
+    """Fine-tune while pruning to ``params.sparsity`` on the cubic schedule (needs ``train``)."""
+    if train is None:
+        raise PipelineError("prune.gradual prunes while training: the stage must provide training")
+    history = train(model, lambda total: GradualPruner(model, params, total))
+    pruner = history.pop("pruner")
+    # The last scheduled update may fall short of the target by rounding of steps: enforce it exactly.
+    apply_masks_(model, magnitude_masks(prunable_weights(model), params.sparsity, params.scope))
+    return {"target_sparsity": params.sparsity, "schedule": pruner.schedule[:: max(1, len(pruner.schedule) // 20)],
+            "history": history["history"], **sparsity_report(model)}
+
+
+def prune_(model: torch.nn.Module, method: str, params: object, data: list[Batch], loss_fn: LossFn,
+           train=None) -> dict:
+    """Prune ``model`` in place with a registered method; returns its report for ``pipeline.json``.
+
+    Args:
+        train: for methods that prune while training (:data:`TRAINING`): a callable
+            ``(model, make_hook) -> {"history": [...], "pruner": hook}`` that fine-tunes ``model`` on the
+            task, building its after-step hook with ``make_hook(total_steps)``.
+    """
     if method not in METHODS:
         raise PipelineError(f"unknown pruning method '{method}' (known: {', '.join(sorted(METHODS))})")
+    if method in TRAINING:
+        return METHODS[method][1](model, params, data, loss_fn, train=train)
     return METHODS[method][1](model, params, data, loss_fn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,19 @@ def train_task(
         on_epoch=lambda epoch, m: evaluate(m, task, valid, tokenizer, eval_batch_size, device),
     )
     return history, {k: v for k, v in history[-1].items() if k not in ("epoch", "loss")}
+
+
+def trainer(task: TaskParams, data_dir: str | Path, tokenizer, args: TrainArgs, device: torch.device, desc: str):
+    """A ``(model, make_hook) -> {"history", "pruner"}`` callable for methods that prune while training.
+
+    ``make_hook(total_steps)`` builds the after-step hook once the number of optimizer steps is known.
+    """
+
+    def train(model: torch.nn.Module, make_hook) -> dict:
+        n = len(train_features(task, rows(task, data_dir, "train"), tokenizer))
+        total = max(1, math.ceil(args.epochs * math.ceil(n / args.batch_size)))
+        hook = make_hook(total)
+        history, _ = train_task(model, task, data_dir, tokenizer, args, device, desc, after_step=hook)
+        return {"history": history, "pruner": hook}
+
+    return train

@@ -1,0 +1,76 @@
+"""Gradual magnitude pruning: the cubic schedule, and training that ends at the exact target sparsity."""
+
+import pytest
+import torch
+from transformers import BertForSequenceClassification
+
+from pipeline.errors import PipelineError
+from pipeline.features import collate
+from pipeline.params import GradualParams, TrainArgs
+from pipeline.prune import GradualPruner, cubic_sparsity, prunable_weights, prune_, sparsity_report
+from pipeline.train import fit
+
+
+def test_cubic_schedule_shape():
+    p = GradualParams(sparsity=0.8, initial_sparsity=0.0, begin=0.1, end=0.6)
+    values = [cubic_sparsity(t, 100, p) for t in range(101)]
+    assert values[0] == values[10] == 0.0 and values[60] == values[100] == 0.8
+    assert all(a <= b for a, b in zip(values, values[1:]))  # never decreases
+    # cubic: fast at first, slow near the end (half-way already 7/8 of the target)
+    assert values[35] == pytest.approx(0.8 * (1 - 0.5**3))
+
+
+def _features(n=96, seed=0):
+    """A learnable rule: label 1 iff token 7 occurs in the sequence."""
+    g = torch.Generator().manual_seed(seed)
+    feats = []
+    for _ in range(n):
+        ids = torch.randint(8, 64, (10,), generator=g)
+        label = int(torch.rand(1, generator=g) < 0.5)
+        if label:
+            ids[int(torch.randint(1, 9, (1,), generator=g))] = 7
+        feats.append({"input_ids": [2, *ids.tolist(), 3], "attention_mask": [1] * 12, "labels": label})
+    return feats
+
+
+def test_gradual_pruning_reaches_the_target_and_keeps_pruned_weights_zero(tiny_config):
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config)
+    params = GradualParams(sparsity=0.7, begin=0.0, end=0.5, frequency=3,
+                           train=TrainArgs(epochs=4, batch_size=16, lr=3e-3))
+    feats = _features()
+    seen = []
+
+    def train(m, make_hook):
+        hook = make_hook(4 * 6)  # 96 features / 16 = 6 steps per epoch
+
+        def after(mm):
+            hook(mm)
+            seen.append(sparsity_report(mm)["sparsity"])
+
+        history = fit(m, feats, lambda f: collate(f, 0), params.train, torch.device("cpu"), "test", after_step=after)
+        return {"history": history, "pruner": hook}
+
+    report = prune_(model, "gradual", params, [], None, train=train)
+    step = 1 / sum(w.numel() for w in prunable_weights(model).values())
+    assert abs(report["sparsity"] - 0.7) <= step
+    assert all(a <= b + step for a, b in zip(seen, seen[1:]))  # sparsity only grows while training
+    assert seen[len(seen) // 2] >= 0.7 - 0.02  # reached by the end of the pruning window
+    assert report["history"][-1]["loss"] < report["history"][0]["loss"]  # it kept learning
+    assert report["schedule"][0] == [0, 0.0] or report["schedule"][0] == (0, 0.0)
+
+
+def test_gradual_needs_training():
+    with pytest.raises(PipelineError, match="prune.gradual prunes while training"):
+        prune_(torch.nn.Linear(2, 2), "gradual", GradualParams(), [], None)
+
+
+def test_gradual_pruner_updates_only_on_its_frequency(tiny_config):
+    model = BertForSequenceClassification(tiny_config)
+    pruner = GradualPruner(model, GradualParams(sparsity=0.5, initial_sparsity=0.1, frequency=5, end=1.0), 20)
+    assert pruner.schedule == [(0, 0.1)]
+    for _ in range(4):
+        pruner(model)
+    assert len(pruner.schedule) == 1
+    pruner(model)
+    assert len(pruner.schedule) == 2 and pruner.schedule[-1][0] == 5
