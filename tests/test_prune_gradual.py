@@ -74,3 +74,37 @@ def test_gradual_pruner_updates_only_on_its_frequency(tiny_config):
     assert len(pruner.schedule) == 1
     pruner(model)
     assert len(pruner.schedule) == 2 and pruner.schedule[-1][0] == 5
+
+
+def test_movement_pruning_learns_masks_and_leaves_a_plain_sparse_model(tiny_config):
+    from pipeline.params import MovementParams
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config)
+    keys = set(model.state_dict())
+    params = MovementParams(sparsity=0.5, end=0.5, train=TrainArgs(epochs=4, batch_size=16, lr=3e-3))
+    feats = _features()
+    holder = {}
+
+    def train(m, make_hook):
+        hook = make_hook(4 * 6)
+        holder["scores"] = [p for n, p in m.named_parameters() if n.endswith(".raw")]
+        assert holder["scores"], "scores are trainable parameters of the model"
+        holder["start"] = [s.detach().clone() for s in holder["scores"]]
+        history = fit(m, feats, lambda f: collate(f, 0), params.train, torch.device("cpu"), "test", after_step=hook)
+        return {"history": history, "pruner": hook}
+
+    report = prune_(model, "movement", params, [], None, train=train)
+    assert set(model.state_dict()) == keys  # parametrizations removed: a plain BERT again
+    for name, w in prunable_weights(model).items():
+        assert abs(float((w == 0).float().mean()) - 0.5) <= 1 / w.numel() + 1e-6, name
+    # the scores moved away from their magnitude initialisation: the masks were learned
+    assert any(not torch.allclose(a, b) for a, b in zip(holder["scores"], holder["start"]))
+    assert report["history"][-1]["loss"] < report["history"][0]["loss"]
+
+
+def test_movement_needs_training():
+    from pipeline.params import MovementParams
+
+    with pytest.raises(PipelineError, match="prune.movement prunes while training"):
+        prune_(torch.nn.Linear(2, 2), "movement", MovementParams(), [], None)

@@ -229,6 +229,28 @@ class GradualParams:
 
 
 @dataclass
+class MovementParams:
+    """Movement pruning (Sanh et al., 2020), top-k variant: learned scores decide which weights stay."""
+
+    sparsity: float = 0.6
+    """Final sparsity of the encoder's Linear weights (per matrix), in [0, 1)."""
+    begin: float = 0.0
+    end: float = 0.7
+    """The kept fraction follows the cubic schedule from ``begin`` to ``end`` (fractions of the steps)."""
+    score_lr_scale: float = 20.0
+    """Scores move this many times faster than the weights (they share the optimizer's learning rate)."""
+    train: TrainArgs = field(default_factory=lambda: TrainArgs(epochs=1.0, lr=5e-4))
+
+    def __post_init__(self):
+        if not 0 <= self.sparsity < 1:
+            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
+        if not 0 <= self.begin < self.end <= 1:
+            raise ValueError("need 0 <= begin < end <= 1")
+        if self.score_lr_scale <= 0:
+            raise ValueError("score_lr_scale must be > 0")
+
+
+@dataclass
 class HeadsParams:
     """Physical attention-head pruning by gradient-based importance (Michel et al., 2019)."""
 
@@ -380,6 +402,7 @@ _KEYED: dict[str, Any] = {
     "prune.layers": LayersParams,
     "prune.nm": NMParams,
     "prune.gradual": GradualParams,
+    "prune.movement": MovementParams,
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
 }

@@ -6,6 +6,7 @@
 - ``layers``: layer dropping; the first and last layers stay, the middle layers whose removal raises the
   loss least go, and the result is a plain, shallower BERT.
 - ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
+- ``movement``: movement pruning (top-k of learned scores) while fine-tuning (Sanh et al., 2020).
 - ``gradual``: magnitude pruning while fine-tuning, sparsity raised on the cubic schedule of Zhu & Gupta
   (2017), masks frozen once the target is reached.
 
@@ -21,14 +22,22 @@ import torch
 
 from pipeline.errors import PipelineError
 from pipeline.features import Batch
-from pipeline.params import FFNParams, GradualParams, HeadsParams, LayersParams, MagnitudeParams, NMParams
+from pipeline.params import (
+    FFNParams,
+    GradualParams,
+    HeadsParams,
+    LayersParams,
+    MagnitudeParams,
+    MovementParams,
+    NMParams,
+)
 from pipeline.structure import FFN_ATTR, HEADS_ATTR, heads_per_layer, intermediate_per_layer, prune_ffn_, prune_heads_
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 # Methods that zero weights in place (shapes unchanged): their artifacts are stored compactly.
-ZEROING = {"magnitude", "nm", "gradual"}
+ZEROING = {"magnitude", "nm", "gradual", "movement"}
 # Methods that prune while fine-tuning; the stage passes them a training callable.
-TRAINING = {"gradual"}
+TRAINING = {"gradual", "movement"}
 PruneFn = Callable[[torch.nn.Module, object, list[Batch], LossFn], dict]
 METHODS: dict[str, tuple[type, PruneFn]] = {}
 
@@ -361,6 +370,23 @@ def gradual(model: torch.nn.Module, params: GradualParams, data: list[Batch], lo
     pruner = history.pop("pruner")
     # The last scheduled update may fall short of the target by rounding of steps: enforce it exactly.
     apply_masks_(model, magnitude_masks(prunable_weights(model), params.sparsity, params.scope))
+    return {"target_sparsity": params.sparsity, "schedule": pruner.schedule[:: max(1, len(pruner.schedule) // 20)],
+            "history": history["history"], **sparsity_report(model)}
+
+
+@register("movement", MovementParams)
+def movement(model: torch.nn.Module, params: MovementParams, data: list[Batch], loss_fn: LossFn,
+             train=None) -> dict:
+    """Fine-tune with learned top-k score masks down to ``params.sparsity`` per matrix (needs ``train``)."""
+    from pipeline.movement import MovementPruner
+
+    if train is None:
+        raise PipelineError("prune.movement prunes while training: the stage must provide training")
+    encoder = model.base_model.encoder
+    linears = {name: m for name, m in encoder.named_modules() if isinstance(m, torch.nn.Linear)}
+    history = train(model, lambda total: MovementPruner(model, params, total, linears))
+    pruner = history.pop("pruner")
+    pruner.finish(params.sparsity)
     return {"target_sparsity": params.sparsity, "schedule": pruner.schedule[:: max(1, len(pruner.schedule) // 20)],
             "history": history["history"], **sparsity_report(model)}
 
