@@ -108,3 +108,41 @@ def test_movement_needs_training():
 
     with pytest.raises(PipelineError, match="prune.movement prunes while training"):
         prune_(torch.nn.Linear(2, 2), "movement", MovementParams(), [], None)
+
+
+def test_mask_learning_trains_only_the_masks(tiny_config):
+    from pipeline.params import MaskLearningParams
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = MaskLearningParams(sparsity=0.5, end=0.5, train=TrainArgs(epochs=2, batch_size=16, lr=3e-3))
+
+    def train(m, make_hook):
+        hook = make_hook(2 * 6)
+        history = fit(m, _features(), lambda f: collate(f, 0), params.train, torch.device("cpu"), "t", after_step=hook)
+        return {"history": history, "pruner": hook}
+
+    prune_(model, "mask_learning", params, [], None, train=train)
+    pruned = prunable_weights(model)
+    for k, v in model.state_dict().items():
+        name = k.removeprefix("bert.")
+        if name in pruned:  # every surviving weight is exactly the frozen original
+            kept = v != 0
+            assert torch.equal(v[kept], before[k][kept]) and abs(float((~kept).float().mean()) - 0.5) < 0.01
+        else:
+            assert torch.equal(v, before[k]), k  # nothing else moved either
+
+
+def test_l1_penalty_shrinks_weights(tiny_config):
+    from pipeline.train import l1_penalty
+
+    feats = _features()
+    norms = {}
+    for l1 in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(tiny_config)
+        fit(model, feats, lambda f: collate(f, 0), TrainArgs(epochs=2, batch_size=16, lr=3e-3, l1=l1),
+            torch.device("cpu"), "t")
+        norms[l1] = float(l1_penalty(model).detach())
+    assert norms[1.0] < 0.8 * norms[0.0]

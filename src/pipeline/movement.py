@@ -5,7 +5,8 @@ from the magnitude ranking). The forward pass uses ``W * TopK(S)``: the binary m
 scores of each matrix, a fraction that falls from 1 to ``1 - sparsity`` on the cubic schedule. The mask's
 gradient passes straight through to the scores, so ``dL/dS = dL/dW' * W``: weights moving away from zero
 gain score, weights moving towards zero lose it. After training the masks are baked into the weights
-and the parametrizations removed, leaving a plain (sparse) model.
+and the parametrizations removed, leaving a plain (sparse) model. With ``freeze_weights`` only the
+scores train (static mask learning): the mask alone adapts the frozen model to the task.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class ScoredMask(torch.nn.Module):
 class MovementPruner:
     """Sets up the parametrizations on creation; as an after-step hook, follows the cubic schedule."""
 
-    def __init__(self, model: torch.nn.Module, params: MovementParams, total_steps: int, linears: dict[str, torch.nn.Linear]):
+    def __init__(self, model: torch.nn.Module, params: MovementParams, total_steps: int,
+                 linears: dict[str, torch.nn.Linear], freeze_weights: bool = False):
         self.schedule_params = GradualParams(sparsity=params.sparsity, begin=params.begin, end=params.end)
         self.total, self.step = total_steps, 0
         self.state = {"keep": 1.0}
@@ -57,6 +59,11 @@ class MovementPruner:
         for linear in linears.values():
             parametrize.register_parametrization(
                 linear, "weight", ScoredMask(linear.weight, params.score_lr_scale, self.state))
+
+        if freeze_weights:  # static mask learning: every weight frozen, only the scores train
+            for name, param in model.named_parameters():
+                if not name.endswith(".raw"):
+                    param.requires_grad_(False)
         self.schedule: list[tuple[int, float]] = [(0, 0.0)]
 
     def __call__(self, model: torch.nn.Module) -> None:

@@ -97,12 +97,17 @@ class TrainArgs:
     max_grad_norm: float = 1.0
     seed: int = 0
     """Seed for data order, dropout and new heads."""
+    l1: float = 0.0
+    """Weight of an L1 penalty on the encoder's Linear weights (mean absolute value), 0 disables it:
+    pushes weights towards zero so that magnitude pruning afterwards removes less of the function."""
 
     def __post_init__(self):
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("warmup_ratio must be in [0, 1)")
+        if self.l1 < 0:
+            raise ValueError("l1 must be >= 0")
 
 
 # ----------------------------------------------------------------------------------------- pretrain
@@ -248,6 +253,17 @@ class MovementParams:
             raise ValueError("need 0 <= begin < end <= 1")
         if self.score_lr_scale <= 0:
             raise ValueError("score_lr_scale must be > 0")
+
+
+@dataclass
+class MaskLearningParams(MovementParams):
+    """Static mask learning: the weights stay frozen, only the scores (hence the masks) are trained.
+
+    The learned mask alone must recover the task (as in static model pruning, SMP); the distill stage then
+    fine-tunes the weights under that fixed mask with KD.
+    """
+
+    score_lr_scale: float = 100.0
 
 
 @dataclass
@@ -403,6 +419,7 @@ _KEYED: dict[str, Any] = {
     "prune.nm": NMParams,
     "prune.gradual": GradualParams,
     "prune.movement": MovementParams,
+    "prune.mask_learning": MaskLearningParams,
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
 }

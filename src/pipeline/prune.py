@@ -7,6 +7,7 @@
   loss least go, and the result is a plain, shallower BERT.
 - ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
 - ``movement``: movement pruning (top-k of learned scores) while fine-tuning (Sanh et al., 2020).
+- ``mask_learning``: the same learned top-k masks with the weights frozen (static mask learning).
 - ``gradual``: magnitude pruning while fine-tuning, sparsity raised on the cubic schedule of Zhu & Gupta
   (2017), masks frozen once the target is reached.
 
@@ -28,6 +29,7 @@ from pipeline.params import (
     HeadsParams,
     LayersParams,
     MagnitudeParams,
+    MaskLearningParams,
     MovementParams,
     NMParams,
 )
@@ -35,9 +37,9 @@ from pipeline.structure import FFN_ATTR, HEADS_ATTR, heads_per_layer, intermedia
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 # Methods that zero weights in place (shapes unchanged): their artifacts are stored compactly.
-ZEROING = {"magnitude", "nm", "gradual", "movement"}
+ZEROING = {"magnitude", "nm", "gradual", "movement", "mask_learning"}
 # Methods that prune while fine-tuning; the stage passes them a training callable.
-TRAINING = {"gradual", "movement"}
+TRAINING = {"gradual", "movement", "mask_learning"}
 PruneFn = Callable[[torch.nn.Module, object, list[Batch], LossFn], dict]
 METHODS: dict[str, tuple[type, PruneFn]] = {}
 
@@ -374,6 +376,7 @@ def gradual(model: torch.nn.Module, params: GradualParams, data: list[Batch], lo
             "history": history["history"], **sparsity_report(model)}
 
 
+@register("mask_learning", MaskLearningParams)
 @register("movement", MovementParams)
 def movement(model: torch.nn.Module, params: MovementParams, data: list[Batch], loss_fn: LossFn,
              train=None) -> dict:
@@ -381,10 +384,12 @@ def movement(model: torch.nn.Module, params: MovementParams, data: list[Batch], 
     from pipeline.movement import MovementPruner
 
     if train is None:
-        raise PipelineError("prune.movement prunes while training: the stage must provide training")
+        name = "mask_learning" if isinstance(params, MaskLearningParams) else "movement"
+        raise PipelineError(f"prune.{name} prunes while training: the stage must provide training")
     encoder = model.base_model.encoder
     linears = {name: m for name, m in encoder.named_modules() if isinstance(m, torch.nn.Linear)}
-    history = train(model, lambda total: MovementPruner(model, params, total, linears))
+    freeze = isinstance(params, MaskLearningParams)
+    history = train(model, lambda total: MovementPruner(model, params, total, linears, freeze_weights=freeze))
     pruner = history.pop("pruner")
     pruner.finish(params.sparsity)
     return {"target_sparsity": params.sparsity, "schedule": pruner.schedule[:: max(1, len(pruner.schedule) // 20)],

@@ -30,6 +30,12 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def l1_penalty(model: torch.nn.Module) -> torch.Tensor:
+    """Mean absolute value of the encoder's Linear weights (the L1 regulariser of ``TrainArgs.l1``)."""
+    weights = [m.weight for m in model.base_model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    return sum(w.abs().sum() for w in weights) / sum(w.numel() for w in weights)
+
+
 def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
     """LR multiplier: linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
 
@@ -92,6 +98,8 @@ def fit(
             if step >= total:
                 break
             loss = loss_fn(model, to_device(batch, device))
+            if args.l1 > 0:
+                loss = loss + args.l1 * l1_penalty(model)
             if not torch.isfinite(loss):
                 raise PipelineError(f"{desc}: loss is {loss.item()} at step {step} (lower the learning rate)")
             optimizer.zero_grad(set_to_none=True)
