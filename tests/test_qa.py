@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from transformers import BertTokenizerFast
 
-from pipeline.qa import postprocess_predictions, prepare_eval_features, prepare_train_features
+from pipeline.qa import postprocess_predictions, postprocess_predictions_v2, prepare_eval_features, prepare_train_features
 
 WORDS = "the cat sat on mat a big brown dog ran to green park where did run".split()
 
@@ -62,7 +62,8 @@ def base_logits(features) -> tuple[np.ndarray, np.ndarray]:
 
 def test_eval_features_mark_only_context_tokens(tok):
     feats = prepare_eval_features([example()], tok, max_length=40, doc_stride=8)
-    assert set(feats) == {"input_ids", "attention_mask", "token_type_ids", "example_id", "offset_mapping"}
+    assert set(feats) == {"input_ids", "attention_mask", "token_type_ids", "example_id", "offset_mapping", "cls_index"}
+    assert feats["cls_index"] == [0]
     assert feats["example_id"] == ["q1"]
     ids, offsets = feats["input_ids"][0], feats["offset_mapping"][0]
     assert len(ids) == len(offsets) <= 40  # not padded: batches are padded when collated
@@ -253,3 +254,85 @@ def test_logits_shape_is_checked(single):
         postprocess_predictions([ex], feats, start[:, :-1], end)
     with pytest.raises(ValueError, match="shape"):
         postprocess_predictions([ex], feats, np.concatenate([start, start]), np.concatenate([end, end]))
+
+
+# --------------------------------------------------------------------------------------------------
+# SQuAD v2: unanswerable questions
+# --------------------------------------------------------------------------------------------------
+
+
+def unanswerable(context=LONG_CONTEXT, qid="none") -> dict:
+    return {"id": qid, "title": "t", "context": context, "question": QUESTION, "answers": {"text": [], "answer_start": []}}
+
+
+def test_unanswerable_train_features_point_at_cls(tok):
+    feats = prepare_train_features([unanswerable(), example(LONG_CONTEXT)], tok, max_length=32, doc_stride=8)
+    labels = list(zip(feats["start_positions"], feats["end_positions"]))
+    assert len(labels) == 4  # two windows per example
+    assert labels[:2] == [(0, 0), (0, 0)]  # every window of the unanswerable example
+    assert labels[2] == (0, 0) and labels[3] != (0, 0)  # the answerable one: only its second window
+
+
+def test_left_padding_cls_index_matches_training_label(tmp_path):
+    tok = make_tokenizer(tmp_path, padding_side="left")
+    train = prepare_train_features([unanswerable(CONTEXT)], tok, max_length=40, doc_stride=8)
+    feats = prepare_eval_features([unanswerable(CONTEXT)], tok, max_length=40, doc_stride=8)
+    (cls,) = feats["cls_index"]
+    assert cls > 0 and feats["input_ids"][0][cls] == tok.cls_token_id  # padding comes first
+    assert (train["start_positions"][0], train["end_positions"][0]) == (cls, cls)
+
+
+@pytest.fixture
+def two_windows(tok):
+    """The long example (answer in its second window), its two features and the answer's token indices."""
+    ex = example(LONG_CONTEXT)
+    feats = prepare_eval_features([ex], tok, max_length=32, doc_stride=8)
+    offsets = feats["offset_mapping"][1]
+    s, e = token_at(offsets, LONG_CONTEXT.index(ANSWER)), token_at(offsets, LONG_CONTEXT.index("park"))
+    start, end = base_logits(feats)
+    start[1, s], end[1, e] = 5.0, 5.0  # best span: score 10
+    return ex, feats, start, end
+
+
+def test_null_score_is_the_minimum_over_features(two_windows):
+    ex, feats, start, end = two_windows
+    start[:, 0], end[:, 0] = [10.0, 1.0], [10.0, 1.0]  # CLS: 20 in the first window, 2 in the second
+    out = postprocess_predictions_v2([ex], feats, start, end)
+    # min(20, 2) - 10 = -8 <= 0: answered. (With the maximum, 20 - 10 = 10, it would be "".)
+    assert out.score_diffs == {"q1": pytest.approx(-8.0)}
+    assert out.predictions == out.answers == {"q1": ANSWER}
+    start[1, 0], end[1, 0] = 8.0, 8.0  # now min(20, 16) - 10 = 6
+    assert postprocess_predictions_v2([ex], feats, start, end).predictions == {"q1": ""}
+    # The threshold is exclusive: "" only when the diff is strictly above it.
+    assert postprocess_predictions_v2([ex], feats, start, end, null_score_diff_threshold=6.0).predictions == {"q1": ANSWER}
+    assert postprocess_predictions_v2([ex], feats, start, end, null_score_diff_threshold=5.9).predictions == {"q1": ""}
+    # The non-null answer and the diff do not depend on the threshold.
+    out = postprocess_predictions_v2([ex], feats, start, end, null_score_diff_threshold=5.9)
+    assert out.answers == {"q1": ANSWER} and out.score_diffs == {"q1": pytest.approx(6.0)}
+
+
+def test_infinite_thresholds(two_windows):
+    ex, feats, start, end = two_windows
+    start[:, 0], end[:, 0] = 50.0, 50.0  # the null score beats every span by far
+    always = postprocess_predictions_v2([ex], feats, start, end, null_score_diff_threshold=np.inf)
+    assert always.predictions == {"q1": ANSWER}
+    start[:, 0], end[:, 0] = -50.0, -50.0  # every span beats the null score by far
+    never = postprocess_predictions_v2([ex], feats, start, end, null_score_diff_threshold=-np.inf)
+    assert never.predictions == {"q1": ""} and never.answers == {"q1": ANSWER}
+
+
+def test_v2_agrees_with_v1_when_answering(single):
+    ex, feats, at = single
+    start, end = base_logits(feats)
+    start[0, at["A"]], end[0, at["dog"]] = 4.0, 4.0
+    out = postprocess_predictions_v2([ex], feats, start, end, null_score_diff_threshold=np.inf)
+    assert out.predictions == postprocess_predictions([ex], feats, start, end) == {"q1": "A big brown dog"}
+    assert out.score_diffs == {"q1": pytest.approx(2 * LOW - 8.0)}  # CLS scores LOW + LOW
+
+
+def test_no_valid_span_gives_infinite_diff(single):
+    ex, feats, _ = single
+    start, end = base_logits(feats)
+    start[0, :8], end[0, :8] = 30.0, 30.0  # best start/end all in the question
+    out = postprocess_predictions_v2([ex], feats, start, end, n_best_size=1, null_score_diff_threshold=np.inf)
+    assert out.answers == out.predictions == {"q1": ""} and out.score_diffs == {"q1": np.inf}

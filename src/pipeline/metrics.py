@@ -161,3 +161,116 @@ def squad_v1(predictions: Mapping[str, str], references: Mapping[str, Sequence[s
     f1 = sum(f1_score(predictions[qid], golds) for qid, golds in references.items())
     n = len(references)
     return {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n}
+
+
+# ---------------------------------------------------------------------------------------------------
+# SQuAD v2.0: unanswerable questions, a no-answer threshold and the best-threshold search
+# ---------------------------------------------------------------------------------------------------
+
+
+def _v2_golds(answers: Sequence[str]) -> list[str]:
+    """Gold answers as the v2.0 script scores them: those that normalise to nothing are dropped, and a
+    question left without any (an unanswerable one) has the single gold ``""``."""
+    if isinstance(answers, str):
+        raise TypeError("references must map ids to lists of answers, not to a single string")
+    golds = [a for a in answers if normalize_answer(a)]
+    return golds or [""]
+
+
+def _best_threshold(
+    answered: Mapping[str, float], null: Mapping[str, float], diffs: Mapping[str, float]
+) -> tuple[float, float]:
+    """The no-answer threshold that maximises the total score, and that score as a percentage.
+
+    A question is predicted unanswerable when its diff is ``> threshold``, so it then scores
+    ``null[qid]`` instead of ``answered[qid]``. Start from the threshold below every diff (all
+    unanswerable) and raise it past each distinct finite diff in increasing order; a strictly higher
+    total moves the best threshold there, so among equal totals the lowest threshold wins, as in the
+    official script. Unlike that script, questions with equal diffs flip together (a threshold cannot
+    separate them). A diff of ``+inf`` (no valid span at all) is never a candidate: such a question
+    has nothing to answer with, so it scores the same either way.
+
+    Args:
+        answered, null: per-question score (0..1) when answered with its prediction / when left
+            unanswered; same keys as ``diffs``.
+        diffs: per-question ``null score - best answer score``.
+
+    Returns:
+        ``(threshold, 100 * best total / number of questions)``. The all-unanswered start is reported as
+        the largest float below the smallest finite diff (``0.0`` when there is none).
+    """
+    finite = sorted({d for d in diffs.values() if np.isfinite(d)})
+    total = sum(null.values())
+    best_score, best_thresh = total, (float(np.nextafter(finite[0], -np.inf)) if finite else 0.0)
+    gain_at: dict[float, float] = {}
+    for qid, d in diffs.items():
+        if np.isfinite(d):
+            gain_at[d] = gain_at.get(d, 0.0) + answered[qid] - null[qid]
+    for d in finite:
+        total += gain_at[d]
+        if total > best_score:
+            best_score, best_thresh = total, d
+    return best_thresh, 100.0 * best_score / len(diffs)
+
+
+def squad_v2(
+    predictions: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    score_diffs: Mapping[str, float] | None = None,
+    threshold: float = 0.0,
+) -> dict[str, float]:
+    """SQuAD v2.0 metrics, defined as by the official v2.0 evaluation script.
+
+    A prediction of ``""`` means "unanswerable". Unanswerable questions (no gold answer) score 1 for
+    ``""`` and 0 for any text; answerable ones score exact match / token F1 against their golds (golds
+    that normalise to nothing are ignored). With ``score_diffs`` (the script's "no-answer
+    probabilities"; here ``null score - best span score`` from :func:`pipeline.qa.postprocess_predictions_v2`),
+    a question whose diff is ``> threshold`` is predicted unanswerable whatever its text, and
+    ``best_exact``/``best_f1`` search the threshold that maximises each score. For the search to see
+    what *would* be answered, pass the best non-null answer as each prediction (``answers`` of the
+    post-processing), not texts already blanked at some threshold.
+
+    Args:
+        predictions: ``{question id: text}``; ids not in ``references`` are ignored.
+        references: ``{question id: [gold answer, ...]}``; an empty list marks an unanswerable question.
+        score_diffs: ``{question id: diff}`` for every reference id, or ``None``: all diffs 0, as the
+            official script assumes without a no-answer file.
+        threshold: the no-answer threshold applied to ``score_diffs`` (default 0.0).
+
+    Returns:
+        ``exact``, ``f1`` (percentages), ``total``; ``HasAns_exact``, ``HasAns_f1``, ``HasAns_total``
+        when some question has an answer; ``NoAns_exact``, ``NoAns_f1``, ``NoAns_total`` when some has
+        none; ``best_exact``, ``best_exact_thresh``, ``best_f1``, ``best_f1_thresh``. Totals are counts.
+
+    Raises:
+        ValueError: if ``references`` is empty or some reference id lacks a prediction or a diff.
+    """
+    if not references:
+        raise ValueError("references is empty")
+    diffs = dict.fromkeys(references, 0.0) if score_diffs is None else score_diffs
+    for what, given in (("prediction", predictions), ("score diff", diffs)):
+        missing = [qid for qid in references if qid not in given]
+        if missing:
+            shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+            raise ValueError(f"no {what} for {len(missing)} question id(s): {shown}")
+    has_ans = {qid: len(golds) > 0 for qid, golds in references.items()}
+    raw: dict[str, dict[str, float]] = {"exact": {}, "f1": {}}
+    for qid, answers in references.items():
+        golds = _v2_golds(answers)
+        pred = normalize_answer(predictions[qid])
+        raw["exact"][qid] = float(any(pred == normalize_answer(g) for g in golds))
+        raw["f1"][qid] = max(_token_f1(pred.split(), normalize_answer(g).split()) for g in golds)
+    null = {qid: float(not has_ans[qid]) for qid in references}  # what "" scores
+    n = len(references)
+    out: dict[str, float] = {"total": n}
+    for name, scores in raw.items():
+        final = {qid: null[qid] if diffs[qid] > threshold else s for qid, s in scores.items()}
+        out[name] = 100.0 * sum(final.values()) / n
+        for prefix, flag in (("HasAns", True), ("NoAns", False)):
+            subset = [qid for qid in references if has_ans[qid] is flag]
+            if subset:
+                out[f"{prefix}_{name}"] = 100.0 * sum(final[q] for q in subset) / len(subset)
+                out[f"{prefix}_total"] = len(subset)
+        thresh, best = _best_threshold(scores, null, {qid: float(diffs[qid]) for qid in references})
+        out[f"best_{name}"], out[f"best_{name}_thresh"] = best, thresh
+    return out

@@ -5,6 +5,8 @@ that share ``doc_stride`` tokens with their neighbour), each holding the full qu
 each feature with the token span of the answer (or the CLS token when the answer is not wholly inside);
 evaluation keeps, per feature, the id of its example and the character offsets of its context tokens,
 so that the best-scoring token span over all of an example's features can be mapped back to text.
+SQuAD v2 (unanswerable questions) also scores "no answer" at the CLS token and predicts ``""`` when
+that null score beats the best span by more than a threshold.
 
 Needs a *fast* (Rust-backed) tokenizer: offsets and ``sequence_ids`` come from it.
 """
@@ -93,6 +95,14 @@ def _model_inputs(enc) -> dict[str, list]:
     return {k: list(enc[k]) for k in MODEL_KEYS if k in enc}
 
 
+def _cls_position(ids: list[int], tokenizer) -> int:
+    """Where the CLS token sits in one feature (0 for BERT; after the padding when padding on the left).
+
+    Training points unanswerable features at it and SQuAD v2 post-processing reads the null score there.
+    """
+    return ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+
+
 def _context_tokens(sequence_ids: list[int | None], context_index: int) -> list[int]:
     """Token positions of the context in one feature, in order."""
     return [k for k, s in enumerate(sequence_ids) if s == context_index]
@@ -154,7 +164,7 @@ def prepare_train_features(
     for i, offsets in enumerate(enc["offset_mapping"]):
         example = examples[enc["overflow_to_sample_mapping"][i]]
         ids = enc["input_ids"][i]
-        cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+        cls = _cls_position(ids, tokenizer)
         answers = example["answers"]
         span = None
         if len(answers["text"]) > 0:
@@ -189,19 +199,22 @@ def prepare_eval_features(
         Column-wise lists, one entry per feature: the model inputs (``input_ids``, ``attention_mask``,
         ``token_type_ids`` if made) plus ``example_id`` (the ``id`` of the feature's example) and
         ``offset_mapping`` (``max_length`` entries: ``(char_start, char_end)`` into the context for
-        context tokens, ``None`` for question, special and padding tokens).
+        context tokens, ``None`` for question, special and padding tokens) and ``cls_index`` (the
+        CLS token's position, where SQuAD v2 post-processing reads the null score).
     """
     enc, context_index = _tokenize(examples, tokenizer, max_length, doc_stride)
     examples = list(examples)
-    example_ids, offset_mapping = [], []
+    example_ids, offset_mapping, cls_index = [], [], []
     for i, offsets in enumerate(enc["offset_mapping"]):
         example_ids.append(examples[enc["overflow_to_sample_mapping"][i]]["id"])
+        cls_index.append(_cls_position(enc["input_ids"][i], tokenizer))
         seq = enc.sequence_ids(i)
         # None marks "not answerable from here", which post-processing relies on to skip the question.
         offset_mapping.append([tuple(o) if seq[k] == context_index else None for k, o in enumerate(offsets)])
     features = _model_inputs(enc)
     features["example_id"] = example_ids
     features["offset_mapping"] = offset_mapping
+    features["cls_index"] = cls_index
     return features
 
 
@@ -252,14 +265,45 @@ def _candidate_spans(
 def _best_span(spans: Iterator[Span]) -> Span | None:
     """The highest-scoring span (the first of equals), or ``None`` if there is none.
 
-    SQuAD v2 support would go next to this: compare the winner's score with the example's best null
-    score (CLS start + CLS end) plus a threshold and answer "" when the null score wins.
+    SQuAD v2 compares the winner's score with the example's null score: see
+    :func:`postprocess_predictions_v2`.
     """
     best = None
     for span in spans:
         if best is None or span.score > best.score:
             best = span
     return best
+
+
+def _checked_logits(
+    features: dict[str, list], start_logits, end_logits, n_best_size: int, max_answer_length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start/end logits as arrays of shape ``(num_features, seq_len)``; ``ValueError`` on bad shapes/sizes."""
+    start_logits, end_logits = np.asarray(start_logits), np.asarray(end_logits)
+    n_features = len(features["example_id"])
+    if start_logits.ndim != 2 or start_logits.shape != end_logits.shape or start_logits.shape[0] != n_features:
+        raise ValueError(
+            f"expected start/end logits of shape ({n_features}, seq_len), "
+            f"got {start_logits.shape} and {end_logits.shape}"
+        )
+    if n_best_size < 1 or max_answer_length < 1:
+        raise ValueError(f"n_best_size and max_answer_length must be >= 1, got {n_best_size}, {max_answer_length}")
+    return start_logits, end_logits
+
+
+def _example_best_span(
+    indices: list[int], features: dict[str, list], start_logits: np.ndarray, end_logits: np.ndarray,
+    n_best_size: int, max_answer_length: int,
+) -> Span | None:
+    """The best valid span over the features ``indices`` of one example (``None`` if there is none)."""
+    spans = (
+        span
+        for i in indices
+        for span in _candidate_spans(
+            start_logits[i], end_logits[i], features["offset_mapping"][i], n_best_size, max_answer_length
+        )
+    )
+    return _best_span(spans)
 
 
 def _features_by_example(example_ids: Sequence) -> dict[object, list[int]]:
@@ -291,25 +335,70 @@ def postprocess_predictions(
         ``{example id: answer}``: the context slice under the best-scoring valid span over all of the
         example's features, or ``""`` when no valid span exists (score = start logit + end logit).
     """
-    start_logits, end_logits = np.asarray(start_logits), np.asarray(end_logits)
-    n_features = len(features["example_id"])
-    if start_logits.ndim != 2 or start_logits.shape != end_logits.shape or start_logits.shape[0] != n_features:
-        raise ValueError(
-            f"expected start/end logits of shape ({n_features}, seq_len), "
-            f"got {start_logits.shape} and {end_logits.shape}"
-        )
-    if n_best_size < 1 or max_answer_length < 1:
-        raise ValueError(f"n_best_size and max_answer_length must be >= 1, got {n_best_size}, {max_answer_length}")
+    start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
     by_example = _features_by_example(features["example_id"])
     predictions: dict[str, str] = {}
     for example in examples:
-        spans = (
-            span
-            for i in by_example.get(example["id"], [])
-            for span in _candidate_spans(
-                start_logits[i], end_logits[i], features["offset_mapping"][i], n_best_size, max_answer_length
-            )
+        best = _example_best_span(
+            by_example.get(example["id"], []), features, start_logits, end_logits, n_best_size, max_answer_length
         )
-        best = _best_span(spans)
         predictions[example["id"]] = "" if best is None else example["context"][best.start_char : best.end_char]
     return predictions
+
+
+class NullPredictions(NamedTuple):
+    """SQuAD v2 post-processing output, all keyed by example id."""
+
+    predictions: dict[str, str]
+    """The answer at the threshold: ``""`` when the example's score diff exceeds it, else ``answers``."""
+    answers: dict[str, str]
+    """The best non-null answer (``""`` only when no valid span exists): what is predicted if answered."""
+    score_diffs: dict[str, float]
+    """``null score - best non-null score``; ``+inf`` when no valid span exists."""
+
+
+def postprocess_predictions_v2(
+    examples: Sequence[dict],
+    features: dict[str, list],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+    null_score_diff_threshold: float = 0.0,
+) -> NullPredictions:
+    """SQuAD v2 post-processing: the best span as in :func:`postprocess_predictions`, or "no answer".
+
+    An example's null score is the CLS token's start logit + end logit (the span training points
+    unanswerable features at), taken as the *minimum* over the example's features: a window that
+    holds the answer should give a low null score, and one such window is enough to answer, as in the
+    reference BERT SQuAD v2 code. The example is predicted unanswerable (``""``) when
+    ``null_score - best_non_null_score > null_score_diff_threshold``. A threshold of ``+inf`` thus
+    always answers (every example that has a valid span gets its text), ``-inf`` never does.
+
+    Args:
+        examples, features, start_logits, end_logits, n_best_size, max_answer_length: as for
+            :func:`postprocess_predictions`; ``features`` may carry ``cls_index`` (per feature, from
+            :func:`prepare_eval_features`), else the CLS token is taken to be at index 0.
+        null_score_diff_threshold: how far the null score must exceed the best span's score before
+            "no answer" is predicted (default 0.0); raise it to answer more often. Tune it on
+            validation data with the ``best_f1_thresh`` of :func:`pipeline.metrics.squad_v2`.
+
+    Returns:
+        :class:`NullPredictions`: the thresholded predictions, the best non-null answers and the score
+        diffs; the latter two are what :func:`pipeline.metrics.squad_v2` needs for its threshold search.
+    """
+    start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
+    cls_index = features.get("cls_index") or [0] * len(features["example_id"])
+    by_example = _features_by_example(features["example_id"])
+    out = NullPredictions({}, {}, {})
+    for example in examples:
+        qid, indices = example["id"], by_example.get(example["id"], [])
+        if not indices:
+            raise ValueError(f"example {qid!r} has no features")
+        null_score = min(float(start_logits[i, cls_index[i]] + end_logits[i, cls_index[i]]) for i in indices)
+        best = _example_best_span(indices, features, start_logits, end_logits, n_best_size, max_answer_length)
+        answer = "" if best is None else example["context"][best.start_char : best.end_char]
+        diff = np.inf if best is None else null_score - best.score
+        out.answers[qid], out.score_diffs[qid] = answer, float(diff)
+        out.predictions[qid] = "" if diff > null_score_diff_threshold else answer
+    return out
