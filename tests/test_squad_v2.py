@@ -79,3 +79,23 @@ def test_missing_ids_are_named():
         squad_v2({"a": "x", "b": ""}, {"a": ["x"], "b": []}, {"a": 0.0})
     with pytest.raises(ValueError, match="empty"):
         squad_v2({}, {})
+
+
+# --- params ----------------------------------------------------------------------------------------
+
+
+def test_task_params_for_v2_and_text_metrics(tmp_path):
+    from pipeline.errors import PipelineError
+    from pipeline.params import TaskParams, load
+
+    file = tmp_path / "params.yaml"
+    file.write_text("tasks:\n  qa: {type: qa, version_2_with_negative: true, null_score_diff_threshold: -1.5, "
+                    "text_metrics: [rouge, bleu]}\n")
+    (task,) = load("tasks.qa", file=file)
+    assert task.version_2_with_negative and task.null_score_diff_threshold == -1.5
+    assert task.text_metrics == ["rouge", "bleu"]
+    file.write_text("tasks:\n  qa: {type: qa, text_metrics: [meteor]}\n")
+    with pytest.raises(PipelineError, match=r"tasks.qa.text_metrics\[0\]"):
+        load("tasks.qa", file=file)
+    with pytest.raises(ValueError, match="only to qa"):
+        TaskParams(type="classification", version_2_with_negative=True)

@@ -13,7 +13,10 @@ import pytest
 
 from pipeline.data import synthetic
 from pipeline.data.io import check_rows
+from pipeline.data.sources import fetch
 from pipeline.data.vocab import SPECIAL_TOKENS, build_tokenizer, vocabulary
+from pipeline.errors import PipelineError
+from pipeline.params import DataSource
 
 QUESTION = re.compile(r"^(what|who) is the (.+) of (.+) \?$")
 
@@ -292,3 +295,53 @@ def test_offsets_locate_qa_answer(tok):
     s, e = enc["offset_mapping"][hits[0]]
     assert r["context"][s:e] == text
     assert tok.convert_ids_to_tokens(enc["input_ids"][hits[0]]) == text
+
+
+# --- question answering, SQuAD v2 style ----------------------------------------------------------------
+
+
+def test_unanswerable_fraction_default_keeps_v1_rows():
+    assert synthetic.generate_qa(300, 4, unanswerable_fraction=0.0) == synthetic.generate_qa(300, 4)
+    assert all(r["answers"]["text"] for r in synthetic.generate_qa(300, 4))
+    with pytest.raises(ValueError, match="unanswerable_fraction"):
+        synthetic.generate_qa(10, 0, unanswerable_fraction=1.0)
+
+
+def test_unanswerable_questions_ask_what_the_context_does_not_state():
+    rows = synthetic.generate_qa(1000, 6, unanswerable_fraction=0.4)
+    check_rows(rows, "qa", "test")
+    assert rows == synthetic.generate_qa(1000, 6, unanswerable_fraction=0.4)
+    none = [r for r in rows if not r["answers"]["text"]]
+    assert 0.33 < len(none) / len(rows) < 0.47
+    for r in rows:
+        _, relation, entity = QUESTION.match(r["question"]).groups()
+        pairs = [f.rsplit(" is ", 1)[0] for f in _facts(r["context"])]
+        stated = f"the {relation} of {entity}" in pairs
+        assert stated == bool(r["answers"]["text"])
+        if not stated:
+            assert r["answers"] == {"text": [], "answer_start": []}
+            # A hard negative: the asked relation is in the context, for another entity.
+            assert any(p.startswith(f"the {relation} of ") for p in pairs)
+
+
+def test_qa_schema_accepts_empty_answers_but_not_malformed_ones():
+    rows = synthetic.generate_qa(5, 0)
+    rows[3]["answers"] = {"text": [], "answer_start": []}  # unanswerable: valid
+    check_rows(rows, "qa", "test")
+    rows[4]["answers"] = {"text": ["x"], "answer_start": []}
+    with pytest.raises(PipelineError, match="row 4 .*'q0-4'.*equal length"):
+        check_rows(rows, "qa", "test")
+    rows[4]["answers"] = "x"
+    with pytest.raises(PipelineError, match="row 4"):
+        check_rows(rows, "qa", "test")
+
+
+def test_fetch_synthetic_v2_and_params_validation():
+    src = DataSource(type="qa", train_size=200, validation_size=100, unanswerable_fraction=0.5)
+    data = fetch(src, "qa", seed=0)
+    assert {split: len(rows) for split, rows in data.items()} == {"train": 200, "validation": 100}
+    assert any(not r["answers"]["text"] for r in data["validation"])
+    for bad in (dict(type="qa", unanswerable_fraction=1.0), dict(type="classification", unanswerable_fraction=0.1),
+                dict(type="qa", source="some/dir", unanswerable_fraction=0.1)):
+        with pytest.raises(ValueError, match="unanswerable_fraction"):
+            DataSource(train_size=1, validation_size=1, **bad)

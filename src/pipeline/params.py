@@ -37,12 +37,18 @@ class DataSource:
     """Rows generated (synthetic) or the first N rows kept (others); 0 keeps all."""
     validation_size: int = 0
     """Same for the validation split."""
+    unanswerable_fraction: float = 0.0
+    """Synthetic QA only: share of questions with no answer in their context (SQuAD v2 style), in [0, 1)."""
 
     def __post_init__(self):
         if self.train_size < 0 or self.validation_size < 0:
             raise ValueError("train_size/validation_size must be >= 0")
         if self.source == "synthetic" and (self.train_size == 0 or self.validation_size == 0):
             raise ValueError("synthetic data needs train_size > 0 and validation_size > 0")
+        if not 0 <= self.unanswerable_fraction < 1:
+            raise ValueError(f"unanswerable_fraction must be in [0, 1), got {self.unanswerable_fraction}")
+        if self.unanswerable_fraction and (self.type != "qa" or self.source != "synthetic"):
+            raise ValueError("unanswerable_fraction applies only to synthetic qa data")
 
 
 @dataclass
@@ -178,8 +184,16 @@ class TaskParams:
     max_answer_length: int = 30
     """QA: longest answer span in tokens considered by post-processing."""
     n_best_size: int = 20
+    version_2_with_negative: bool = False
+    """QA: SQuAD v2 (some questions have no answer): predict "" when the null score wins, v2 metrics."""
+    null_score_diff_threshold: float = 0.0
+    """QA v2: predict "" when null score - best span score exceeds this (tune with ``best_f1_thresh``)."""
+    text_metrics: list[Literal["bleu", "rouge"]] = field(default_factory=list)
+    """QA: extra answer-text metrics (the names of :data:`pipeline.text_metrics.METRICS`)."""
 
     def __post_init__(self):
+        if self.type != "qa" and (self.version_2_with_negative or self.text_metrics):
+            raise ValueError("version_2_with_negative and text_metrics apply only to qa tasks")
         if self.type == "qa" and not 0 < self.doc_stride < self.max_length:
             raise ValueError("doc_stride must be in (0, max_length)")
 

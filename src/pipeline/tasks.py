@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import metrics, qa
+from pipeline import metrics, qa, text_metrics
 from pipeline.data.io import read_split
+from pipeline.errors import PipelineError
 from pipeline.features import Batch, Feature, batches, collate, encode_classification, encode_qa_features
 from pipeline.params import TaskParams, TrainArgs
 from pipeline.train import LossFn, fit
@@ -67,7 +68,9 @@ def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_s
     """Task metrics on ``split_rows``.
 
     Returns:
-        classification: ``{"accuracy", "f1"}`` (fractions); QA: ``{"exact_match", "f1"}`` (0-100).
+        classification: ``{"accuracy", "f1"}`` (fractions); QA: ``{"exact_match", "f1"}`` (0-100), or with
+        ``version_2_with_negative`` the SQuAD v2 set of :func:`pipeline.metrics.squad_v2`; plus
+        ``bleu``/``rouge1``/``rouge2``/``rougeL`` (0-100) when ``text_metrics`` asks for them.
     """
     pad_id = tokenizer.pad_token_id
     if task.type == "classification":
@@ -76,14 +79,47 @@ def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_s
         preds = logit.argmax(-1)
         labels = [int(r["label"]) for r in split_rows]
         return {"accuracy": metrics.accuracy(preds, labels), "f1": metrics.binary_f1(preds, labels)}
+    refs = {r["id"]: list(r["answers"]["text"]) for r in split_rows}
+    if not task.version_2_with_negative:
+        unanswerable = [qid for qid, golds in refs.items() if not golds]
+        if unanswerable:
+            raise PipelineError(
+                f"question {unanswerable[0]!r} (+{len(unanswerable) - 1} more) has no answer: for SQuAD v2 data "
+                "set tasks.<task>.version_2_with_negative: true"
+            )
     features = qa.prepare_eval_features(split_rows, tokenizer, task.max_length, task.doc_stride)
     feats = encode_qa_features(features, with_labels=False)
     start, end = _all_logits(model, feats, pad_id, batch_size, device)
-    preds = qa.postprocess_predictions(
-        split_rows, features, start, end, n_best_size=task.n_best_size, max_answer_length=task.max_answer_length
-    )
-    refs = {r["id"]: list(r["answers"]["text"]) for r in split_rows}
-    return metrics.squad_v1(preds, refs)
+    spans = {"n_best_size": task.n_best_size, "max_answer_length": task.max_answer_length}
+    if task.version_2_with_negative:
+        v2 = qa.postprocess_predictions_v2(
+            split_rows, features, start, end, null_score_diff_threshold=task.null_score_diff_threshold, **spans
+        )
+        # The best non-null answers, so that the threshold search sees what each question would get.
+        scores, preds = metrics.squad_v2(v2.answers, refs, v2.score_diffs, task.null_score_diff_threshold), v2.predictions
+    else:
+        preds = qa.postprocess_predictions(split_rows, features, start, end, **spans)
+        scores = metrics.squad_v1(preds, refs)
+    if task.text_metrics:
+        scores.update(_answer_text_metrics(task.text_metrics, preds, refs))
+    return scores
+
+
+def _answer_text_metrics(names: list[str], preds: dict[str, str], refs: dict[str, list[str]]) -> dict[str, float]:
+    """BLEU/ROUGE (percentages) of the predicted answers against the golds of the answerable questions.
+
+    Texts are SQuAD-normalised and split on whitespace; unanswerable questions are left out (an empty
+    reference has no n-grams to match), a "" prediction for an answerable one counts as an empty text.
+    """
+    hyps, golds = [], []
+    for qid, answers in refs.items():
+        tokenized = [toks for toks in (metrics.normalize_answer(a).split() for a in answers) if toks]
+        if tokenized:
+            hyps.append(metrics.normalize_answer(preds[qid]).split())
+            golds.append(tokenized)
+    if not hyps:
+        return {}
+    return text_metrics.compute(names, hyps, golds)
 
 
 def primary_metric(task: TaskParams) -> str:

@@ -28,9 +28,18 @@ def check_rows(rows: list[dict], schema: str, where: str) -> None:
             f"{where}: missing column(s) {missing} for a '{schema}' data set (has {sorted(rows[0])})"
         )
     if schema == "qa":
-        answers = rows[0]["answers"]
-        if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
-            raise PipelineError(f"{where}: 'answers' must be {{text: [...], answer_start: [...]}}")
+        # Empty lists are valid: an unanswerable (SQuAD v2) question. Every row is checked because a
+        # malformed one would otherwise surface deep inside feature preparation.
+        for n, row in enumerate(rows):
+            answers = row.get("answers")
+            if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
+                raise PipelineError(f"{where}: row {n}: 'answers' must be {{text: [...], answer_start: [...]}}")
+            text, start = answers["text"], answers["answer_start"]
+            if not isinstance(text, list) or not isinstance(start, list) or len(text) != len(start):
+                raise PipelineError(
+                    f"{where}: row {n} (id {row.get('id')!r}): 'answers' text and answer_start must be lists "
+                    "of equal length (both empty for an unanswerable question)"
+                )
 
 
 def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from pipeline.data import synthetic
@@ -19,6 +20,8 @@ _LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": 
 
 def _synthetic(src: DataSource, seed: int) -> dict[str, list[dict]]:
     gen = _GENERATORS[src.type]
+    if src.unanswerable_fraction:
+        gen = functools.partial(gen, unanswerable_fraction=src.unanswerable_fraction)
     # Distinct derived seeds: validation rows must not be a prefix of the training rows.
     return {"train": gen(src.train_size, seed * 1000 + 1), "validation": gen(src.validation_size, seed * 1000 + 2)}
 

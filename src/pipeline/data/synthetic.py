@@ -6,7 +6,8 @@ the corpus is useful for the two downstream tasks:
 * :func:`generate_classification`: SST-2-like movie-review sentences whose label is the sign of the
   summed polarity of 1 or 3 sentiment phrases (each phrase may be negated with "not").
 * :func:`generate_qa`: SQuAD-v1.1-like rows whose context lists 3 to 5 facts
-  ("the capital of velmora is tarsk .") and whose question asks about one of them.
+  ("the capital of velmora is tarsk .") and whose question asks about one of them (optionally
+  SQuAD-v2.0-like: a share of questions asks about a fact the context does not state).
 * :func:`generate_corpus`: plain text lines mixing both kinds, for masked-LM pretraining.
 
 Every generator draws from its own ``random.Random`` instance, so its output depends only on its
@@ -252,37 +253,52 @@ def _render(facts: list[tuple[int, str, str]]) -> tuple[str, list[int]]:
     return "".join(parts), starts
 
 
-def _qa_example(rng: random.Random) -> dict:
-    """One QA row without its ``id``."""
+def _qa_example(rng: random.Random, unanswerable_fraction: float = 0.0) -> dict:
+    """One QA row without its ``id``; unanswerable with probability ``unanswerable_fraction``."""
     facts, asked = _context(rng)
     context, starts = _render(facts)
     rel, entity, value = facts[asked]
-    relation, _, _, wh = _RELATIONS[rel]
+    relation, entities, _, wh = _RELATIONS[rel]
     title_entity = facts[0][1]
+    answers = {"text": [value], "answer_start": [starts[asked]]}
+    # Only draw when asked to: with a fraction of 0 the random stream (hence every row) is unchanged.
+    if unanswerable_fraction and rng.random() < unanswerable_fraction:
+        # Ask the same relation of an entity the context states it for nowhere. The context still
+        # states it for the original entity (and maybe a distractor), so the relation alone does not
+        # tell answerable from unanswerable questions: the entity must be matched.
+        stated = {e for r, e, _ in facts if r == rel}
+        entity = rng.choice([e for e in entities if e not in stated])
+        answers = {"text": [], "answer_start": []}
     return {
         "title": title_entity.removeprefix("the "),
         "context": context,
         "question": f"{wh} is the {relation} of {entity} ?",
-        "answers": {"text": [value], "answer_start": [starts[asked]]},
+        "answers": answers,
     }
 
 
-def generate_qa(n: int, seed: int) -> list[dict]:
-    """SQuAD-v1.1-like rows ``{"id", "title", "context", "question", "answers"}``.
+def generate_qa(n: int, seed: int, unanswerable_fraction: float = 0.0) -> list[dict]:
+    """SQuAD-v1.1-like rows ``{"id", "title", "context", "question", "answers"}`` (SQuAD v2.0-like
+    with ``unanswerable_fraction > 0``).
 
     ``answers`` is ``{"text": [value], "answer_start": [offset]}`` where ``offset`` is the character
     offset of the value inside the asked fact (``context[offset:offset + len(value)] == value``).
     Contexts hold 3 to 5 facts (under 60 words); questions read ``what|who is the <relation> of
-    <entity> ?``.
+    <entity> ?``. An unanswerable question asks a relation the context states, but of an entity it
+    does not state it for; its ``answers`` is ``{"text": [], "answer_start": []}``, as in SQuAD v2.0.
 
     Args:
         n: number of rows.
         seed: seed of the generator; ids are ``q<seed>-<i>``, unique within one call.
+        unanswerable_fraction: probability that a row is unanswerable, in ``[0, 1)`` (default 0: the
+            rows are exactly those of the v1.1-like generator).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if not 0 <= unanswerable_fraction < 1:
+        raise ValueError(f"unanswerable_fraction must be in [0, 1), got {unanswerable_fraction}")
     rng = random.Random(seed)
-    return [{"id": f"q{seed}-{i}", **_qa_example(rng)} for i in range(n)]
+    return [{"id": f"q{seed}-{i}", **_qa_example(rng, unanswerable_fraction)} for i in range(n)]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""BLEU and ROUGE on inputs small enough to count by hand (the counts are in the comments)."""
+
+import math
+
+import pytest
+
+from pipeline import text_metrics
+from pipeline.params import TaskParams
+from pipeline.text_metrics import METRICS, bleu, compute, lcs_length, rouge, rouge_l, rouge_n
+
+
+def t(s: str) -> list[str]:
+    return s.split()
+
+
+HYP = t("the cat sat on the mat")
+REF = t("the cat is on the mat")
+# n-grams of HYP matched in REF: 1: the, cat, on, the, mat = 5/6 | 2: the cat, on the, the mat = 3/5
+# 3: on the mat = 1/4 | 4: none of 3. Lengths equal: no brevity penalty.
+
+
+def test_bleu_unsmoothed_is_zero_without_a_4gram_match():
+    assert bleu([HYP], [[REF]], smooth="none") == 0.0
+    assert bleu([HYP], [[REF]], max_order=3, smooth="none") == pytest.approx((5 / 6 * 3 / 5 * 1 / 4) ** (1 / 3))
+
+
+def test_bleu_add1_smoothing():
+    # Orders >= 2 get +1 on matches and totals: 5/6, 4/6, 2/5, 1/4.
+    assert bleu([HYP], [[REF]]) == pytest.approx((5 / 6 * 4 / 6 * 2 / 5 * 1 / 4) ** 0.25)
+
+
+def test_bleu_perfect_and_disjoint():
+    assert bleu([HYP], [[HYP]], smooth="none") == pytest.approx(1.0)
+    assert bleu([t("dog")], [[t("cat")]]) == 0.0  # no unigram in common: 0 even when smoothed
+
+
+def test_bleu_clips_counts_by_the_reference():
+    # "the" x4 against one "the": 1/4 unigram precision (not 4/4). Bigrams: "the the" x3, none match.
+    hyp, ref = t("the the the the"), t("the cat sat down")
+    assert bleu([hyp], [[ref]], max_order=1) == pytest.approx(0.25)
+    assert bleu([hyp], [[ref]], max_order=2, smooth="add1") == pytest.approx(math.sqrt(0.25 * 1 / 4))
+
+
+def test_bleu_brevity_penalty_and_closest_reference():
+    hyp = t("the cat")
+    # References of length 3 and 6: the closest to 2 is 3 -> BP = exp(1 - 3/2); precisions are 1.
+    refs = [t("the cat sat"), t("a b c d e f")]
+    assert bleu([hyp], [refs], max_order=2, smooth="none") == pytest.approx(math.exp(1 - 3 / 2))
+    # Equally close references (1 and 3 from length 2): the shorter one counts -> no penalty.
+    assert bleu([hyp], [[t("the"), t("the cat sat")]], max_order=1) == pytest.approx(1.0)
+
+
+def test_bleu_is_corpus_level_not_a_mean():
+    # Counts are pooled: unigrams 1/1 + 0/1 -> 1/2 (a per-segment mean would be the same here), but the
+    # lengths are pooled too: c = 2, r = 1 + 3 = 4 -> BP = exp(1 - 4/2) = exp(-1).
+    hyps, refs = [t("cat"), t("dog")], [[t("cat")], [t("a b c")]]
+    assert bleu(hyps, refs, max_order=1) == pytest.approx(0.5 * math.exp(-1))
+
+
+def test_rouge_n_and_l():
+    # ROUGE-1: overlap 5, 6 and 6 unigrams -> F = 2*5/12. ROUGE-2: overlap 3 of 5 and 5 -> 0.6.
+    assert rouge_n(HYP, REF, 1) == pytest.approx(10 / 12)
+    assert rouge_n(HYP, REF, 2) == pytest.approx(0.6)
+    # LCS "the cat on the mat" = 5 -> P = R = 5/6.
+    assert lcs_length(HYP, REF) == 5
+    assert rouge_l(HYP, REF) == pytest.approx(5 / 6)
+    # Order matters for ROUGE-L, not for ROUGE-1: reversed text keeps all unigrams, LCS of 1.
+    rev = t("c b a")
+    assert rouge_n(rev, t("a b c"), 1) == 1.0 and rouge_l(rev, t("a b c")) == pytest.approx(1 / 3)
+    assert rouge_n([], REF, 1) == 0.0 and rouge_l(HYP, []) == 0.0
+
+
+def test_rouge_takes_best_reference_and_averages_segments():
+    scores = rouge([t("red fox"), t("cat")], [[t("a dog"), t("the red fox")], [t("dog")]])
+    # Segment 1: best reference "the red fox": R1 = 2*2/5, R2 = 2*1/3, RL = 2*2/5. Segment 2: all 0.
+    assert scores == pytest.approx({"rouge1": 0.4, "rouge2": 1 / 3, "rougeL": 0.4})
+
+
+def test_compute_as_percentages_and_registry_matches_params():
+    out = compute(["bleu", "rouge"], [HYP], [[REF]])
+    assert set(out) == {"bleu", "rouge1", "rouge2", "rougeL"}
+    assert out["rouge2"] == pytest.approx(60.0) and out["bleu"] == pytest.approx(100 * bleu([HYP], [[REF]]))
+    with pytest.raises(ValueError, match="unknown"):
+        compute(["meteor"], [HYP], [[REF]])
+    # params accepts exactly the registered names
+    TaskParams(type="qa", text_metrics=sorted(METRICS))
+    import typing
+
+    (item,) = typing.get_args(typing.get_type_hints(TaskParams)["text_metrics"])
+    assert set(typing.get_args(item)) == set(text_metrics.METRICS)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="differ in length"):
+        bleu([HYP], [])
+    with pytest.raises(ValueError, match="references\\[0\\]"):
+        rouge([HYP], [REF])  # a token list, not a list of token lists
+    with pytest.raises(ValueError, match="empty"):
+        bleu([], [])
