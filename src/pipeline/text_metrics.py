@@ -4,8 +4,8 @@ Inputs are already tokenised (lists of strings), so the caller decides the token
 uses the SQuAD answer normalisation, which makes these numbers comparable with exact match and F1.
 Every function returns plain ``float``s in ``[0, 1]``.
 
-METEOR is not here: it matches synonyms through WordNet, whose data no PyPI package ships (nltk
-downloads it at run time, which the offline pipeline cannot do).
+METEOR is not here: it matches synonyms through WordNet, and no maintained PyPI package ships the
+WordNet data (nltk and ``wn`` download it at run time, which the offline pipeline cannot do).
 """
 
 from __future__ import annotations
