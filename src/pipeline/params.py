@@ -281,6 +281,60 @@ class MaskLearningParams(MovementParams):
 
 
 @dataclass
+class SoftMovementParams:
+    """Soft movement pruning (Sanh et al., 2020): weights whose learned score exceeds a fixed threshold stay;
+    a penalty on the scores makes the sparsity emerge (it is not set directly)."""
+
+    threshold: float = 0.0
+    """tau: a weight is kept while its score S > tau; one threshold for all matrices (global), so each
+    matrix ends at its own sparsity."""
+    score_init: float = 1.0
+    """Initial score of every weight; above ``threshold`` so training starts from the dense model."""
+    reg: float = 20.0
+    """Final lambda of the loss term ``lambda * mean(sigmoid(S))``; larger gives higher sparsity."""
+    begin: float = 0.0
+    end: float = 0.7
+    """lambda rises from 0 to ``reg`` on a cubic warm-up between these fractions of the training steps."""
+    score_lr_scale: float = 100.0
+    """Scores move this many times faster than the weights (they share the optimizer's learning rate)."""
+    train: TrainArgs = field(default_factory=lambda: TrainArgs(epochs=1.0, lr=5e-4))
+
+    def __post_init__(self):
+        if self.score_init <= self.threshold:
+            raise ValueError("score_init must be > threshold (every weight starts kept)")
+        if self.reg < 0:
+            raise ValueError("reg must be >= 0")
+        if not 0 <= self.begin < self.end <= 1:
+            raise ValueError("need 0 <= begin < end <= 1")
+        if self.score_lr_scale <= 0:
+            raise ValueError("score_lr_scale must be > 0")
+
+
+@dataclass
+class L0Params:
+    """L0 regularisation with hard-concrete gates on every encoder Linear weight (Louizos et al., 2018)."""
+
+    penalty: float = 10.0
+    """lambda: weight of the expected-L0 term (expected fraction of weights kept) added to the loss."""
+    target: float = 0.0
+    """Target sparsity in [0, 1): if > 0 only the expected density above ``1 - target`` is penalised, so
+    the gates stop closing there; 0 penalises the whole expected L0 (the sparsity follows ``penalty``)."""
+    log_alpha_init: float = 3.0
+    """Initial gate location; 3.0 leaves about 1% of the sampled gates at 0, so training starts dense."""
+    gate_lr_scale: float = 500.0
+    """The gates' log_alpha moves this many times faster than the weights (shared learning rate)."""
+    train: TrainArgs = field(default_factory=lambda: TrainArgs(epochs=1.0, lr=5e-4))
+
+    def __post_init__(self):
+        if self.penalty < 0:
+            raise ValueError("penalty must be >= 0")
+        if not 0 <= self.target < 1:
+            raise ValueError(f"target must be in [0, 1), got {self.target}")
+        if self.gate_lr_scale <= 0:
+            raise ValueError("gate_lr_scale must be > 0")
+
+
+@dataclass
 class HeadsParams:
     """Physical attention-head pruning by gradient-based importance (Michel et al., 2019)."""
 
@@ -434,6 +488,8 @@ _KEYED: dict[str, Any] = {
     "prune.gradual": GradualParams,
     "prune.movement": MovementParams,
     "prune.mask_learning": MaskLearningParams,
+    "prune.soft_movement": SoftMovementParams,
+    "prune.l0": L0Params,
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
 }

@@ -8,6 +8,9 @@
 - ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
 - ``movement``: movement pruning (top-k of learned scores) while fine-tuning (Sanh et al., 2020).
 - ``mask_learning``: the same learned top-k masks with the weights frozen (static mask learning).
+- ``soft_movement``: movement scores against a fixed threshold, with a score penalty whose weight sets the
+  sparsity (Sanh et al., 2020).
+- ``l0``: hard-concrete gates with an expected-L0 penalty while fine-tuning (Louizos et al., 2018).
 - ``gradual``: magnitude pruning while fine-tuning, sparsity raised on the cubic schedule of Zhu & Gupta
   (2017), masks frozen once the target is reached.
 
@@ -27,19 +30,21 @@ from pipeline.params import (
     FFNParams,
     GradualParams,
     HeadsParams,
+    L0Params,
     LayersParams,
     MagnitudeParams,
     MaskLearningParams,
     MovementParams,
     NMParams,
+    SoftMovementParams,
 )
 from pipeline.structure import FFN_ATTR, HEADS_ATTR, heads_per_layer, intermediate_per_layer, prune_ffn_, prune_heads_
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 # Methods that zero weights in place (shapes unchanged): their artifacts are stored compactly.
-ZEROING = {"magnitude", "nm", "gradual", "movement", "mask_learning"}
+ZEROING = {"magnitude", "nm", "gradual", "movement", "mask_learning", "soft_movement", "l0"}
 # Methods that prune while fine-tuning; the stage passes them a training callable.
-TRAINING = {"gradual", "movement", "mask_learning"}
+TRAINING = {"gradual", "movement", "mask_learning", "soft_movement", "l0"}
 PruneFn = Callable[[torch.nn.Module, object, list[Batch], LossFn], dict]
 METHODS: dict[str, tuple[type, PruneFn]] = {}
 
@@ -396,14 +401,53 @@ def movement(model: torch.nn.Module, params: MovementParams, data: list[Batch], 
             "history": history["history"], **sparsity_report(model)}
 
 
+def _encoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
+    return {name: m for name, m in model.base_model.encoder.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+@register("soft_movement", SoftMovementParams)
+def soft_movement(model: torch.nn.Module, params: SoftMovementParams, data: list[Batch], loss_fn: LossFn,
+                  train=None) -> dict:
+    """Fine-tune with thresholded learned scores and the ``lambda * mean(sigmoid(S))`` penalty in the loss;
+    the sparsity reached is reported, not imposed (needs ``train``)."""
+    from pipeline.movement import SoftMovementPruner
+
+    if train is None:
+        raise PipelineError("prune.soft_movement prunes while training: the stage must provide training")
+    pruner = SoftMovementPruner(params, _encoder_linears(model))
+    history = train(model, pruner.start, loss_fn=lambda m, b: loss_fn(m, b) + pruner.penalty())
+    pruner.finish()
+    return {"threshold": params.threshold, "reg": params.reg,
+            "schedule": pruner.schedule[:: max(1, len(pruner.schedule) // 20)],
+            "history": history["history"], **sparsity_report(model)}
+
+
+@register("l0", L0Params)
+def l0(model: torch.nn.Module, params: L0Params, data: list[Batch], loss_fn: LossFn, train=None) -> dict:
+    """Fine-tune with hard-concrete gates and the expected-L0 penalty in the loss, then bake the
+    deterministic gates into the weights (needs ``train``)."""
+    from pipeline.l0 import L0Pruner
+
+    if train is None:
+        raise PipelineError("prune.l0 prunes while training: the stage must provide training")
+    pruner = L0Pruner(params, _encoder_linears(model))
+    history = train(model, pruner.start, loss_fn=lambda m, b: loss_fn(m, b) + pruner.penalty())
+    expected = 1.0 - float(pruner.expected_density().detach())
+    gates = pruner.finish()
+    return {"penalty": params.penalty, "target": params.target, "expected_sparsity": round(expected, 6), **gates,
+            "schedule": pruner.schedule[:: max(1, len(pruner.schedule) // 20)],
+            "history": history["history"], **sparsity_report(model)}
+
+
 def prune_(model: torch.nn.Module, method: str, params: object, data: list[Batch], loss_fn: LossFn,
            train=None) -> dict:
     """Prune ``model`` in place with a registered method; returns its report for ``pipeline.json``.
 
     Args:
         train: for methods that prune while training (:data:`TRAINING`): a callable
-            ``(model, make_hook) -> {"history": [...], "pruner": hook}`` that fine-tunes ``model`` on the
-            task, building its after-step hook with ``make_hook(total_steps)``.
+            ``(model, make_hook, loss_fn=None) -> {"history": [...], "pruner": hook}`` that fine-tunes
+            ``model`` on the task, building its after-step hook with ``make_hook(total_steps)``; methods
+            with a penalty pass ``loss_fn`` (task loss plus their term) in place of the task loss.
     """
     if method not in METHODS:
         raise PipelineError(f"unknown pruning method '{method}' (known: {', '.join(sorted(METHODS))})")

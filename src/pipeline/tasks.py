@@ -168,14 +168,16 @@ def train_task(
 def trainer(task: TaskParams, data_dir: str | Path, tokenizer, args: TrainArgs, device: torch.device, desc: str):
     """A ``(model, make_hook) -> {"history", "pruner"}`` callable for methods that prune while training.
 
-    ``make_hook(total_steps)`` builds the after-step hook once the number of optimizer steps is known.
+    ``make_hook(total_steps)`` builds the after-step hook once the number of optimizer steps is known;
+    ``loss_fn`` (default: the hard-label task loss) lets a method add its own term, e.g. a penalty.
     """
 
-    def train(model: torch.nn.Module, make_hook) -> dict:
+    def train(model: torch.nn.Module, make_hook, loss_fn: LossFn | None = None) -> dict:
         n = len(train_features(task, rows(task, data_dir, "train"), tokenizer))
         total = max(1, math.ceil(args.epochs * math.ceil(n / args.batch_size)))
         hook = make_hook(total)
-        history, _ = train_task(model, task, data_dir, tokenizer, args, device, desc, after_step=hook)
+        history, _ = train_task(model, task, data_dir, tokenizer, args, device, desc, loss_fn=loss_fn,
+                                after_step=hook)
         return {"history": history, "pruner": hook}
 
     return train
