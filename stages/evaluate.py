@@ -48,10 +48,10 @@ def main(argv=None):
     speed = speed_facts(model, baseline, meta, lambda bs: latency_inputs(task, args.data, tokenizer, bs),
                         cfg.latency_batch_size, cfg.latency_warmup, cfg.latency_repeats, cfg.threads)
     result = {"task": args.task, "variant": args.model.name, "stage": meta["stage"], "format": meta["format"],
-              "primary_metric": primary_metric(task), **scores, **flat_diagnostics(diag), **facts,
-              **size_facts(args.model), **speed}
+              "method": meta.get("method", meta["stage"]), "primary_metric": primary_metric(task), **scores,
+              **flat_diagnostics(diag), **facts, **size_facts(args.model), **speed}
     write_plot_data(args.plots, layers, diag, labels, preds)
-    write_details(args.details, facts, layers, diag)
+    write_details(args.details, facts, layers, diag, meta)
     write_json(args.out, result)
 
 

@@ -114,6 +114,20 @@ def write_plot_data(out: str | Path, layers: list[dict], diag: dict, labels=None
         (tmp / "roc.csv").write_text("\n".join(rows) + "\n")
 
 
-def write_details(path: str | Path, facts: dict, layers: list[dict], diag: dict) -> None:
-    """The non-scalar results (per-layer facts, confusion matrix, per-class scores, ROC points) as JSON."""
-    write_json(path, {"facts": facts, "layers": layers, "classification": diag})
+def describe(meta: dict) -> dict:
+    """What an artifact is, from its ``pipeline.json``: stage, method, format, storage, quantization scheme and
+    the scalar results its stage recorded (e.g. sparsity reached, logit error)."""
+    out = {k: meta[k] for k in ("stage", "method", "format", "storage") if k in meta}
+    if isinstance(meta.get("quantization"), dict):
+        out["quantization"] = meta["quantization"].get("scheme")
+    results = meta.get("results") if isinstance(meta.get("results"), dict) else {}
+    out["results"] = {k: v for k, v in results.items() if isinstance(v, (int, float, str))}
+    if "heads_per_layer" in results:
+        out["results"]["heads_per_layer"] = results["heads_per_layer"]
+    return out
+
+
+def write_details(path: str | Path, facts: dict, layers: list[dict], diag: dict, meta: dict) -> None:
+    """The non-scalar results (artifact description, per-layer facts, confusion matrix, per-class scores,
+    ROC points) as JSON."""
+    write_json(path, {"artifact": describe(meta), "facts": facts, "layers": layers, "classification": diag})
