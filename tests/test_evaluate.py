@@ -125,7 +125,8 @@ def test_speed_is_measured_against_the_baseline(tiny_config):
     big = BertForSequenceClassification(big_config).eval()
 
     def make(bs):
-        return {"input_ids": torch.ones(bs, 32, dtype=torch.long), "attention_mask": torch.ones(bs, 32, dtype=torch.long)}
+        ones = torch.ones(bs, 32, dtype=torch.long)
+        return {"input_ids": ones, "attention_mask": ones}
 
     out = speed_facts(small, big, {"format": "dense"}, make, 8, warmup=1, repeats=5, threads=1)
     for label in ("bs1", "large"):
@@ -144,7 +145,8 @@ def test_cuda_speed_with_events_and_bf16(tiny_config):
     model = BertForSequenceClassification(tiny_config).eval()
 
     def make(bs):
-        return {"input_ids": torch.ones(bs, 16, dtype=torch.long), "attention_mask": torch.ones(bs, 16, dtype=torch.long)}
+        ones = torch.ones(bs, 16, dtype=torch.long)
+        return {"input_ids": ones, "attention_mask": ones}
 
     out = speed_facts(model, model, {"format": "dense"}, make, 4, warmup=2, repeats=5, threads=1)
     assert out["cuda_bs1_p50_ms"] > 0 and out["cuda_large_seq_per_s"] > 0 and out["cuda_device"] != "none"

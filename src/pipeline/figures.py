@@ -5,6 +5,7 @@ Each function draws measured data handed to it; none computes model numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -92,7 +93,7 @@ def confusion_figure(matrices: dict[str, list[list[int]]]):
     return fig
 
 
-def single(draw, *args, size=(5.5, 4.2)):
+def single(draw: Callable, *args, size: tuple[float, float] = (5.5, 4.2)):
     """A one-axes figure drawn by ``draw(ax, *args)``."""
     fig, ax = plt.subplots(figsize=size)
     draw(ax, *args)
@@ -100,7 +101,7 @@ def single(draw, *args, size=(5.5, 4.2)):
     return fig
 
 
-def grid_2x2(panels: list[tuple[str, callable, tuple]]):
+def grid_2x2(panels: list[tuple[str, Callable, tuple]]):
     """The paper figure: four ``(title, draw, args)`` panels, lettered (a)-(d)."""
     fig, axes = plt.subplots(2, 2, figsize=(10, 8))
     for ax, letter, (title, draw, args) in zip(axes.flat, "abcd", panels):
