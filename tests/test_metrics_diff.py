@@ -60,3 +60,35 @@ def test_metrics_diff_between_branches_has_a_row_per_variant(tmp_path):
     # the markdown form is a table a PR comment can show
     md = sh(repo, "dvc", "metrics", "diff", "--md", "main", "feature").splitlines()
     assert md[0].replace(" ", "") == "|Path|Metric|main|feature|Change|"
+
+
+@pytest.mark.skipif(shutil.which("dvc") is None or shutil.which("git") is None, reason="needs dvc and git")
+def test_plot_data_renders_with_the_confusion_and_simple_templates(tmp_path):
+    import numpy as np
+
+    from pipeline.diagnostics import classification_report
+    from pipeline.evaluate import write_plot_data
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "dvc", "init", "-q")
+    labels = np.array([0, 1, 1, 0, 1])
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.2, 0.1], [0.0, 3.0]])
+    layers = [{"layer": 0, "params": 10, "nonzero": 5, "sparsity": 0.5, "heads": 4, "ffn_neurons": 8}]
+    write_plot_data(repo / "metrics/plots/cls/v", layers, classification_report(logits, labels), labels,
+                    logits.argmax(1))
+    (repo / "dvc.yaml").write_text(
+        "plots:\n"
+        "  - confusion: {template: confusion, x: predicted, y: {metrics/plots/cls/v/confusion.csv: actual}}\n"
+        "  - roc: {template: simple, x: fpr, y: {metrics/plots/cls/v/roc.csv: tpr}}\n"
+        "  - sparsity: {x: layer, y: {metrics/plots/cls/v/layers.csv: sparsity}}\n")
+    shown = json.loads(sh(repo, "dvc", "plots", "show", "--json"))
+    assert not shown.get("errors"), shown
+    values = {k: v[0]["content"]["data"]["values"] for k, v in shown["data"].items()}
+    assert [(r["actual"], r["predicted"]) for r in values["confusion"]] == [
+        ("0", "0"), ("1", "1"), ("1", "0"), ("0", "0"), ("1", "1")]
+    # class-1 margins: +3.0(+), +1.0(+), -0.1(-), -0.5(+), -2.0(-): one positive ranks below a negative
+    points = [(float(r["fpr"]), round(float(r["tpr"]), 4)) for r in values["roc"]]
+    assert points == [(0, 0), (0, 0.3333), (0, 0.6667), (0.5, 0.6667), (0.5, 1), (1, 1)]
+    assert float(values["sparsity"][0]["sparsity"]) == 0.5
