@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.artifacts import atomic_dir, write_json
 from pipeline.errors import PipelineError, stage_main
-from pipeline.report import collect, collect_details, loss_curves, markdown, summarize, task_report
+from pipeline.report import collect, collect_details, eval_curves, loss_curves, markdown, summarize, task_report
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,7 +32,8 @@ def main(argv=None):
     table = summarize(results)
     with atomic_dir(args.out) as tmp:
         for task, variants in results.items():
-            task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task))
+            task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
+                        eval_curves(args.train, task))
         write_json(tmp / "summary.json", table)
         (tmp / "summary.md").write_text(markdown(table))
 

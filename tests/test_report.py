@@ -56,6 +56,9 @@ def _write_inputs(root, with_logs=True):
             path = root / "metrics" / "train" / run / "plots" / "metrics" / "train" / "loss.tsv"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("step\tloss\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(losses)))
+        path = root / "metrics" / "train" / "finetune" / "cls" / "plots" / "metrics" / "eval" / "accuracy.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("step\taccuracy\n0\t0.6\n1\t0.8\n")
 
 
 def _run(root, capsys):
@@ -86,7 +89,7 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
             with Image.open(reports / task / "figures" / f"{png}.png") as im:
                 im.verify()
                 assert im.format == "PNG" and im.size[0] > 300
-    for png in ("roc", "confusion", "loss"):
+    for png in ("roc", "confusion", "loss", "eval_during_training"):
         with Image.open(reports / "cls" / "figures" / f"{png}.png") as im:
             im.verify()
     assert not (reports / "qa" / "figures" / "roc.png").exists()  # no classes, no ROC
@@ -109,6 +112,10 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     loss = (reports / "cls" / "data" / "loss.csv").read_text().splitlines()
     assert loss[1:] == ["distill/cls-heads,0.0,0.9", "distill/cls-heads,1.0,0.6", "finetune/cls,0.0,0.7",
                         "finetune/cls,1.0,0.5", "finetune/cls,2.0,0.3"]  # pretrain/a is not a cls run
+    evals = (reports / "cls" / "data" / "eval_during_training.csv").read_text().splitlines()
+    assert evals == ["run,step,value", "finetune/cls accuracy,0.0,0.6", "finetune/cls accuracy,1.0,0.8"]
+    assert "figures/eval_during_training.png" in card
+    assert not (reports / "qa" / "figures" / "eval_during_training.png").exists()
     qa_card = (reports / "qa" / "MODEL_CARD.md").read_text()
     assert _row(qa_card.split("## Results")[1], "quantize")[:3] == ["54.7500", "-0.7500", "1.100"]
     summary = json.loads((reports / "summary.json").read_text())

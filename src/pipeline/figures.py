@@ -49,12 +49,12 @@ def roc_axes(ax, curves: dict[str, dict]) -> None:
     ax.grid(alpha=0.3)
 
 
-def loss_axes(ax, curves: dict[str, list[dict[str, float]]]) -> None:
-    """Training loss against step, one line per ``stage/key`` log."""
+def loss_axes(ax, curves: dict[str, list[dict[str, float]]], ylabel: str = "training loss") -> None:
+    """Logged values (``loss``) against step, one line per ``stage/key`` log."""
     for name, rows in sorted(curves.items()):
         ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1, label=name)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
 

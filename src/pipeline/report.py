@@ -67,6 +67,25 @@ def loss_curves(train_dir: str | Path, task: str) -> dict[str, list[dict[str, fl
     return out
 
 
+def eval_curves(train_dir: str | Path, task: str) -> dict[str, list[dict[str, float]]]:
+    """Validation metrics logged during training (``plots/metrics/eval/<metric>.tsv``) of ``task``'s runs.
+
+    Returns:
+        ``{"<stage>/<key> <metric>": [{"step", "loss"}, ...]}`` (the value under ``loss`` so the same plotting
+        code draws them; the metric is in the name); empty when no logs exist.
+    """
+    out = {}
+    for path in sorted(Path(train_dir).glob("*/*/plots/metrics/eval/*.tsv")):
+        key_dir = path.parents[3]
+        stage, key = key_dir.parent.name, key_dir.name
+        if key == task or key.startswith(f"{task}-"):
+            rows = read_tsv(path)
+            column = next((c for c in (rows[0] if rows else {}) if c != "step"), None)
+            if column:
+                out[f"{stage}/{key} {path.stem}"] = [{"step": r["step"], "loss": r[column]} for r in rows]
+    return out
+
+
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     """Names on the Pareto frontier of ``{name: (cost, quality)}``: lower cost and higher quality are better.
 
@@ -254,11 +273,12 @@ def _csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def task_report(out: Path, task: str, variants: dict[str, dict], details: dict[str, dict],
-                curves: dict[str, list]) -> dict[str, str]:
+                curves: dict[str, list], evals: dict[str, list] | None = None) -> dict[str, str]:
     """Write ``out/<task>/``: ``MODEL_CARD.md``, ``figures/*.png`` and ``data/*`` (the numbers behind each plot).
 
     Figures: metric-vs-size and metric-vs-latency Pareto plots, ROC comparison and confusion matrices
-    (classification), training-loss curves (when logs exist), and ``paper_2x2.png`` combining four panels.
+    (classification), training-loss and validation-metric curves (when logs exist), and ``paper_2x2.png``
+    combining four panels.
 
     Returns:
         ``{figure title: path relative to out/<task>}``.
@@ -306,6 +326,11 @@ def task_report(out: Path, task: str, variants: dict[str, dict], details: dict[s
              [[n, r["step"], r["loss"]] for n, rows in sorted(curves.items()) for r in rows])
         fig.save(fig.single(fig.loss_axes, curves), root / "figures" / "loss.png")
         figures["training loss"] = "figures/loss.png"
+    if evals:
+        _csv(root / "data" / "eval_during_training.csv", ["run", "step", "value"],
+             [[n, r["step"], r["loss"]] for n, rows in sorted(evals.items()) for r in rows])
+        fig.save(fig.single(fig.loss_axes, evals, "validation metric"), root / "figures" / "eval_during_training.png")
+        figures["validation metrics during training"] = "figures/eval_during_training.png"
     panels = [drawn["size"], drawn["latency"]]
     panels.append(("ROC curves", fig.roc_axes, (rocs,)) if rocs else
                   ("non-zero parameters", fig.bar_axes, ({n: m["nonzero_params"] for n, m in variants.items()},
