@@ -1,4 +1,4 @@
-"""Stage evaluate: task metrics, size, parameters, sparsity and CPU latency of one model variant."""
+"""Stage evaluate: task metrics, classification diagnostics, model facts and speed vs the dense baseline."""
 
 import argparse
 import sys
@@ -6,18 +6,24 @@ from pathlib import Path
 
 from pipeline import params
 from pipeline.artifacts import load_model, load_tokenizer, write_json
+from pipeline.diagnostics import classification_report
 from pipeline.errors import stage_main
-from pipeline.evaluate import cpu_latency, latency_inputs, size_facts, stored_parameters
+from pipeline.evaluate import flat_diagnostics, latency_inputs, size_facts, write_details, write_plot_data
+from pipeline.facts import model_facts
 from pipeline.runtime import setup
-from pipeline.tasks import evaluate, primary_metric, rows
+from pipeline.speed import speed_facts
+from pipeline.tasks import classification_outputs, evaluate, primary_metric, rows
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--task", required=True, help="task name in params.yaml tasks")
+    p.add_argument("--baseline", type=Path, required=True, help="dense fine-tuned artifact timed alongside")
+    p.add_argument("--details", type=Path, required=True, help="JSON of per-layer and per-class results")
+    p.add_argument("--plots", type=Path, required=True, help="directory of DVC plot data")
     p.add_argument("model", type=Path, help="artifact to evaluate")
     p.add_argument("data", type=Path, help="task data directory")
-    p.add_argument("out", type=Path, help="metrics JSON")
+    p.add_argument("out", type=Path, help="metrics JSON (flat scalars)")
     return p
 
 
@@ -31,14 +37,21 @@ def main(argv=None):
     task, cfg = params.load(*reads(args))
     setup(0)
     model, meta = load_model(args.model, task.type)
-    tokenizer = load_tokenizer(args.model)
-    # Quantized (dynamic int8) kernels are CPU-only, so every variant is scored on CPU alike.
-    scores = evaluate(model, task, rows(task, args.data, "validation"), tokenizer, cfg.batch_size, "cpu")
-    total, nonzero = stored_parameters(args.model)
+    baseline, tokenizer = load_model(args.baseline, task.type)[0], load_tokenizer(args.model)
+    valid = rows(task, args.data, "validation")
+    scores = evaluate(model, task, valid, tokenizer, cfg.batch_size, "cpu")  # int8 kernels are CPU-only
+    facts, layers = model_facts(args.model)
+    diag, labels, preds = {}, None, None
+    if task.type == "classification":
+        logit, labels = classification_outputs(model, task, valid, tokenizer, cfg.batch_size, "cpu")
+        diag, preds = classification_report(logit, labels), logit.argmax(-1)
+    speed = speed_facts(model, baseline, meta, lambda bs: latency_inputs(task, args.data, tokenizer, bs),
+                        cfg.latency_batch_size, cfg.latency_warmup, cfg.latency_repeats, cfg.threads)
     result = {"task": args.task, "variant": args.model.name, "stage": meta["stage"], "format": meta["format"],
-              "primary_metric": primary_metric(task), **scores, **size_facts(args.model),
-              "params": total, "nonzero_params": nonzero, "sparsity": 1 - nonzero / total,
-              **cpu_latency(model, latency_inputs(task, args.data, tokenizer, cfg.latency_batch_size), cfg)}
+              "method": meta.get("method", meta["stage"]), "primary_metric": primary_metric(task), **scores,
+              **flat_diagnostics(diag), **facts, **size_facts(args.model), **speed}
+    write_plot_data(args.plots, layers, diag, labels, preds)
+    write_details(args.details, facts, layers, diag, meta)
     write_json(args.out, result)
 
 

@@ -1,18 +1,20 @@
-"""Stage report: a side-by-side summary (markdown + JSON) of every evaluated variant."""
+"""Stage report: per-task model cards, figures and plot data, and a side-by-side summary of every variant."""
 
 import argparse
 import sys
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_text, write_json
+from pipeline.artifacts import atomic_dir, write_json
 from pipeline.errors import PipelineError, stage_main
-from pipeline.report import collect, markdown, summarize
+from pipeline.report import collect, collect_details, eval_curves, loss_curves, markdown, summarize, task_report
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("metrics", type=Path, help="directory of <task>/<variant>.json metrics")
     p.add_argument("out", type=Path, help="report directory")
+    p.add_argument("--details", type=Path, required=True, help="directory of <task>/<variant>.json details")
+    p.add_argument("--train", type=Path, required=True, help="dvclive logs <stage>/<key>/plots/metrics/train")
     return p
 
 
@@ -26,9 +28,14 @@ def main(argv=None):
     results = collect(args.metrics)
     if not results:
         raise PipelineError(f"{args.metrics}: no evaluation metrics found (run the evaluate stages first)")
+    details = collect_details(args.details)
     table = summarize(results)
-    write_json(args.out / "summary.json", table)
-    atomic_write_text(args.out / "summary.md", markdown(table))
+    with atomic_dir(args.out) as tmp:
+        for task, variants in results.items():
+            task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
+                        eval_curves(args.train, task))
+        write_json(tmp / "summary.json", table)
+        (tmp / "summary.md").write_text(markdown(table))
 
 
 if __name__ == "__main__":

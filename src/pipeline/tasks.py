@@ -64,6 +64,18 @@ def _all_logits(model, feats: list[Feature], pad_id: int, batch_size: int, devic
     return result
 
 
+def classification_outputs(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_size: int,
+                           device) -> tuple[np.ndarray, np.ndarray]:
+    """The model's logits and the gold labels on a classification split.
+
+    Returns:
+        ``(logits (N, C) float32, labels (N,))``; C == 1 for regression (labels then float).
+    """
+    feats = encode_classification(split_rows, tokenizer, task.max_length)
+    (logit,) = _all_logits(model, feats, tokenizer.pad_token_id, batch_size, device)
+    return logit, np.asarray([r["label"] for r in split_rows])
+
+
 def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_size: int, device) -> dict:
     """Task metrics on ``split_rows``.
 

@@ -1,0 +1,143 @@
+"""Report: model cards carry exactly the measured numbers, figures are valid PNGs, Pareto frontiers are right."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from pipeline.report import pareto_front
+from test_stage_errors import run_stage
+
+# Hand-made measurements of three classification variants and two QA variants.
+CLS = {
+    "finetune": dict(accuracy=0.875, size_bytes=4_000_000, dense_fp32_bytes=4_000_100, params=1_000_000,
+                     nonzero_params=990_000, sparsity=0.01, heads_total=8, latency_ms_p50=10.0, speedup=1.0,
+                     cpu_bs1_p50_ms=1.25, cpu_bs1_speedup=0.98, cpu_large_p50_ms=10.0, cpu_large_speedup=1.0,
+                     cpu_large_seq_per_s=3200.0, auc=0.9312, macro_f1=0.8712, precision_0=0.9, recall_0=0.85,
+                     f1_0=0.8743, precision_1=0.8512, recall_1=0.9011, f1_1=0.8754),
+    "prune-heads": dict(accuracy=0.8125, size_bytes=3_000_000, dense_fp32_bytes=3_000_100, params=750_000,
+                        nonzero_params=745_000, sparsity=0.0067, heads_total=4, latency_ms_p50=6.5, speedup=1.5385,
+                        cpu_bs1_p50_ms=0.95, cpu_bs1_speedup=1.3, cpu_large_p50_ms=6.5, cpu_large_speedup=1.5385,
+                        cpu_large_seq_per_s=4923.1, auc=0.8801, macro_f1=0.81, precision_0=0.8, recall_0=0.83,
+                        f1_0=0.8147, precision_1=0.825, recall_1=0.795, f1_1=0.8097),
+    "prune-magnitude": dict(accuracy=0.80, size_bytes=3_500_000, dense_fp32_bytes=4_000_100, params=1_000_000,
+                            nonzero_params=400_000, sparsity=0.6, heads_total=8, latency_ms_p50=10.5,
+                            speedup=0.9524, cpu_bs1_p50_ms=1.3, cpu_bs1_speedup=0.96, cpu_large_p50_ms=10.5,
+                            cpu_large_speedup=0.9524, cpu_large_seq_per_s=3047.6, auc=0.85, macro_f1=0.79,
+                            precision_0=0.78, recall_0=0.81, f1_0=0.7947, precision_1=0.8, recall_1=0.77,
+                            f1_1=0.7847),
+}
+QA = {
+    "finetune": dict(f1=55.5, exact_match=40.25, size_bytes=4_200_000, params=1_050_000, nonzero_params=1_040_000,
+                     latency_ms_p50=12.0, speedup=1.0),
+    "quantize": dict(f1=54.75, exact_match=39.5, size_bytes=1_100_000, params=1_050_000, nonzero_params=1_039_000,
+                     latency_ms_p50=7.25, speedup=1.6552),
+}
+
+
+def _write_inputs(root, with_logs=True):
+    for task, variants, metric in (("cls", CLS, "accuracy"), ("qa", QA, "f1")):
+        for name, m in variants.items():
+            path = root / "metrics" / "eval" / task / f"{name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"task": task, "variant": name, "primary_metric": metric, **m}))
+            details = {"artifact": {"stage": name.split("-")[0], "format": "dense"},
+                       "layers": [{"layer": 0, "sparsity": m.get("sparsity", 0.0), "heads": 4, "ffn_neurons": 64}]}
+            if task == "cls":
+                details["classification"] = {"confusion": [[7, 1], [1, 7]], "auc": m["auc"],
+                                             "roc": {"1": {"fpr": [0.0, 0.25, 1.0], "tpr": [0.0, 0.75, 1.0]}}}
+            path = root / "metrics" / "details" / task / f"{name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(details))
+    (root / "metrics" / "train").mkdir(parents=True, exist_ok=True)
+    if with_logs:
+        for run, losses in (("finetune/cls", [0.7, 0.5, 0.3]), ("distill/cls-heads", [0.9, 0.6]),
+                            ("pretrain/a", [5.0, 4.0])):
+            path = root / "metrics" / "train" / run / "plots" / "metrics" / "train" / "loss.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("step\tloss\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(losses)))
+        path = root / "metrics" / "train" / "finetune" / "cls" / "plots" / "metrics" / "eval" / "accuracy.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("step\taccuracy\n0\t0.6\n1\t0.8\n")
+
+
+def _run(root, capsys):
+    argv = [str(root / "metrics" / "eval"), str(root / "reports"), "--details", str(root / "metrics" / "details"),
+            "--train", str(root / "metrics" / "train")]
+    return run_stage("report", argv, capsys)
+
+
+def _row(card: str, variant: str) -> list[str]:
+    return next(line for line in card.splitlines() if line.startswith(f"| {variant} | ")).split(" | ")[1:]
+
+
+def test_pareto_front_on_a_hand_made_set():
+    points = {"a": (1.0, 0.70), "b": (2.0, 0.80), "c": (2.5, 0.75), "d": (3.0, 0.90), "e": (3.0, 0.85),
+              "f": (0.5, 0.60), "g": (2.0, 0.80)}
+    # c is dominated by b; e by d; b and g tie (neither dominates the other)
+    assert pareto_front(points) == ["f", "a", "b", "g", "d"]
+    assert pareto_front({"x": (1.0, 1.0)}) == ["x"]
+
+
+def test_report_files_cards_and_figures(tmp_path, capsys):
+    _write_inputs(tmp_path)
+    code, err = _run(tmp_path, capsys)
+    assert code == 0, err
+    reports = tmp_path / "reports"
+    for task in ("cls", "qa"):
+        for png in ("pareto_size", "pareto_latency", "paper_2x2"):
+            with Image.open(reports / task / "figures" / f"{png}.png") as im:
+                im.verify()
+                assert im.format == "PNG" and im.size[0] > 300
+    for png in ("roc", "confusion", "loss", "eval_during_training"):
+        with Image.open(reports / "cls" / "figures" / f"{png}.png") as im:
+            im.verify()
+    assert not (reports / "qa" / "figures" / "roc.png").exists()  # no classes, no ROC
+    card = (reports / "cls" / "MODEL_CARD.md").read_text()
+    # the results row holds exactly the inputs: metric, delta vs finetune, size, params, ..., speedups
+    m = CLS["prune-heads"]
+    results = [line for line in card.split("## Results")[1].splitlines() if line.startswith("| prune-heads |")]
+    assert results[0].split(" | ")[1:9] == ["0.8125", "-0.0625", "3.000", "3.000", "750,000", "745,000",
+                                            "0.007", "4"]
+    assert f"{m['cpu_bs1_p50_ms']:.3f}" in results[0] and "1.54x" in results[0] and "1.30x" in results[0]
+    diag = [line for line in card.split("## Classification diagnostics")[1].splitlines()
+            if line.startswith("| prune-heads |")][0]
+    assert diag.split(" | ")[1:4] == ["0.8125", "0.8100", "0.8801"]
+    assert "Pareto-optimal (accuracy vs size): prune-heads, finetune." in card
+    assert "Pareto-optimal (accuracy vs CPU large-batch latency): prune-heads, finetune." in card
+    assert "figures/loss.png" in card and "No training logs" not in card
+    pareto = (reports / "cls" / "data" / "pareto.csv").read_text().splitlines()
+    assert pareto[0] == "variant,accuracy,size_mb,latency_ms_p50,size_front,latency_front"
+    assert "prune-magnitude,0.8,3.5,10.5,0,0" in pareto
+    loss = (reports / "cls" / "data" / "loss.csv").read_text().splitlines()
+    assert loss[1:] == ["distill/cls-heads,0.0,0.9", "distill/cls-heads,1.0,0.6", "finetune/cls,0.0,0.7",
+                        "finetune/cls,1.0,0.5", "finetune/cls,2.0,0.3"]  # pretrain/a is not a cls run
+    evals = (reports / "cls" / "data" / "eval_during_training.csv").read_text().splitlines()
+    assert evals == ["run,step,value", "finetune/cls accuracy,0.0,0.6", "finetune/cls accuracy,1.0,0.8"]
+    assert "figures/eval_during_training.png" in card
+    assert not (reports / "qa" / "figures" / "eval_during_training.png").exists()
+    qa_card = (reports / "qa" / "MODEL_CARD.md").read_text()
+    assert _row(qa_card.split("## Results")[1], "quantize")[:3] == ["54.7500", "-0.7500", "1.100"]
+    summary = json.loads((reports / "summary.json").read_text())
+    assert {r["variant"] for r in summary["cls"]} == set(CLS)
+
+
+def test_without_training_logs_no_loss_figure_and_the_card_says_so(tmp_path, capsys):
+    _write_inputs(tmp_path, with_logs=False)
+    code, err = _run(tmp_path, capsys)
+    assert code == 0, err
+    assert not (tmp_path / "reports" / "cls" / "figures" / "loss.png").exists()
+    assert "No training logs were found" in (tmp_path / "reports" / "cls" / "MODEL_CARD.md").read_text()
+
+
+def test_no_metrics_is_one_error_line_and_nothing_written(tmp_path, capsys):
+    (tmp_path / "metrics" / "eval").mkdir(parents=True)
+    code, err = _run(tmp_path, capsys)
+    assert code == 2 and len(err) == 1 and "no evaluation metrics" in err[0]
+    assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("points,expected", [({"a": (1, 1), "b": (1, 1)}, ["a", "b"]),
+                                             ({"a": (1, 2), "b": (2, 1)}, ["a"])])
+def test_pareto_ties_and_domination(points, expected):
+    assert pareto_front(points) == expected
