@@ -42,7 +42,8 @@ class RunFiles:
 
     log_dir: Path | None = None
     """dvclive directory for the curves: ``plots/metrics/train/{loss,lr,epoch_loss}.tsv`` and
-    ``plots/metrics/eval/<metric>.tsv`` (column ``step`` = optimizer steps done), plus ``metrics.json``."""
+    ``plots/metrics/eval/<metric>.tsv`` (column ``step`` = optimizer steps done). No ``metrics.json``
+    summary: every file under ``metrics/train`` is a plot (dvc.yaml declares the directory)."""
     checkpoint: Path | None = None
     """Resumable checkpoint directory, used when ``TrainArgs.checkpoint_every > 0``."""
 
@@ -215,6 +216,7 @@ class _Curves:
     """dvclive logging on rank 0 (a no-op elsewhere or without a directory).
 
     No timestamps are written, so the same run gives the same files (they are git-tracked outputs).
+    ``log_metric`` appends to the TSV files at once, so a killed run keeps its curves up to the kill.
     """
 
     def __init__(self, log_dir: Path | None):
@@ -224,19 +226,12 @@ class _Curves:
 
             self.live = Live(dir=str(log_dir), dvcyaml=False, save_dvc_exp=False, report=None)
 
-    def log(self, step: int, values: dict[str, float], summary: bool = False) -> None:
+    def log(self, step: int, values: dict[str, float]) -> None:
         if self.live is None:
             return
         self.live.step = step
         for name, value in values.items():
             self.live.log_metric(name, value)
-        if summary:
-            self.live.make_summary()
-
-    def close(self) -> None:
-        if self.live is not None:
-            self.live.make_summary()
-            self.live.end()
 
 
 def fit(
@@ -313,7 +308,7 @@ def fit(
     for s, loss_value, lr in step_log:  # curves of the steps before a resume, as first logged
         curves.log(s, {"train/loss": loss_value, "train/lr": lr})
     for record in history:
-        curves.log(record["step"], _epoch_values(record), summary=True)
+        curves.log(record["step"], _epoch_values(record))
     steps_per_epoch = math.ceil(len(feats) / global_batch(args, world_size))
     bar = tqdm(total=total, initial=step, desc=desc, mininterval=2.0, dynamic_ncols=True, disable=not is_main())
     for epoch in range(len(history), math.ceil(args.epochs)):
@@ -365,10 +360,9 @@ def fit(
             model.eval()
             record.update(on_epoch(epoch + 1, model))
         history.append(record)
-        curves.log(step, _epoch_values(record), summary=True)
+        curves.log(step, _epoch_values(record))
         record["step"] = step
     bar.close()
-    curves.close()
     model.eval()
     return [{k: v for k, v in r.items() if k != "step"} for r in history]
 
