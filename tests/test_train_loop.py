@@ -183,6 +183,19 @@ def test_checkpoint_of_other_settings_is_not_resumed(tiny_config, tmp_path, caps
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in fresh.state_dict().items())
 
 
+def test_stateful_hook_without_saved_state_refuses_checkpoints(tiny_config, tmp_path):
+    class Schedule:  # like the gradual pruner: counts steps, cannot save them
+        step = 0
+
+        def __call__(self, model):
+            self.step += 1
+
+    args = TrainArgs(epochs=1, batch_size=8, checkpoint_every=2)
+    with pytest.raises(PipelineError, match="training hook Schedule cannot save its state"):
+        trained(tiny_config, parity_feats(16), args, after_step=Schedule(), files=RunFiles.beside(tmp_path / "m"))
+    trained(tiny_config, parity_feats(16), args, after_step=lambda m: None, files=RunFiles.beside(tmp_path / "m"))
+
+
 # ------------------------------------------------------------------------------ params, launch
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="grad_accum_steps"):

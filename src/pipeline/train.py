@@ -16,6 +16,7 @@ import math
 import os
 import random
 import shutil
+import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -255,8 +256,8 @@ def fit(
         args: batch size per process and micro-batch, accumulation, precision, compile, etc.
         loss_fn: ``(model, batch) -> scalar loss`` (a per-example mean); defaults to the model's own loss.
             It receives the compiled model when ``args.compile``.
-        after_step: called after every optimiser step (e.g. to re-apply pruning masks). If it has
-            ``state_dict``/``load_state_dict`` its state is checkpointed too.
+        after_step: called after every optimiser step (e.g. to re-apply pruning masks). With checkpoints
+            it must be a plain function (stateless) or have ``state_dict``/``load_state_dict``.
         on_epoch: called after each epoch with ``(epoch, model)``; its dict joins the history and the
             ``eval/`` curves. Runs on every process (each needs the result); only rank 0 logs.
         files: dvclive directory and checkpoint directory (both optional).
@@ -290,6 +291,11 @@ def fit(
     step_log: list[tuple[int, float, float]] = []
     step, epoch_losses = 0, []
     ckpt = files.checkpoint if args.checkpoint_every > 0 else None
+    if ckpt is not None and not _resumable(after_step):
+        raise PipelineError(
+            f"{desc}: checkpoint_every > 0 but the training hook {type(after_step).__name__} cannot save its "
+            "state (a resume would restart its schedule); set checkpoint_every: 0"
+        )
     fingerprint = _fingerprint(args, len(feats), world_size, desc)
     if ckpt is not None and (ckpt / "state.pt").exists():
         state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)  # our own file
@@ -365,6 +371,12 @@ def fit(
     bar.close()
     model.eval()
     return [{k: v for k, v in r.items() if k != "step"} for r in history]
+
+
+def _resumable(hook) -> bool:
+    """A hook resumes exactly if it is a plain function (stateless, e.g. re-applying fixed masks) or saves state."""
+    return hook is None or isinstance(hook, types.FunctionType) or (
+        hasattr(hook, "state_dict") and hasattr(hook, "load_state_dict"))
 
 
 def _epoch_values(record: dict) -> dict[str, float]:
