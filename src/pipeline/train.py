@@ -35,6 +35,7 @@ LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 # Sorting by length happens within mega-batches of this many global batches: batches get similar lengths
 # while the data order stays shuffled (the grouping of the HF Trainer's length-grouped sampler).
 MEGABATCH = 50
+SYNC_EVERY = 32
 
 
 @dataclass
@@ -316,6 +317,23 @@ def fit(
     for record in history:
         curves.log(record["step"], _epoch_values(record))
     steps_per_epoch = math.ceil(len(feats) / global_batch(args, world_size))
+    # Reading a loss (.item()) waits for the GPU; on CUDA the step losses are read SYNC_EVERY steps at a
+    # time so the CPU keeps queueing work (a NaN is then reported a few steps late, still before saving).
+    sync_every = SYNC_EVERY if device.type == "cuda" else 1
+    pending: list[tuple[int, torch.Tensor, float]] = []
+
+    def flush() -> None:
+        values = torch.stack([t for _, t, _ in pending]).tolist() if pending else []
+        for (s, _, lr), value in zip(pending, values):
+            if not math.isfinite(value):
+                raise PipelineError(f"{desc}: loss is {value} at step {s - 1} (lower the learning rate)")
+            epoch_losses.append(value)
+            step_log.append((s, value, lr))
+            curves.log(s, {"train/loss": value, "train/lr": lr})
+        if values:
+            bar.set_postfix(loss=f"{values[-1]:.4f}", refresh=False)
+        pending.clear()
+
     bar = tqdm(total=total, initial=step, desc=desc, mininterval=2.0, dynamic_ncols=True, disable=not is_main())
     for epoch in range(len(history), math.ceil(args.epochs)):
         model.train()
@@ -335,15 +353,11 @@ def fit(
                 continue
             if step >= total:
                 break
-            loss_value = _accumulate(forward_model, model, micro, loss_fn, args, device, dtype)
+            loss = _accumulate(forward_model, model, micro, loss_fn, args, device, dtype)
             micro = []
             if world_size > 1:
                 _all_reduce_grads(params)
-                reduced = torch.tensor([loss_value], dtype=torch.float64)
-                torch.distributed.all_reduce(reduced)
-                loss_value = reduced.item()
-            if not math.isfinite(loss_value):
-                raise PipelineError(f"{desc}: loss is {loss_value} at step {step} (lower the learning rate)")
+                torch.distributed.all_reduce(loss)
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
@@ -351,15 +365,16 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             if after_step is not None:
                 after_step(model)
-            epoch_losses.append(loss_value)
             step += 1
-            step_log.append((step, loss_value, lr))
-            curves.log(step, {"train/loss": loss_value, "train/lr": lr})
+            pending.append((step, loss, lr))
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+            if len(pending) >= sync_every:
+                flush()
             if ckpt is not None and step % args.checkpoint_every == 0 and step < total:
+                flush()
                 _save_checkpoint(ckpt, model, optimizer, scheduler, after_step, collate_fn, fingerprint,
                                  {"step": step, "epoch_losses": epoch_losses, "history": history, "log": step_log})
+        flush()
         record = {"epoch": epoch + 1, "loss": sum(epoch_losses) / max(1, len(epoch_losses))}
         epoch_losses = []
         if on_epoch is not None:
@@ -386,8 +401,9 @@ def _epoch_values(record: dict) -> dict[str, float]:
     return values
 
 
-def _accumulate(forward_model, model, micro, loss_fn, args, device, dtype) -> float:
-    """Forward/backward the micro-batches of one step, each weighted by its share; the weighted loss sum."""
+def _accumulate(forward_model, model, micro, loss_fn, args, device, dtype) -> torch.Tensor:
+    """Forward/backward the micro-batches of one step, each weighted by its share; the weighted loss sum
+    (a float64 scalar on ``device``, not read here so the GPU is not waited for)."""
     total = torch.zeros((), dtype=torch.float64, device=device)
     for batch, weight in micro:
         if batch is None:  # this process got no examples of a short last global batch
@@ -401,7 +417,7 @@ def _accumulate(forward_model, model, micro, loss_fn, args, device, dtype) -> fl
         # stays byte-identical to the loop before accumulation existed.
         (loss if weight == 1.0 else loss * weight).backward()
         total += loss.detach().double() * weight
-    return total.item()
+    return total
 
 
 def _save_checkpoint(ckpt, model, optimizer, scheduler, hook, collate_fn, fingerprint, progress) -> None:
