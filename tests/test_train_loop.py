@@ -119,6 +119,46 @@ def test_fit_with_grouping_sees_every_example_once_per_epoch(tiny_config):
     assert [sorted(s) for s in seen[:2]] == [list(range(40))] * 2 and seen[2] == []
 
 
+def test_worker_processes_collate_the_same_batches(tiny_config):
+    feats, args = varied_feats(48), TrainArgs(epochs=1, batch_size=8, group_by_length=True)
+    a, _ = trained(tiny_config, feats, args)
+    b, _ = trained(tiny_config, feats, TrainArgs(**{**vars(args), "num_workers": 2}))
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_mlm_masks_with_workers_differ_per_batch_and_resume_exactly(tokenizer, tmp_path):
+    from transformers import BertForMaskedLM
+
+    from pipeline.features import MlmCollator, encode_text
+
+    rows = [{"text": " ".join(["the movie was good and not bad"] * (1 + i % 3))} for i in range(40)]
+    feats = encode_text(rows, tokenizer, 32)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    args = TrainArgs(epochs=2, batch_size=8, num_workers=2, checkpoint_every=2)
+    seen = []
+
+    def run(hook=None, record=False, ckpt=True):
+        torch.manual_seed(0)
+        model = BertForMaskedLM(config)
+
+        def loss(m, batch):
+            if record:
+                seen.append(batch["labels"].ne(-100).nonzero().tolist())
+            return m(**batch).loss
+
+        fit(model, feats, MlmCollator(tokenizer, 0.15, 0), args, CPU, "mlm", loss_fn=loss, after_step=hook,
+            files=RunFiles.beside(tmp_path / "m") if ckpt else None)
+        return model.state_dict()
+
+    ref = run(record=True, ckpt=False)
+    assert len({str(s) for s in seen}) == len(seen)  # masks differ from batch to batch
+    with pytest.raises(Crash):
+        run(crash_after(7))
+    resumed = run()
+    assert all(torch.equal(v, resumed[k]) for k, v in ref.items())
+
+
 # ------------------------------------------------------------------------------ curves
 def test_dvclive_curves_per_step_and_epoch_are_reproducible(tiny_config, tmp_path):
     args = TrainArgs(epochs=2, batch_size=16)

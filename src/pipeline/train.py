@@ -143,8 +143,10 @@ def rank_microbatches(order: list[int], args: TrainArgs, rank: int, world_size: 
 class _Pieces(torch.utils.data.Dataset):
     """Collated micro-batches (for a DataLoader that collates in workers and pins memory)."""
 
-    def __init__(self, feats, pieces, collate_fn, reseed: int | None):
-        self.feats, self.pieces, self.collate_fn, self.reseed = feats, pieces, collate_fn, reseed
+    def __init__(self, feats, pieces, collate_fn, reseed: int | None, offset: int = 0):
+        """``reseed``: per-batch seed base (None keeps the collator's own stream); ``offset``: index of
+        ``pieces[0]`` in the epoch (micro-batches skipped on resume), so seeds do not shift."""
+        self.feats, self.pieces, self.collate_fn, self.reseed, self.offset = feats, pieces, collate_fn, reseed, offset
 
     def __len__(self):
         return len(self.pieces)
@@ -157,7 +159,7 @@ class _Pieces(torch.utils.data.Dataset):
         if self.reseed is not None and gen is not None:
             # Worker processes hold copies of a stateful collator (MLM masking): seed each batch from its
             # position instead, so masks are deterministic and differ between batches for any worker count.
-            gen.manual_seed(self.reseed * 1_000_003 + i)
+            gen.manual_seed((self.reseed * 1_000_003 + self.offset + i) % 2**63)
         return self.collate_fn([self.feats[j] for j in idx]), weight
 
 
@@ -340,7 +342,8 @@ def fit(
         pieces = rank_microbatches(epoch_order(lengths, args, epoch, world_size), args, rank, world_size)
         skip = (step - epoch * steps_per_epoch) * args.grad_accum_steps  # steps done before a resume
         loader = torch.utils.data.DataLoader(
-            _Pieces(feats, pieces[skip:], collate_fn, args.seed + epoch if args.num_workers else None),
+            _Pieces(feats, pieces[skip:], collate_fn,
+                    (args.seed + epoch) * 1_000_003 + rank if args.num_workers else None, skip),
             batch_size=None, shuffle=False, num_workers=args.num_workers, pin_memory=device.type == "cuda",
             # its own generator: the loader draws a worker seed per epoch, which must not advance the
             # global RNG (dropout) - the default run stays byte-identical to the pre-DataLoader loop
