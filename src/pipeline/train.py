@@ -313,6 +313,8 @@ def fit(
             print(f"{desc}: resumed from {ckpt} at step {step}", flush=True)
         elif is_main():
             print(f"{desc}: ignoring {ckpt} (written by other settings)", flush=True)
+    if ckpt is not None and len(set(_gather(step))) > 1:  # every process reads the checkpoint itself
+        raise PipelineError(f"{desc}: {ckpt} is not visible to every process (it needs a shared filesystem)")
     curves = _Curves(files.log_dir)
     for s, loss_value, lr in step_log:  # curves of the steps before a resume, as first logged
         curves.log(s, {"train/loss": loss_value, "train/lr": lr})
