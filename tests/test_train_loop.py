@@ -308,6 +308,55 @@ def test_two_processes_under_accelerate_launch_equal_one_process_on_the_global_b
     assert close(model.state_dict(), torch.load(tmp_path / "model.pt"), atol=1e-5)
 
 
+DDP_RESUME_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from transformers import BertConfig, BertForSequenceClassification
+sys.path.insert(0, {tests!r})
+from test_train_loop import Crash, crash_after, varied_feats
+from pipeline.features import collate
+from pipeline.params import LaunchParams, TrainArgs
+from pipeline.runtime import is_main, setup
+from pipeline.train import RunFiles, fit
+
+device = setup(0, LaunchParams(command="accelerate launch", num_processes=2))
+config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                    max_position_embeddings=64, pad_token_id=0)  # dropout on: per-process RNG states matter
+args = TrainArgs(epochs=2, batch_size=4, grad_accum_steps=2, group_by_length=True, checkpoint_every=2)
+feats = varied_feats(40)
+
+def run(files, hook=None):
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    fit(model, feats, lambda f: collate(f, 0), args, device, "ddp", after_step=hook, files=files)
+    return model.state_dict()
+
+ref = run(None)
+files = RunFiles.beside(Path({out!r}) / "model")
+try:
+    run(files, crash_after(5))
+except Crash:
+    pass
+resumed = run(files)
+if is_main():
+    same = all(torch.equal(v, resumed[k]) for k, v in ref.items())
+    Path({out!r}, "result").write_text("identical" if same else "different")
+"""
+
+
+def test_two_processes_resume_to_identical_weights(tmp_path):
+    script = tmp_path / "resume_ddp.py"
+    script.write_text(DDP_RESUME_SCRIPT.format(tests=str(ROOT / "tests"), out=str(tmp_path)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), str(script)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout
+    assert (tmp_path / "result").read_text() == "identical"
+
+
 # ------------------------------------------------------------------------------ GPU only
 @gpu
 @needs_cuda
