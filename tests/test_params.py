@@ -86,7 +86,10 @@ def _stages():
             if not stage.cmd:
                 continue
             argv = shlex.split(stage.cmd)
-            assert argv[:2] == ["python", argv[1]] and argv[1].startswith("stages/"), stage.cmd
+            # python, or the launcher of params.yaml launch.command ('accelerate launch ...'), then the script
+            start = next((i for i, a in enumerate(argv) if a.startswith("stages/")), None)
+            assert start is not None and argv[0] in ("python", "accelerate", "torchrun"), stage.cmd
+            argv = argv[start - 1 :]
             declared_params = set()
             for dep in stage.deps:
                 if dep.__class__.__name__ == "ParamsDependency":

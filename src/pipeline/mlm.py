@@ -8,7 +8,7 @@ import torch
 
 from pipeline.features import Feature, MlmCollator, batches, encode_text
 from pipeline.params import MlmParams, TrainArgs
-from pipeline.train import fit
+from pipeline.train import RunFiles, fit
 
 # Masking of the held-out split is fixed so perplexities compare across models and runs.
 EVAL_MASK_SEED = 1234
@@ -37,8 +37,12 @@ def shard(rows: list[dict], index: int, count: int) -> list[dict]:
     return rows[index::count]
 
 
-def pretrain(model, train_rows, valid_rows, tokenizer, mlm: MlmParams, args: TrainArgs, device, desc: str) -> list[dict]:
-    """Masked-LM training; returns per-epoch ``{"epoch", "loss", "perplexity"}`` on ``valid_rows``."""
+def pretrain(model, train_rows, valid_rows, tokenizer, mlm: MlmParams, args: TrainArgs, device, desc: str,
+             files: RunFiles | None = None) -> list[dict]:
+    """Masked-LM training; returns per-epoch ``{"epoch", "loss", "perplexity"}`` on ``valid_rows``.
+
+    ``files``: curves and checkpoint locations (:class:`pipeline.train.RunFiles`), both optional.
+    """
     train_feats = encode_text(train_rows, tokenizer, mlm.max_length)
     valid_feats = encode_text(valid_rows, tokenizer, mlm.max_length)
     collator = MlmCollator(tokenizer, mlm.probability, args.seed)
@@ -50,4 +54,5 @@ def pretrain(model, train_rows, valid_rows, tokenizer, mlm: MlmParams, args: Tra
         device,
         desc,
         on_epoch=lambda epoch, m: {"perplexity": perplexity(m, valid_feats, tokenizer, mlm.probability, device)},
+        files=files,
     )

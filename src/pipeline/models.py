@@ -18,6 +18,10 @@ from pipeline.errors import PipelineError
 from pipeline.params import ArchParams
 from pipeline.structure import apply_config_shapes_
 
+# PyTorch's fused scaled-dot-product attention (flash / memory-efficient kernels on GPUs) for training and
+# evaluation; only code that needs attention probabilities switches a model to "eager" (distill.py).
+ATTENTION = "sdpa"
+
 HEADS: dict[str, type[PreTrainedModel]] = {
     "mlm": BertForMaskedLM,
     "classification": BertForSequenceClassification,
@@ -42,6 +46,7 @@ def build_config(arch: ArchParams, vocab_size: int, pad_token_id: int) -> BertCo
         intermediate_size=arch.intermediate_size,
         max_position_embeddings=arch.max_position_embeddings,
         pad_token_id=pad_token_id,
+        attn_implementation=ATTENTION,
     )
 
 
@@ -59,6 +64,7 @@ def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, 
             config.num_labels = num_labels
         return cls(config)
     kwargs = {"num_labels": num_labels} if head == "classification" else {}
+    kwargs["attn_implementation"] = ATTENTION
     try:
         model = cls.from_pretrained(arch.base, **kwargs)
     except (OSError, ValueError) as err:
@@ -73,7 +79,7 @@ def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, 
 
 def empty_model(config_dir: str | os.PathLike, head: str) -> PreTrainedModel:
     """A model with the architecture (including pruned shapes) saved in ``config_dir``; weights unset."""
-    config = BertConfig.from_pretrained(str(config_dir))
+    config = BertConfig.from_pretrained(str(config_dir), attn_implementation=ATTENTION)
     model = head_class(head)(config)
     apply_config_shapes_(model)
     return model
@@ -101,6 +107,7 @@ def with_head(src: PreTrainedModel, head: str, num_labels: int = 2, seed: int = 
     """
     config = BertConfig.from_dict(src.config.to_dict())
     config.num_labels = num_labels
+    config._attn_implementation = ATTENTION
     torch.manual_seed(seed)
     model = head_class(head)(config)
     apply_config_shapes_(model)

@@ -106,6 +106,18 @@ class TrainArgs:
     l1: float = 0.0
     """Weight of an L1 penalty on the encoder's Linear weights (mean absolute value), 0 disables it:
     pushes weights towards zero so that magnitude pruning afterwards removes less of the function."""
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    """``auto``: bf16 autocast on a CUDA GPU with bf16 support, else fp32; ``bf16``: always autocast."""
+    grad_accum_steps: int = 1
+    """Micro-batches of ``batch_size`` (per process) summed into one optimizer step."""
+    compile: bool = False
+    """Run the training forward/backward through ``torch.compile`` (a GPU speed setting)."""
+    group_by_length: bool = False
+    """Batch examples of similar length (sorted within shuffled mega-batches) to cut padding."""
+    num_workers: int = 0
+    """DataLoader worker processes that collate batches; 0 collates in the training process."""
+    checkpoint_every: int = 0
+    """Write a resumable checkpoint every this many optimizer steps (``<out>.ckpt``); 0 disables."""
 
     def __post_init__(self):
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
@@ -114,6 +126,26 @@ class TrainArgs:
             raise ValueError("warmup_ratio must be in [0, 1)")
         if self.l1 < 0:
             raise ValueError("l1 must be >= 0")
+        if self.grad_accum_steps < 1:
+            raise ValueError("grad_accum_steps must be >= 1")
+        if self.num_workers < 0 or self.checkpoint_every < 0:
+            raise ValueError("num_workers and checkpoint_every must be >= 0")
+
+
+@dataclass
+class LaunchParams:
+    """How the training stages are started (the ``launch`` section, templated into their dvc.yaml cmd)."""
+
+    command: str = "python"
+    """The launcher before the stage script: ``python`` or ``accelerate launch [--multi_gpu] --num_processes N``."""
+    num_processes: int = 1
+    """Processes ``command`` starts in total (all machines); a stage run under another count fails."""
+
+    def __post_init__(self):
+        if self.num_processes < 1:
+            raise ValueError("num_processes must be >= 1")
+        if self.num_processes > 1 and "accelerate" not in self.command and "torchrun" not in self.command:
+            raise ValueError("num_processes > 1 needs command 'accelerate launch ...' (or torchrun)")
 
 
 # ----------------------------------------------------------------------------------------- pretrain
@@ -478,6 +510,7 @@ class Params:
     distill: dict[str, Any]  # kd, train
     quantize: QuantizeParams
     evaluate: EvaluateParams
+    launch: LaunchParams
 
 
 # Types of sub-sections whose parent is a heterogeneous mapping (typed by key, not by value).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from pipeline.data.io import read_split
 from pipeline.errors import PipelineError
 from pipeline.features import Batch, Feature, batches, collate, encode_classification, encode_qa_features
 from pipeline.params import TaskParams, TrainArgs
-from pipeline.train import LossFn, fit
+from pipeline.train import LossFn, RunFiles, fit, total_steps
 
 
 def rows(task: TaskParams, data_dir: str | Path, split: str) -> list[dict]:
@@ -150,12 +149,14 @@ def train_task(
     loss_fn: LossFn | None = None,
     after_step=None,
     eval_batch_size: int = 64,
+    files: RunFiles | None = None,
 ) -> tuple[list[dict], dict]:
     """Train on the task's train split, scoring the validation split after every epoch.
 
     Args:
         loss_fn: ``(model, batch) -> loss``; defaults to the hard-label task loss.
         after_step: called after each optimiser step (e.g. to keep pruning masks applied).
+        files: where the curves and the resumable checkpoint go (see :class:`pipeline.train.RunFiles`).
 
     Returns:
         ``(history, final validation metrics)``.
@@ -173,11 +174,13 @@ def train_task(
         loss_fn=loss_fn or (lambda m, b: hard_loss(task, logits(m, b), b)),
         after_step=after_step,
         on_epoch=lambda epoch, m: evaluate(m, task, valid, tokenizer, eval_batch_size, device),
+        files=files,
     )
     return history, {k: v for k, v in history[-1].items() if k not in ("epoch", "loss")}
 
 
-def trainer(task: TaskParams, data_dir: str | Path, tokenizer, args: TrainArgs, device: torch.device, desc: str):
+def trainer(task: TaskParams, data_dir: str | Path, tokenizer, args: TrainArgs, device: torch.device, desc: str,
+            files: RunFiles | None = None):
     """A ``(model, make_hook) -> {"history", "pruner"}`` callable for methods that prune while training.
 
     ``make_hook(total_steps)`` builds the after-step hook once the number of optimizer steps is known;
@@ -185,11 +188,10 @@ def trainer(task: TaskParams, data_dir: str | Path, tokenizer, args: TrainArgs, 
     """
 
     def train(model: torch.nn.Module, make_hook, loss_fn: LossFn | None = None) -> dict:
-        n = len(train_features(task, rows(task, data_dir, "train"), tokenizer))
-        total = max(1, math.ceil(args.epochs * math.ceil(n / args.batch_size)))
+        total = total_steps(len(train_features(task, rows(task, data_dir, "train"), tokenizer)), args)
         hook = make_hook(total)
         history, _ = train_task(model, task, data_dir, tokenizer, args, device, desc, loss_fn=loss_fn,
-                                after_step=hook)
+                                after_step=hook, files=files)
         return {"history": history, "pruner": hook}
 
     return train
