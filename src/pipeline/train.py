@@ -101,6 +101,7 @@ def fit(
             if args.l1 > 0:
                 loss = loss + args.l1 * l1_penalty(model)
             if not torch.isfinite(loss):
+                bar.close()  # end the progress line so the error gets a line of its own
                 raise PipelineError(f"{desc}: loss is {loss.item()} at step {step} (lower the learning rate)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
