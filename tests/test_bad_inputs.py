@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from conftest import WORDS
+from pipeline import params
 from pipeline.artifacts import atomic_dir, save_model
+from pipeline.errors import PipelineError
 from test_stage_errors import artifact, edit_params, run_stage, workdir  # noqa: F401 (fixtures)
 
 
@@ -87,3 +90,26 @@ def test_diverging_training_stops_with_a_clear_line(workdir, tiny_config, tokeni
     assert err[0].startswith("error: finetune: finetune cls: loss is ") and "(lower the learning rate)" in err[0]
     assert any(word in err[0] for word in ("nan", "inf"))
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "section, mutate, message",
+    [
+        ("prune.gradual", lambda d: d["prune"]["gradual"].update(begin=0.8, end=0.5), "need 0 <= begin < end <= 1"),
+        ("prune.gradual", lambda d: d["prune"]["gradual"].update(initial_sparsity=0.9),
+         "need 0 <= initial_sparsity <= sparsity < 1"),
+        ("prune.nm", lambda d: d["prune"]["nm"].update(n=5, m=4), "n and m must satisfy 0 < n < m"),
+        ("prune.ffn", lambda d: d["prune"]["ffn"].update(keep_ratio=1.5), "keep_ratio must be in (0, 1]"),
+        ("merge", lambda d: d["merge"].update(density=0.0), "density must be in (0, 1]"),
+        ("merge", lambda d: d["merge"].update(weights=0.5), "'merge.weights' must be a list, got float"),
+        ("quantize", lambda d: d.update(quantize=[1, 2]), "'quantize' must be a mapping, got list"),
+        ("finetune.cls", lambda d: d["finetune"]["cls"].update(epochs=True), "'finetune.cls.epochs' must be float"),
+        ("finetune.cls", lambda d: d["finetune"]["cls"].update(lr=-1.0), "lr must be > 0"),
+    ],
+)
+def test_impossible_param_combinations_name_the_section(workdir, section, mutate, message):
+    edit_params(workdir, mutate)
+    with pytest.raises(PipelineError) as err:
+        params.load(section, file=workdir / "params.yaml")
+    assert str(err.value).startswith("params.yaml: ") and message in str(err.value)
+    assert "\n" not in str(err.value)

@@ -8,6 +8,7 @@ load with plain ``transformers``; physically pruned and quantized ones need :fun
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -68,7 +69,7 @@ def clean_stale_tmp(final: Path) -> list[Path]:
     leftover can be mistaken for output. Returns the removed paths.
     """
     removed = []
-    for tmp in final.parent.glob(f".{final.name}.tmp-*"):
+    for tmp in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
         pid = tmp.name.rsplit("-", 1)[1]
         if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
             if tmp.is_dir():
