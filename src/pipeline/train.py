@@ -330,6 +330,7 @@ def fit(
         values = torch.stack([t for _, t, _ in pending]).tolist() if pending else []
         for (s, _, lr), value in zip(pending, values):
             if not math.isfinite(value):
+                bar.close()  # end the progress line so the error gets a line of its own
                 raise PipelineError(f"{desc}: loss is {value} at step {s - 1} (lower the learning rate)")
             epoch_losses.append(value)
             step_log.append((s, value, lr))

@@ -53,14 +53,19 @@ def _with_datasets(src: DataSource, name: str) -> dict[str, list[dict]]:
             if not path.is_dir():
                 raise PipelineError(f"prepare.datasets.{name}.source: '{path}' is not a directory")
             datasets.disable_progress_bars()  # local files load in a blink; keep stderr to the error
+            files = _local_files(path)
+            for split, (_, file) in files.items():
+                if Path(file).stat().st_size == 0:  # datasets fails on it with an unrelated message
+                    raise PipelineError(f"prepare.datasets.{name}.source: {file}: {split} split is empty")
             splits = {
                 split: datasets.load_dataset(fmt, data_files=file, split="train")
-                for split, (fmt, file) in _local_files(path).items()
+                for split, (fmt, file) in files.items()
             }
     except PipelineError:
         raise
     except Exception as err:  # datasets raises many types (network, format, missing config)
-        raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': {str(err).splitlines()[0]}") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]  # some messages are empty
+        raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': {first}") from None
     out = {}
     for split in SPLITS:
         if split not in splits:
