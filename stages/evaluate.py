@@ -9,7 +9,7 @@ from pipeline.artifacts import load_model, load_tokenizer, write_json
 from pipeline.errors import stage_main
 from pipeline.evaluate import cpu_latency, latency_inputs, size_facts, stored_parameters
 from pipeline.runtime import setup
-from pipeline.tasks import evaluate, primary_metric, rows
+from pipeline.tasks import evaluate_splits, primary_metric
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def main(argv=None):
     model, meta = load_model(args.model, task.type)
     tokenizer = load_tokenizer(args.model)
     # Quantized (dynamic int8) kernels are CPU-only, so every variant is scored on CPU alike.
-    scores = evaluate(model, task, rows(task, args.data, "validation"), tokenizer, cfg.batch_size, "cpu")
+    scores = evaluate_splits(model, task, args.data, tokenizer, cfg.batch_size, "cpu")
     total, nonzero = stored_parameters(args.model)
     result = {"task": args.task, "variant": args.model.name, "stage": meta["stage"], "format": meta["format"],
               "primary_metric": primary_metric(task), **scores, **size_facts(args.model),

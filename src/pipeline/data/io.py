@@ -9,6 +9,8 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 
 SPLITS = ("train", "validation")
+# Further evaluation splits kept when a source has them (MNLI's mismatched validation set).
+EXTRA_SPLITS = ("validation_mismatched",)
 
 # Columns each schema must have; the same names as GLUE/SST-2, SQuAD and plain-text corpora on the hub.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -16,17 +18,33 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "classification": ("sentence", "label", "idx"),
     "qa": ("id", "title", "context", "question", "answers"),
 }
+# Sentence-pair text columns of the GLUE tasks (MRPC/STS-B/RTE/WNLI, QQP, MNLI, QNLI): a classification
+# set with one of these and ``label`` is accepted in place of ``sentence``/``label``/``idx``.
+PAIR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sentence1", "sentence2"), ("question1", "question2"), ("premise", "hypothesis"), ("question", "sentence"),
+)
+
+
+def check_columns(rows: list[dict], columns: tuple[str, ...] | list[str], where: str, what: str) -> None:
+    """Raise a :class:`PipelineError` naming ``where`` if rows are empty or lack any of ``columns``.
+
+    Args:
+        where: the file or data set named in the message.
+        what: the schema named in the message, e.g. ``a 'classification' data set``.
+    """
+    if not rows:
+        raise PipelineError(f"{where}: split is empty")
+    missing = [c for c in columns if c not in rows[0]]
+    if missing:
+        raise PipelineError(f"{where}: missing column(s) {missing} for {what} (has {sorted(rows[0])})")
 
 
 def check_rows(rows: list[dict], schema: str, where: str) -> None:
     """Raise a :class:`PipelineError` naming ``where`` if rows are empty or lack the schema's columns."""
-    if not rows:
-        raise PipelineError(f"{where}: split is empty")
-    missing = [c for c in COLUMNS[schema] if c not in rows[0]]
-    if missing:
-        raise PipelineError(
-            f"{where}: missing column(s) {missing} for a '{schema}' data set (has {sorted(rows[0])})"
-        )
+    if schema == "classification" and rows and "label" in rows[0]:
+        if any(all(c in rows[0] for c in pair) for pair in PAIR_COLUMNS):
+            return  # a GLUE sentence-pair set; the task checks its exact columns (pipeline.glue)
+    check_columns(rows, COLUMNS[schema], where, f"a '{schema}' data set")
     if schema == "qa":
         answers = rows[0]["answers"]
         if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
