@@ -94,9 +94,12 @@ def matthews_corrcoef(preds: Sequence[int] | np.ndarray, labels: Sequence[int] |
 
 
 def _as_float_arrays(preds, labels) -> tuple[np.ndarray, np.ndarray]:
-    """Both sequences as 1-D float64 arrays of equal, non-zero length (else ``ValueError``)."""
+    """Both sequences as 1-D finite float64 arrays of equal, non-zero length (else ``ValueError``)."""
     p, y = _as_label_arrays(preds, labels)
-    return p.astype(np.float64), y.astype(np.float64)
+    p, y = p.astype(np.float64), y.astype(np.float64)
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(y))):
+        raise ValueError("preds or labels contain NaN or infinite values")
+    return p, y
 
 
 def pearson(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float:
@@ -108,14 +111,19 @@ def pearson(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.nd
 
     Returns:
         A float in ``[-1, 1]``; ``0.0`` when undefined (either side constant, or ``N == 1``), where scipy
-        would return NaN: a metrics file must stay valid JSON.
+        would return NaN: a metrics file must stay valid JSON. Raises ``ValueError`` on empty, mismatched
+        or non-finite inputs.
     """
     p, y = _as_float_arrays(preds, labels)
-    # Centring first avoids the cancellation of the textbook sum-of-products form; scaling each side by
-    # its largest deviation keeps tiny (1e-200) or huge spreads from under/overflowing in the squares.
+    if np.all(p == p[0]) or np.all(y == y[0]):  # tested exactly: the mean of equal values may be off by an ulp
+        return 0.0
+    # Scaling each side to [-1, 1] (before and after centring) keeps tiny (1e-300, subnormal) or huge
+    # values from under/overflowing in the squares; centring avoids the cancellation of the textbook
+    # sum-of-products form. Correlation is invariant to both.
+    p, y = p / np.abs(p).max(), y / np.abs(y).max()
     dp, dy = p - p.mean(), y - y.mean()
     sp, sy = np.abs(dp).max(), np.abs(dy).max()
-    if sp == 0 or sy == 0 or not np.isfinite(sp * sy):
+    if sp == 0 or sy == 0:  # distinct values that the scaling rounded together (subnormal spreads)
         return 0.0
     dp, dy = dp / sp, dy / sy
     denom = np.sqrt((dp @ dp) * (dy @ dy))
@@ -153,7 +161,8 @@ def spearman(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.n
         labels: gold scores, shape ``(N,)``.
 
     Returns:
-        A float in ``[-1, 1]``; ``0.0`` when undefined (either side constant).
+        A float in ``[-1, 1]``; ``0.0`` when undefined (either side constant). Raises ``ValueError`` on
+        empty, mismatched or non-finite inputs.
     """
     p, y = _as_float_arrays(preds, labels)
     return pearson(rank_average(p), rank_average(y))

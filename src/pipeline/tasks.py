@@ -18,9 +18,11 @@ from pipeline.train import LossFn, fit
 def rows(task: TaskParams, data_dir: str | Path, split: str) -> list[dict]:
     """The task's prepared rows for ``split``, checked against the task type's columns (and for
     classification against the GLUE task's columns and label range)."""
-    split_rows = read_split(data_dir, split, task.type)
-    if task.type == "classification":
-        glue.check(glue.spec(task), split_rows, str(Path(data_dir) / f"{split}.jsonl"))
+    if task.type != "classification":
+        return read_split(data_dir, split, task.type)
+    g = glue.spec(task)
+    split_rows = read_split(data_dir, split, task.type, g.columns if task.glue else None)
+    glue.check(g, split_rows, str(Path(data_dir) / f"{split}.jsonl"))
     return split_rows
 
 

@@ -41,10 +41,14 @@ def check_columns(rows: list[dict], columns: tuple[str, ...] | list[str], where:
 
 def check_rows(rows: list[dict], schema: str, where: str) -> None:
     """Raise a :class:`PipelineError` naming ``where`` if rows are empty or lack the schema's columns."""
-    if schema == "classification" and rows and "label" in rows[0]:
-        if any(all(c in rows[0] for c in pair) for pair in PAIR_COLUMNS):
-            return  # a GLUE sentence-pair set; the task checks its exact columns (pipeline.glue)
-    check_columns(rows, COLUMNS[schema], where, f"a '{schema}' data set")
+    columns = COLUMNS[schema]
+    if schema == "classification" and rows:
+        # The layout (single sentence or one of the pairs) closest to the rows, so that a pair set missing
+        # one column is told that column; ties go to the single-sentence layout. The task later checks
+        # the exact columns of its GLUE task (pipeline.glue).
+        layouts = [columns, *[(*pair, "label") for pair in PAIR_COLUMNS]]
+        columns = min(layouts, key=lambda cols: sum(c not in rows[0] for c in cols))
+    check_columns(rows, columns, where, f"a '{schema}' data set")
     if schema == "qa":
         answers = rows[0]["answers"]
         if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
@@ -58,8 +62,11 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
             fh.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def read_split(data_dir: str | os.PathLike, split: str, schema: str) -> list[dict]:
-    """Rows of ``<data_dir>/<split>.jsonl``, checked against ``schema``."""
+def read_split(
+    data_dir: str | os.PathLike, split: str, schema: str, columns: tuple[str, ...] | None = None
+) -> list[dict]:
+    """Rows of ``<data_dir>/<split>.jsonl``, checked against ``schema``, or against exactly ``columns``
+    when given (a GLUE task's columns, so the message names the column that task misses)."""
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.is_file():
         raise PipelineError(f"{path}: not found (run the prepare stage first)")
@@ -70,5 +77,8 @@ def read_split(data_dir: str | os.PathLike, split: str, schema: str) -> list[dic
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 raise PipelineError(f"{path}:{n}: not valid JSON") from None
-    check_rows(rows, schema, str(path))
+    if columns is None:
+        check_rows(rows, schema, str(path))
+    else:
+        check_columns(rows, columns, str(path), f"a '{schema}' data set with columns {list(columns)}")
     return rows
