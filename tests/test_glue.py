@@ -112,7 +112,7 @@ def _write_json(path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _local_glue_dir(root, name: str) -> tuple:
+def _local_glue_dir(root, name: str):
     """A directory with a GLUE task's files as a user would have them (csv for some, json for others)."""
     d = root / f"raw-{name}"
     d.mkdir()
@@ -125,7 +125,10 @@ def _local_glue_dir(root, name: str) -> tuple:
             if len(g.text_columns) == 2:
                 row[g.text_columns[1]] = b
             rows.append(row)
-        (_write_csv if name in ("cola", "mrpc") else _write_json)(d / f"{split}.{'csv' if name in ('cola', 'mrpc') else 'jsonl'}", rows)
+        if name in ("cola", "mrpc"):
+            _write_csv(d / f"{split}.csv", rows)
+        else:
+            _write_json(d / f"{split}.jsonl", rows)
     return d
 
 
@@ -204,7 +207,8 @@ def test_hub_glue_mnli_keeps_columns_and_both_validation_splits(monkeypatch):
 
 def test_hub_split_names():
     assert hub_splits("glue/cola", ["train", "validation", "test"]) == {"train": "train", "validation": "validation"}
-    assert hub_splits("nyu-mll/glue/mnli", ["train", "validation_matched", "validation_mismatched", "test_matched"]) == {
+    available = ["train", "validation_matched", "validation_mismatched", "test_matched"]
+    assert hub_splits("nyu-mll/glue/mnli", available) == {
         "train": "train", "validation": "validation_matched", "validation_mismatched": "validation_mismatched"}
 
 
@@ -283,3 +287,45 @@ def test_tiny_bert_learns_a_pair_task(tmp_path, tiny_config, tokenizer, name, ki
     else:
         majority = max(np.bincount([r["label"] for r in valid])) / len(valid)  # 0.40
         assert final["accuracy"] > max(0.9, majority + 0.3)  # measured 1.0
+
+
+# ------------------------------------------------------------------------------------------- stages
+def test_stages_run_mnli_from_local_files(tmp_path, monkeypatch):
+    """prepare -> base -> finetune -> evaluate on a local MNLI-schema directory: both validation splits
+    are prepared and scored, the metrics file names the GLUE primary metric."""
+    import importlib.util
+
+    def stage(name: str) -> int:
+        spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.main
+
+    from pipeline.data import synthetic
+
+    monkeypatch.chdir(tmp_path)
+    sentences = [r["sentence"] for r in synthetic.generate_classification(100, 3)]  # in the synthetic vocab
+    rng = random.Random(0)
+    (tmp_path / "raw").mkdir()
+    for split, n in [("train", 64), ("validation", 16), ("validation_mismatched", 12)]:
+        write_jsonl(tmp_path / "raw" / f"{split}.jsonl", [
+            {"premise": rng.choice(sentences), "hypothesis": rng.choice(sentences), "label": i % 3, "idx": i}
+            for i in range(n)])
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["prepare"]["datasets"] = {"cls": {"type": "classification", "source": "raw"}}
+    p["model"].update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    p["tasks"]["cls"].update(glue="mnli", num_labels=3)
+    p["finetune"]["cls"].update(epochs=1)
+    p["evaluate"].update(latency_repeats=1, latency_warmup=1, latency_batch_size=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+
+    assert stage("prepare")(["data"]) in (0, None)
+    assert sorted(f.name for f in (tmp_path / "data" / "cls").iterdir()) == [
+        "train.jsonl", "validation.jsonl", "validation_mismatched.jsonl"]
+    assert stage("base")(["data/tokenizer", "models/base"]) in (0, None)
+    assert stage("finetune")(["--task", "cls", "models/base", "data/cls", "models/cls/finetune"]) in (0, None)
+    assert stage("evaluate")(["--task", "cls", "models/cls/finetune", "data/cls", "m.json"]) in (0, None)
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["primary_metric"] == "accuracy"
+    assert 0 <= result["accuracy"] <= 1 and 0 <= result["accuracy_mismatched"] <= 1
+    assert "f1" not in result  # MNLI's official metric is accuracy only
