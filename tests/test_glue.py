@@ -50,6 +50,9 @@ def test_primary_metric_per_task():
     assert tasks.primary_metric(task("cola")) == "matthews_correlation"
     assert tasks.primary_metric(task("stsb")) == "pearson"
     assert tasks.primary_metric(TaskParams(type="qa")) == "f1"
+    # without a GLUE task: SST-2 columns, accuracy + F1; one output is scored as a regression
+    assert glue.spec(TaskParams(type="classification", num_labels=3)).metrics == ("accuracy", "f1")
+    assert glue.spec(TaskParams(type="classification", num_labels=1)).metrics == ("pearson", "spearmanr")
 
 
 @pytest.mark.parametrize(
@@ -208,7 +211,7 @@ def test_hub_glue_mnli_keeps_columns_and_both_validation_splits(monkeypatch):
 def test_hub_split_names():
     assert hub_splits("glue/cola", ["train", "validation", "test"]) == {"train": "train", "validation": "validation"}
     available = ["train", "validation_matched", "validation_mismatched", "test_matched"]
-    assert hub_splits("nyu-mll/glue/mnli", available) == {
+    assert hub_splits("glue/mnli", available) == {
         "train": "train", "validation": "validation_matched", "validation_mismatched": "validation_mismatched"}
 
 

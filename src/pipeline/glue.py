@@ -73,8 +73,11 @@ DEFAULT = GlueTask(("sentence",), _ACC_F1, "accuracy")
 
 
 def spec(task: TaskParams) -> GlueTask:
-    """The GLUE task selected by ``task.glue``, or :data:`DEFAULT` (with ``task.num_labels``) when empty."""
+    """The GLUE task selected by ``task.glue``, or :data:`DEFAULT` (with ``task.num_labels``) when empty;
+    a one-output default task is a regression scored like STS-B."""
     if not task.glue:
+        if task.num_labels == 1:
+            return GlueTask(DEFAULT.text_columns, TASKS["stsb"].metrics, TASKS["stsb"].primary, num_labels=1)
         return GlueTask(DEFAULT.text_columns, DEFAULT.metrics, DEFAULT.primary, num_labels=task.num_labels)
     if task.glue not in TASKS:  # params validates the name too; this guards direct callers
         raise PipelineError(f"unknown GLUE task '{task.glue}' (known: {', '.join(TASKS)})")

@@ -26,7 +26,7 @@ def hub_splits(spec: str, available) -> dict[str, str]:
     Example: ``glue/mnli`` -> ``{"train": "train", "validation": "validation_matched",
     "validation_mismatched": "validation_mismatched"}``; splits the data set lacks are left out.
     """
-    renames = _HUB_SPLIT_NAMES.get(spec.removeprefix("nyu-mll/"), {})
+    renames = _HUB_SPLIT_NAMES.get(spec, {})
     wanted = {renames.get(s, s): s for s in available}
     return {split: wanted[split] for split in (*SPLITS, *EXTRA_SPLITS) if split in wanted}
 
