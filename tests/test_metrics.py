@@ -145,6 +145,12 @@ def test_pearson_hand_computed():
         spearman([1.0, 2.0], [1.0, float("inf")])
 
 
+def test_pearson_is_scale_free():
+    for scale in (5e-324, 1e-300, 1.0, 1e300):  # subnormal, tiny, plain, huge: no under/overflow
+        assert pearson([0.0, 0.0, scale], [0.0, 0.0, 0.5]) == pytest.approx(1.0)
+        assert pearson([scale, 0.0, scale], [1.0, 3.0, 2.0]) == pytest.approx(-np.sqrt(3) / 2)
+
+
 def test_average_ranks_and_spearman_with_ties():
     assert rank_average([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
     assert rank_average([3, 3, 3]).tolist() == [2.0, 2.0, 2.0]
@@ -155,7 +161,10 @@ def test_average_ranks_and_spearman_with_ties():
 
 
 _labels = st.lists(st.integers(0, 3), min_size=1, max_size=60)
-_scores = st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, -1.0]) | st.floats(-5, 5), min_size=2, max_size=60)
+# Subnormal floats are left out: there scipy loses precision (e.g. r(x=[0, 0, 5e-324], y=[0, 0, .5]) is
+# 0.82 in scipy 1.17, exactly 1 here), see test_pearson_is_scale_free.
+_float = st.floats(-5, 5, allow_subnormal=False)
+_scores = st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, -1.0]) | _float, min_size=2, max_size=60)
 
 
 @settings(max_examples=150, deadline=None)
@@ -177,7 +186,7 @@ def test_pearson_and_spearman_match_scipy(data):
     import scipy.stats
 
     y = data.draw(_scores)
-    x = data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0]) | st.floats(-5, 5), min_size=len(y), max_size=len(y)))
+    x = data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0]) | _float, min_size=len(y), max_size=len(y)))
     with warnings.catch_warnings():  # scipy warns on constant input
         warnings.simplefilter("ignore")
         ref_p, ref_s = scipy.stats.pearsonr(x, y)[0], scipy.stats.spearmanr(x, y)[0]
