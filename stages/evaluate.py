@@ -12,7 +12,7 @@ from pipeline.evaluate import flat_diagnostics, latency_inputs, size_facts, writ
 from pipeline.facts import model_facts
 from pipeline.runtime import setup
 from pipeline.speed import speed_facts
-from pipeline.tasks import classification_outputs, evaluate, primary_metric, rows
+from pipeline.tasks import classification_outputs, evaluate_splits, primary_metric, rows
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,11 +38,11 @@ def main(argv=None):
     setup(0)
     model, meta = load_model(args.model, task.type)
     baseline, tokenizer = load_model(args.baseline, task.type)[0], load_tokenizer(args.model)
-    valid = rows(task, args.data, "validation")
-    scores = evaluate(model, task, valid, tokenizer, cfg.batch_size, "cpu")  # int8 kernels are CPU-only
+    scores = evaluate_splits(model, task, args.data, tokenizer, cfg.batch_size, "cpu")  # int8 kernels: CPU only
     facts, layers = model_facts(args.model)
     diag, labels, preds = {}, None, None
-    if task.type == "classification":
+    if task.type == "classification" and task.num_labels > 1:  # no confusion matrix/ROC for regression
+        valid = rows(task, args.data, "validation")
         logit, labels = classification_outputs(model, task, valid, tokenizer, cfg.batch_size, "cpu")
         diag, preds = classification_report(logit, labels), logit.argmax(-1)
     speed = speed_facts(model, baseline, meta, lambda bs: latency_inputs(task, args.data, tokenizer, bs),

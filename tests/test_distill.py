@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from pipeline.distill import kd_logit_loss
@@ -39,3 +40,42 @@ def test_student_matches_teacher_by_kd():
     assert loss.item() < 0.3 * first
     agree = (student(x).argmax(-1) == t.argmax(-1)).float().mean().item()
     assert agree > 0.8
+
+
+def test_regression_kd_is_mse_and_classification_kd_is_kl():
+    from pipeline.distill import kd_regression_loss, logit_kd_term
+    from pipeline.params import TaskParams
+
+    s, t = torch.tensor([[0.5], [2.0], [-1.0]]), torch.tensor([[1.0], [2.0], [1.0]])
+    assert kd_regression_loss(s, t).item() == pytest.approx((0.25 + 0 + 4) / 3)
+    assert kd_regression_loss(t, t).item() == 0.0
+    stsb = TaskParams(type="classification", num_labels=1, glue="stsb")
+    assert logit_kd_term(stsb, 4.0)(s, t).item() == pytest.approx((0.25 + 4) / 3)  # no temperature
+    g = torch.Generator().manual_seed(2)
+    s3, t3 = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    mnli = TaskParams(type="classification", num_labels=3, glue="mnli")
+    assert logit_kd_term(mnli, 3.0)(s3, t3).item() == pytest.approx(kd_logit_loss(s3, t3, 3.0).item())
+
+
+def test_kd_loss_fn_on_a_regression_task(tiny_config):
+    """alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, gold) for a one-output head."""
+    from transformers import BertForSequenceClassification
+
+    from pipeline.distill import kd_loss_fn
+    from pipeline.params import KDParams, TaskParams
+
+    tiny_config.num_labels = 1
+    torch.manual_seed(0)
+    teacher, student = BertForSequenceClassification(tiny_config), BertForSequenceClassification(tiny_config)
+    student.eval()  # no dropout, so the direct computation below sees the same outputs
+    batch = {"input_ids": torch.randint(5, 20, (4, 7)), "attention_mask": torch.ones(4, 7, dtype=torch.long),
+             "labels": torch.tensor([0.0, 1.5, 3.0, 5.0])}
+    task = TaskParams(type="classification", num_labels=1, glue="stsb")
+    loss = kd_loss_fn(teacher, task, KDParams(temperature=3.0, alpha=0.25))(student, batch)
+    with torch.no_grad():
+        t_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    s_out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    expected = 0.25 * ((s_out - t_out) ** 2).mean() + 0.75 * ((s_out[:, 0] - batch["labels"]) ** 2).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()  # gradients reach the student
+    assert student.classifier.weight.grad.abs().sum() > 0

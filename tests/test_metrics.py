@@ -1,9 +1,14 @@
-"""Classification and SQuAD metrics against hand-computed values."""
+"""Classification, GLUE and SQuAD metrics against hand-computed values (GLUE ones also against scipy/sklearn)."""
+
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.metrics import accuracy, binary_f1, exact_match, f1_score, normalize_answer, squad_v1
+from pipeline.metrics import matthews_corrcoef, pearson, rank_average, spearman
 
 
 def test_accuracy_lists_and_arrays():
@@ -95,3 +100,96 @@ def test_squad_v1_names_missing_ids():
         squad_v1({"q1": "cat"}, {"q1": ["cat"], "q2": ["dog"]})
     with pytest.raises(ValueError):
         squad_v1({}, {})
+
+
+# ------------------------------------------------------------------------------------------ GLUE metrics
+
+def test_matthews_binary_hand_computed():
+    preds, labels = [1, 1, 0, 0, 1, 0], [1, 0, 0, 1, 1, 0]
+    # TP=2, TN=2, FP=1, FN=1 -> (4 - 1) / sqrt(3 * 3 * 3 * 3) = 1/3
+    assert matthews_corrcoef(preds, labels) == pytest.approx(1 / 3)
+    assert matthews_corrcoef([1, 0, 1], [1, 0, 1]) == 1.0
+    assert matthews_corrcoef([0, 1, 0], [1, 0, 1]) == -1.0
+
+
+def test_matthews_multiclass_hand_computed():
+    preds, labels = [0, 1, 2, 2, 1, 0], [0, 1, 2, 1, 1, 2]
+    # C (gold x pred) = [[1,0,0],[0,2,1],[1,0,1]]; s=6, c=4, t=(1,3,2), p=(2,2,2)
+    # (4*6 - (2+6+4)) / sqrt((36-12)(36-14)) = 12 / sqrt(24*22)
+    assert matthews_corrcoef(preds, labels) == pytest.approx(12 / np.sqrt(24 * 22))
+
+
+def test_matthews_undefined_is_zero_and_bad_input_raises():
+    assert matthews_corrcoef([1, 1, 1], [0, 1, 0]) == 0.0
+    assert matthews_corrcoef([0, 1, 0], [1, 1, 1]) == 0.0
+    with pytest.raises(ValueError, match="length"):
+        matthews_corrcoef([1, 0], [1])
+    with pytest.raises(ValueError, match="empty"):
+        matthews_corrcoef([], [])
+
+
+def test_pearson_hand_computed():
+    # x centred = (-1, 0, 1), y centred = (-2, 1, 1): 3 / sqrt(2 * 6)
+    assert pearson([1, 2, 3], [0, 3, 3]) == pytest.approx(3 / np.sqrt(12))
+    assert pearson([1.0, 2.0, 3.0], [10.0, 20.0, 30.0]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert pearson([1, 1, 1], [1, 2, 3]) == 0.0  # undefined
+    assert isinstance(pearson(np.array([1.0, 2.0]), np.array([2.0, 1.0])), float)
+    with pytest.raises(ValueError, match="length"):
+        pearson([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="empty"):
+        spearman([], [])
+    with pytest.raises(ValueError, match="NaN"):
+        pearson([1.0, float("nan")], [1.0, 2.0])
+    with pytest.raises(ValueError, match="infinite"):
+        spearman([1.0, 2.0], [1.0, float("inf")])
+
+
+def test_pearson_is_scale_free():
+    for scale in (5e-324, 1e-300, 1.0, 1e300):  # subnormal, tiny, plain, huge: no under/overflow
+        assert pearson([0.0, 0.0, scale], [0.0, 0.0, 0.5]) == pytest.approx(1.0)
+        assert pearson([scale, 0.0, scale], [1.0, 3.0, 2.0]) == pytest.approx(-np.sqrt(3) / 2)
+
+
+def test_average_ranks_and_spearman_with_ties():
+    assert rank_average([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+    assert rank_average([3, 3, 3]).tolist() == [2.0, 2.0, 2.0]
+    # ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4): centred (-1.5, 0, 0, 1.5) . (-1.5, -.5, .5, 1.5) = 4.5;
+    # norms^2 4.5 and 5 -> 4.5 / sqrt(22.5)
+    assert spearman([1, 5, 5, 9], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(22.5))
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)  # monotone, not linear
+
+
+_labels = st.lists(st.integers(0, 3), min_size=1, max_size=60)
+# Subnormal floats are left out: there scipy loses precision (e.g. r(x=[0, 0, 5e-324], y=[0, 0, .5]) is
+# 0.82 in scipy 1.17, exactly 1 here), see test_pearson_is_scale_free.
+_float = st.floats(-5, 5, allow_subnormal=False)
+_scores = st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, -1.0]) | _float, min_size=2, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_matthews_matches_scikit_learn(data):
+    from sklearn.metrics import matthews_corrcoef as reference
+
+    labels = data.draw(_labels)
+    preds = data.draw(st.lists(st.integers(0, 3), min_size=len(labels), max_size=len(labels)))
+    with warnings.catch_warnings():  # sklearn warns when only one class occurs
+        warnings.simplefilter("ignore")
+        expected = reference(labels, preds)
+    assert matthews_corrcoef(preds, labels) == pytest.approx(expected, abs=1e-9)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_pearson_and_spearman_match_scipy(data):
+    import scipy.stats
+
+    y = data.draw(_scores)
+    x = data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0]) | _float, min_size=len(y), max_size=len(y)))
+    with warnings.catch_warnings():  # scipy warns on constant input
+        warnings.simplefilter("ignore")
+        ref_p, ref_s = scipy.stats.pearsonr(x, y)[0], scipy.stats.spearmanr(x, y)[0]
+    # scipy gives NaN where the correlation is undefined (a constant side); we give 0.0.
+    assert pearson(x, y) == (pytest.approx(ref_p, abs=1e-7) if np.isfinite(ref_p) else 0.0)
+    assert spearman(x, y) == (pytest.approx(ref_s, abs=1e-7) if np.isfinite(ref_s) else 0.0)

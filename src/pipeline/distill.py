@@ -2,7 +2,8 @@
 
 Terms (weights in ``distill.kd``):
 
-- logit KD (Hinton et al., 2015): temperature-softened KL between teacher and student logits;
+- logit KD (Hinton et al., 2015): temperature-softened KL between teacher and student logits; for regression
+  (one output, e.g. STS-B) the MSE between student and teacher predictions;
 - hidden-state MSE between mapped layers (TinyBERT-style), through a learned linear projection when the
   student is narrower or wider than the teacher;
 - attention-map MSE between mapped layers on head-averaged attention probabilities, so students with
@@ -43,6 +44,29 @@ def kd_logit_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: flo
     log_p_student = F.log_softmax(student / t, dim=-1)
     log_p_teacher = F.log_softmax(teacher / t, dim=-1)
     return F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean") * t * t
+
+
+def kd_regression_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Logit KD for regression heads: mean squared error between student and teacher predictions.
+
+    A single output has no distribution to soften, so the temperature does not apply.
+
+    Args:
+        student: ``(N, 1)`` student outputs.
+        teacher: ``(N, 1)`` teacher outputs (no gradient needed).
+
+    Returns:
+        Scalar mean of ``(student - teacher)^2``.
+    """
+    return F.mse_loss(student, teacher.to(student.dtype))
+
+
+def logit_kd_term(task: TaskParams, temperature: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(student, teacher) -> loss`` for the task's outputs: :func:`kd_regression_loss` for regression
+    classification heads (``num_labels == 1``), else :func:`kd_logit_loss` at ``temperature``."""
+    if task.type == "classification" and task.num_labels == 1:
+        return kd_regression_loss
+    return lambda s, t: kd_logit_loss(s, t, temperature)
 
 
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
@@ -117,11 +141,13 @@ def kd_loss_fn(teacher: torch.nn.Module, task: TaskParams, kd: KDParams,
 
     ``alpha * KD + (1 - alpha) * CE + hidden_weight * hidden MSE + attention_weight * attention MSE``.
 
-    For QA the logit KD term is the mean over start and end logits. The teacher runs in eval mode without
+    For QA the logit KD term is the mean over start and end logits; for regression it is the MSE
+    (:func:`logit_kd_term`). The teacher runs in eval mode without
     gradients. With ``hidden_weight > 0`` and different widths, pass ``student`` so a projection can be
     attached to it (call :func:`detach_projection` after training).
     """
     teacher.eval()
+    logit_term = logit_kd_term(task, kd.temperature)
     hidden, attention = kd.hidden_weight > 0, kd.attention_weight > 0
     layer_map: list[int] = []
     projection = None
@@ -140,7 +166,7 @@ def kd_loss_fn(teacher: torch.nn.Module, task: TaskParams, kd: KDParams,
             t_out = _forward(teacher, batch, hidden, attention)
         s_out = _forward(model, batch, hidden, attention)
         s_logits, t_logits = _task_logits(s_out), _task_logits(t_out)
-        total = sum(kd_logit_loss(s, t, kd.temperature) for s, t in zip(s_logits, t_logits)) / len(s_logits)
+        total = sum(logit_term(s, t) for s, t in zip(s_logits, t_logits)) / len(s_logits)
         if kd.alpha < 1.0:
             total = kd.alpha * total + (1 - kd.alpha) * hard_loss(task, s_logits, batch)
         mask = batch["attention_mask"]

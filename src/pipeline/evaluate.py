@@ -9,7 +9,7 @@ import torch
 from pipeline.artifacts import WEIGHT_FORMATS, WEIGHTS, atomic_dir, read_meta, read_tensors, write_json
 from pipeline.sparse_storage import expand
 from pipeline.weight_quant import dequantized_state
-from pipeline.features import collate, encode_classification
+from pipeline.features import collate
 from pipeline.params import TaskParams
 from pipeline.tasks import logits, rows, train_features
 
@@ -41,10 +41,7 @@ def latency_inputs(task: TaskParams, data_dir: str | Path, tokenizer, batch_size
     """A fixed batch of real validation inputs of ``batch_size`` rows for timing."""
     split_rows = rows(task, data_dir, "validation")
     picked = (split_rows * batch_size)[:batch_size]
-    if task.type == "classification":
-        feats = encode_classification(picked, tokenizer, task.max_length)
-    else:
-        feats = train_features(task, picked, tokenizer)[:batch_size]
+    feats = train_features(task, picked, tokenizer)[:batch_size]  # labels are dropped below
     batch = collate(feats, tokenizer.pad_token_id)
     return {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
 

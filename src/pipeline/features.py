@@ -10,13 +10,31 @@ Feature = dict[str, list[int]]
 Batch = dict[str, torch.Tensor]
 
 
-def encode_classification(rows: list[dict], tokenizer, max_length: int) -> list[Feature]:
-    """Tokenise ``sentence`` (and ``label``) rows; no padding (batches pad dynamically)."""
-    enc = tokenizer([r["sentence"] for r in rows], truncation=True, max_length=max_length)
+def encode_classification(
+    rows: list[dict],
+    tokenizer,
+    max_length: int,
+    text_columns: tuple[str, ...] = ("sentence",),
+    regression: bool = False,
+) -> list[Feature]:
+    """Tokenise single sentences or sentence pairs with their labels; no padding (batches pad dynamically).
+
+    Args:
+        rows: dicts with the ``text_columns`` and ``label``.
+        max_length: longest encoding in tokens; pairs are truncated longest-first.
+        text_columns: one column, or two encoded as a pair ``[CLS] a [SEP] b [SEP]`` with segment ids 0/1.
+        regression: keep labels as floats (one-output models trained with MSE) instead of class ids.
+
+    Returns:
+        One feature per row: ``input_ids``, ``attention_mask`` (and ``token_type_ids``), ``labels``.
+    """
+    first = [r[text_columns[0]] for r in rows]
+    second = [r[text_columns[1]] for r in rows] if len(text_columns) > 1 else None
+    enc = tokenizer(first, second, truncation=True, max_length=max_length)
     feats = []
     for i, row in enumerate(rows):
         feat = {k: enc[k][i] for k in enc.keys()}
-        feat["labels"] = int(row["label"])
+        feat["labels"] = float(row["label"]) if regression else int(row["label"])
         feats.append(feat)
     return feats
 
@@ -37,7 +55,8 @@ def encode_qa_features(features: dict[str, list], with_labels: bool) -> list[Fea
 
 
 def collate(feats: list[Feature], pad_id: int) -> Batch:
-    """Pad a list of features to the longest in the batch: ``(B, T)`` long tensors (labels ``(B,)``)."""
+    """Pad a list of features to the longest in the batch: ``(B, T)`` long tensors (labels ``(B,)``, float
+    for regression)."""
     longest = max(len(f["input_ids"]) for f in feats)
     batch: Batch = {}
     for key in feats[0]:

@@ -64,6 +64,110 @@ def binary_f1(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndar
     return 0.0 if denom == 0 else 2 * tp / denom
 
 
+def matthews_corrcoef(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """Matthews correlation coefficient (the multi-class form of Gorodkin, 2004; CoLA's GLUE metric).
+
+    From the confusion matrix ``C`` (rows gold, columns predicted) with ``s = N``, ``c = trace(C)``, gold
+    counts ``t_k`` and predicted counts ``p_k``: ``(c s - t.p) / sqrt((s^2 - p.p) (s^2 - t.t))``. For two
+    classes this is ``(TP TN - FP FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))``.
+
+    Args:
+        preds: predicted class ids, shape ``(N,)``.
+        labels: gold class ids, shape ``(N,)``.
+
+    Returns:
+        A float in ``[-1, 1]``; ``0.0`` when undefined (all predictions or all labels one class), the
+        scikit-learn convention.
+    """
+    p, y = _as_label_arrays(preds, labels)
+    classes, index = np.unique(np.concatenate([y, p]), return_inverse=True)
+    k, n = len(classes), y.size
+    y_idx, p_idx = index[:n], index[n:]
+    conf = np.zeros((k, k), dtype=np.float64)
+    np.add.at(conf, (y_idx, p_idx), 1.0)
+    t, q = conf.sum(1), conf.sum(0)
+    s, c = float(n), float(np.trace(conf))
+    denom = (s * s - q @ q) * (s * s - t @ t)
+    if denom <= 0:
+        return 0.0
+    return float(np.clip((c * s - t @ q) / np.sqrt(denom), -1.0, 1.0))
+
+
+def _as_float_arrays(preds, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Both sequences as 1-D finite float64 arrays of equal, non-zero length (else ``ValueError``)."""
+    p, y = _as_label_arrays(preds, labels)
+    p, y = p.astype(np.float64), y.astype(np.float64)
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(y))):
+        raise ValueError("preds or labels contain NaN or infinite values")
+    return p, y
+
+
+def pearson(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float:
+    """Pearson correlation between predictions and gold scores (STS-B's GLUE metric).
+
+    Args:
+        preds: predicted scores, shape ``(N,)``.
+        labels: gold scores, shape ``(N,)``.
+
+    Returns:
+        A float in ``[-1, 1]``; ``0.0`` when undefined (either side constant, or ``N == 1``), where scipy
+        would return NaN: a metrics file must stay valid JSON. Raises ``ValueError`` on empty, mismatched
+        or non-finite inputs.
+    """
+    p, y = _as_float_arrays(preds, labels)
+    if np.all(p == p[0]) or np.all(y == y[0]):  # tested exactly: the mean of equal values may be off by an ulp
+        return 0.0
+    # Scaling each side to [-1, 1] (before and after centring) keeps tiny (1e-300, subnormal) or huge
+    # values from under/overflowing in the squares; centring avoids the cancellation of the textbook
+    # sum-of-products form. Correlation is invariant to both.
+    p, y = p / np.abs(p).max(), y / np.abs(y).max()
+    dp, dy = p - p.mean(), y - y.mean()
+    sp, sy = np.abs(dp).max(), np.abs(dy).max()
+    if sp == 0 or sy == 0:  # distinct values that the scaling rounded together (subnormal spreads)
+        return 0.0
+    dp, dy = dp / sp, dy / sy
+    denom = np.sqrt((dp @ dp) * (dy @ dy))
+    return float(np.clip((dp @ dy) / denom, -1.0, 1.0))
+
+
+def rank_average(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values`` with ties given the mean of the ranks they span.
+
+    Example: ``[10, 20, 20, 5]`` -> ``[2, 3.5, 3.5, 1]``.
+
+    Args:
+        values: shape ``(N,)``.
+
+    Returns:
+        float64 ranks, shape ``(N,)``.
+    """
+    v = np.asarray(values).reshape(-1)
+    order = np.argsort(v, kind="mergesort")
+    sorted_v = v[order]
+    # Start of each run of equal values in sorted order; a run from i to j-1 gets rank (i + 1 + j) / 2.
+    starts = np.flatnonzero(np.r_[True, sorted_v[1:] != sorted_v[:-1]])
+    ends = np.r_[starts[1:], v.size]
+    run_rank = (starts + 1 + ends) / 2.0
+    ranks = np.empty(v.size, dtype=np.float64)
+    ranks[order] = np.repeat(run_rank, ends - starts)
+    return ranks
+
+
+def spearman(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float:
+    """Spearman rank correlation: :func:`pearson` of the :func:`rank_average` ranks (STS-B's GLUE metric).
+
+    Args:
+        preds: predicted scores, shape ``(N,)``.
+        labels: gold scores, shape ``(N,)``.
+
+    Returns:
+        A float in ``[-1, 1]``; ``0.0`` when undefined (either side constant). Raises ``ValueError`` on
+        empty, mismatched or non-finite inputs.
+    """
+    p, y = _as_float_arrays(preds, labels)
+    return pearson(rank_average(p), rank_average(y))
+
+
 def normalize_answer(s: str) -> str:
     """SQuAD answer normalisation: lowercase, drop punctuation, drop articles, collapse whitespace.
 

@@ -203,6 +203,10 @@ class MergeParams:
 
 
 # -------------------------------------------------------------------------------------------- tasks
+# Label counts of the GLUE tasks (1 = regression); :mod:`pipeline.glue` holds the rest of each task.
+GLUE_NUM_LABELS = {"cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "stsb": 1, "mnli": 3, "qnli": 2, "rte": 2, "wnli": 2}
+
+
 @dataclass
 class TaskParams:
     """How a task is tokenised, modelled and scored."""
@@ -216,6 +220,9 @@ class TaskParams:
     max_answer_length: int = 30
     """QA: longest answer span in tokens considered by post-processing."""
     n_best_size: int = 20
+    glue: str = ""
+    """Classification: a GLUE task name (its columns, metrics, validation splits); empty: ``sentence``/``label``
+    rows scored by accuracy and F1."""
     version_2_with_negative: bool = False
     """QA: SQuAD v2 (some questions have no answer): predict "" when the null score wins, v2 metrics."""
     null_score_diff_threshold: float = 0.0
@@ -228,6 +235,16 @@ class TaskParams:
             raise ValueError("version_2_with_negative and text_metrics apply only to qa tasks")
         if self.type == "qa" and not 0 < self.doc_stride < self.max_length:
             raise ValueError("doc_stride must be in (0, max_length)")
+        if self.glue:
+            if self.glue not in GLUE_NUM_LABELS:
+                raise ValueError(f"glue must be one of {sorted(GLUE_NUM_LABELS)} or empty, got {self.glue!r}")
+            if self.type != "classification":
+                raise ValueError(f"glue '{self.glue}' needs type: classification")
+            if self.num_labels != GLUE_NUM_LABELS[self.glue]:
+                raise ValueError(
+                    f"glue '{self.glue}' has {GLUE_NUM_LABELS[self.glue]} label(s) (1 = regression): "
+                    f"set num_labels: {GLUE_NUM_LABELS[self.glue]}, got {self.num_labels}"
+                )
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import metrics, qa, text_metrics
+from pipeline import glue, metrics, qa, text_metrics
 from pipeline.data.io import read_split
 from pipeline.errors import PipelineError
 from pipeline.features import Batch, Feature, batches, collate, encode_classification, encode_qa_features
@@ -16,14 +16,26 @@ from pipeline.train import LossFn, RunFiles, fit, total_steps
 
 
 def rows(task: TaskParams, data_dir: str | Path, split: str) -> list[dict]:
-    """The task's prepared rows for ``split``, checked against the task type's columns."""
-    return read_split(data_dir, split, task.type)
+    """The task's prepared rows for ``split``, checked against the task type's columns (and for
+    classification against the GLUE task's columns and label range)."""
+    if task.type != "classification":
+        return read_split(data_dir, split, task.type)
+    g = glue.spec(task)
+    split_rows = read_split(data_dir, split, task.type, g.columns if task.glue else None)
+    glue.check(g, split_rows, str(Path(data_dir) / f"{split}.jsonl"))
+    return split_rows
+
+
+def _encode(task: TaskParams, split_rows: list[dict], tokenizer) -> list[Feature]:
+    """Classification features in the columns of the task's GLUE schema."""
+    g = glue.spec(task)
+    return encode_classification(split_rows, tokenizer, task.max_length, g.text_columns, g.regression)
 
 
 def train_features(task: TaskParams, split_rows: list[dict], tokenizer) -> list[Feature]:
     """Labelled features for training."""
     if task.type == "classification":
-        return encode_classification(split_rows, tokenizer, task.max_length)
+        return _encode(task, split_rows, tokenizer)
     feats = qa.prepare_train_features(split_rows, tokenizer, task.max_length, task.doc_stride)
     return encode_qa_features(feats, with_labels=True)
 
@@ -38,9 +50,12 @@ def logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, ...]:
 
 
 def hard_loss(task: TaskParams, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
-    """Cross-entropy against the gold labels (mean of start/end losses for QA)."""
+    """Cross-entropy against the gold labels (mean of start/end losses for QA); MSE for regression
+    (``num_labels == 1``: outputs ``(B, 1)``, float labels ``(B,)``)."""
     ce = torch.nn.functional.cross_entropy
     if task.type == "classification":
+        if task.num_labels == 1:
+            return torch.nn.functional.mse_loss(outputs[0].squeeze(-1), batch["labels"].to(outputs[0].dtype))
         return ce(outputs[0], batch["labels"])
     return (ce(outputs[0], batch["start_positions"]) + ce(outputs[1], batch["end_positions"])) / 2
 
@@ -70,8 +85,7 @@ def classification_outputs(model, task: TaskParams, split_rows: list[dict], toke
     Returns:
         ``(logits (N, C) float32, labels (N,))``; C == 1 for regression (labels then float).
     """
-    feats = encode_classification(split_rows, tokenizer, task.max_length)
-    (logit,) = _all_logits(model, feats, tokenizer.pad_token_id, batch_size, device)
+    (logit,) = _all_logits(model, _encode(task, split_rows, tokenizer), tokenizer.pad_token_id, batch_size, device)
     return logit, np.asarray([r["label"] for r in split_rows])
 
 
@@ -79,17 +93,16 @@ def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_s
     """Task metrics on ``split_rows``.
 
     Returns:
-        classification: ``{"accuracy", "f1"}`` (fractions); QA: ``{"exact_match", "f1"}`` (0-100), or with
+        classification: the GLUE task's metrics (:mod:`pipeline.glue`; fractions/correlations), by default
+        ``{"accuracy", "f1"}``; QA: ``{"exact_match", "f1"}`` (0-100), or with
         ``version_2_with_negative`` the SQuAD v2 set of :func:`pipeline.metrics.squad_v2`; plus
         ``bleu``/``rouge1``/``rouge2``/``rougeL`` (0-100) when ``text_metrics`` asks for them.
     """
     pad_id = tokenizer.pad_token_id
     if task.type == "classification":
-        feats = encode_classification(split_rows, tokenizer, task.max_length)
-        (logit,) = _all_logits(model, feats, pad_id, batch_size, device)
-        preds = logit.argmax(-1)
-        labels = [int(r["label"]) for r in split_rows]
-        return {"accuracy": metrics.accuracy(preds, labels), "f1": metrics.binary_f1(preds, labels)}
+        g = glue.spec(task)
+        (logit,) = _all_logits(model, _encode(task, split_rows, tokenizer), pad_id, batch_size, device)
+        return glue.score(g, logit, [r["label"] for r in split_rows])
     refs = {r["id"]: list(r["answers"]["text"]) for r in split_rows}
     if not task.version_2_with_negative:
         unanswerable = [qid for qid, golds in refs.items() if not golds]
@@ -133,9 +146,24 @@ def _answer_text_metrics(names: list[str], preds: dict[str, str], refs: dict[str
     return text_metrics.compute(names, hyps, golds)
 
 
+def evaluate_splits(model, task: TaskParams, data_dir: str | Path, tokenizer, batch_size: int, device) -> dict:
+    """:func:`evaluate` on every validation split of the task present in ``data_dir``.
+
+    ``validation`` is reported under the plain metric names; further splits of a GLUE task (MNLI's
+    ``validation_mismatched``) under names with their suffix (``accuracy_mismatched``) when prepared.
+    """
+    splits = glue.spec(task).eval_splits if task.type == "classification" else {"validation": ""}
+    out = evaluate(model, task, rows(task, data_dir, "validation"), tokenizer, batch_size, device)
+    for split, suffix in splits.items():
+        if split != "validation" and (Path(data_dir) / f"{split}.jsonl").is_file():
+            scores = evaluate(model, task, rows(task, data_dir, split), tokenizer, batch_size, device)
+            out.update({f"{k}{suffix}": v for k, v in scores.items()})
+    return out
+
+
 def primary_metric(task: TaskParams) -> str:
-    """The metric reports sort by: accuracy for classification, F1 for QA."""
-    return "accuracy" if task.type == "classification" else "f1"
+    """The metric reports sort by: the GLUE task's (accuracy by default) for classification, F1 for QA."""
+    return glue.spec(task).primary if task.type == "classification" else "f1"
 
 
 def train_task(

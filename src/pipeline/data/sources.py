@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 from pipeline.data import synthetic
-from pipeline.data.io import SPLITS, check_rows
+from pipeline.data.io import EXTRA_SPLITS, SPLITS, check_rows
 from pipeline.errors import PipelineError
 from pipeline.params import DataSource
 
@@ -16,6 +16,20 @@ _GENERATORS = {
     "qa": synthetic.generate_qa,
 }
 _LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+# Hub splits renamed to the pipeline's split names (the others keep theirs): MNLI has no plain
+# "validation" but a matched and a mismatched one (its test splits are unlabelled and not used).
+_HUB_SPLIT_NAMES = {"glue/mnli": {"validation_matched": "validation"}}
+
+
+def hub_splits(spec: str, available) -> dict[str, str]:
+    """``{pipeline split: hub split}`` for a hub data set ``spec`` (``name[/config]``) with ``available`` splits.
+
+    Example: ``glue/mnli`` -> ``{"train": "train", "validation": "validation_matched",
+    "validation_mismatched": "validation_mismatched"}``; splits the data set lacks are left out.
+    """
+    renames = _HUB_SPLIT_NAMES.get(spec, {})
+    wanted = {renames.get(s, s): s for s in available}
+    return {split: wanted[split] for split in (*SPLITS, *EXTRA_SPLITS) if split in wanted}
 
 
 def _synthetic(src: DataSource, seed: int) -> dict[str, list[dict]]:
@@ -27,15 +41,17 @@ def _synthetic(src: DataSource, seed: int) -> dict[str, list[dict]]:
 
 
 def _local_files(path: Path) -> dict[str, tuple[str, str]]:
-    """``{split: (format, file)}`` for a directory with ``train.*``/``validation.*`` files."""
+    """``{split: (format, file)}`` for a directory with ``train.*``/``validation.*`` files (and optionally
+    ``validation_mismatched.*``)."""
     found = {}
-    for split in SPLITS:
+    for split in (*SPLITS, *EXTRA_SPLITS):
         for suffix, fmt in _LOCAL_FORMATS.items():
             if (path / f"{split}{suffix}").is_file():
                 found[split] = (fmt, str(path / f"{split}{suffix}"))
                 break
         else:
-            raise PipelineError(f"{path}: no {split}.json/.jsonl/.csv/.parquet file")
+            if split in SPLITS:
+                raise PipelineError(f"{path}: no {split}.json/.jsonl/.csv/.parquet file")
     return found
 
 
@@ -47,7 +63,7 @@ def _with_datasets(src: DataSource, name: str) -> dict[str, list[dict]]:
             spec = src.source[4:]
             hub_name, _, config = spec.partition("/")
             loaded = datasets.load_dataset(hub_name, config or None)
-            splits = {s: loaded[s] for s in SPLITS if s in loaded}
+            splits = {ours: loaded[theirs] for ours, theirs in hub_splits(spec, list(loaded)).items()}
         else:
             path = Path(src.source)
             if not path.is_dir():
@@ -67,8 +83,10 @@ def _with_datasets(src: DataSource, name: str) -> dict[str, list[dict]]:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]  # some messages are empty
         raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': {first}") from None
     out = {}
-    for split in SPLITS:
+    for split in (*SPLITS, *EXTRA_SPLITS):
         if split not in splits:
+            if split in EXTRA_SPLITS:
+                continue
             raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': no '{split}' split")
         limit = src.train_size if split == "train" else src.validation_size
         table = splits[split]
@@ -82,7 +100,8 @@ def _with_datasets(src: DataSource, name: str) -> dict[str, list[dict]]:
 
 
 def fetch(src: DataSource, name: str, seed: int) -> dict[str, list[dict]]:
-    """Both splits of one data set, checked against its schema.
+    """The splits of one data set (train, validation, and validation_mismatched where the source has it),
+    checked against its schema.
 
     Args:
         src: where the data come from (``prepare.datasets.<name>``).
