@@ -63,10 +63,12 @@ def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, 
         if head == "classification":
             config.num_labels = num_labels
         return cls(config)
+    from pipeline.artifacts import resolve_location  # local: artifacts imports models lazily too
+
     kwargs = {"num_labels": num_labels} if head == "classification" else {}
     kwargs["attn_implementation"] = ATTENTION
     try:
-        model = cls.from_pretrained(arch.base, **kwargs)
+        model = cls.from_pretrained(resolve_location(arch.base), **kwargs)
     except (OSError, ValueError) as err:
         raise PipelineError(f"model.base '{arch.base}': cannot load ({str(err).splitlines()[0]})") from None
     if model.config.vocab_size != vocab_size:

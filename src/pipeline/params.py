@@ -58,7 +58,8 @@ class PrepareParams:
     seed: int = 0
     """Seed of the synthetic generators."""
     tokenizer: str = "synthetic"
-    """``synthetic`` (deterministic WordPiece vocab of the generators' words), a hub name or a local dir."""
+    """``synthetic`` (deterministic WordPiece vocab of the generators' words), a hub name, a local dir, or
+    ``pkg:<python package>/<dir>`` (a directory inside an installed package)."""
     datasets: dict[str, DataSource] = field(default_factory=dict)
     """Data sets by name; ``corpus`` feeds pretraining, the others are fine-tuning tasks."""
 
@@ -69,7 +70,8 @@ class ArchParams:
     """A BERT architecture built from a config, or a pretrained checkpoint."""
 
     base: str = "scratch"
-    """``scratch`` builds from the sizes below; else a hub model name or a local checkpoint dir."""
+    """``scratch`` builds from the sizes below; else a hub model name, a local checkpoint dir, or
+    ``pkg:<python package>/<dir>`` (a checkpoint inside an installed package)."""
     hidden_size: int = 128
     num_hidden_layers: int = 4
     num_attention_heads: int = 4

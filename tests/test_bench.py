@@ -1,0 +1,77 @@
+"""Benchmarks in bench/: smoke runs in their small modes (JSON lines parse and make sense), FLOP counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from import_closure import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+import common  # noqa: E402  (bench/common.py)
+
+
+def run_bench(script: str, *args: str) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr[-2000:]
+    return [json.loads(line) for line in lines]  # every stdout line is one JSON record
+
+
+def test_train_flops_per_token_of_bert_base():
+    model = BertForSequenceClassification(BertConfig(num_labels=2))  # BERT-base sizes
+    d, f, layers, seq = 768, 3072, 12, 128
+    linear = layers * (4 * d * d + 2 * d * f) + d * d + 2 * d  # attention + FFN, pooler, classifier
+    assert common.train_flops_per_token(model, seq) == 6 * linear + 12 * layers * d * seq
+
+
+def test_peak_table(monkeypatch):
+    assert common.peak_bf16_flops(torch.device("cpu")) is None
+    for name, peak in [("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H200", 989e12), ("NVIDIA H100 PCIe", None),
+                       ("NVIDIA A10G", None)]:
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert common.peak_bf16_flops(torch.device("cuda")) == peak, name
+
+
+def test_finetune_throughput_small():
+    records = run_bench("finetune_throughput.py", "--small")
+    assert [r["impl"] for r in records] == ["pipeline", "hf_trainer_default"]
+    for r in records:
+        assert r["bench"] == "finetune_throughput" and (r["batch"], r["seq"]) == (4, 32)
+        assert r["seq_per_s"] > 0 and r["tokens_per_s"] == pytest.approx(r["seq_per_s"] * 32, rel=1e-3)
+        if r["device"] == "cpu":
+            assert r["mfu"] is None
+
+
+def test_inference_speedups_small():
+    records = run_bench("inference_speedups.py", "--small", "--repeats", "2", "--warmup", "1")
+    variants = {r["variant"] for r in records}
+    assert variants == {"dense", "heads", "ffn", "layers", "nm24", "nm24_semi_structured", "int8", "fp8"}
+    assert {r["batch"] for r in records} == {1, 8}
+    for r in records:
+        assert ("skipped" in r) != ("ms" in r)
+        if "ms" in r:
+            assert r["ms"] > 0 and r["speedup_vs_fp32"] > 0
+    dense = [r for r in records if r["variant"] == "dense" and r["dtype"] == "fp32"]
+    assert all(r["speedup_vs_fp32"] == 1.0 for r in dense)
+    if not torch.cuda.is_available():
+        assert all("skipped" in r for r in records if r["variant"] in ("fp8", "nm24_semi_structured"))
+        assert all("ms" in r for r in records if r["variant"] == "int8")
+
+
+@pytest.mark.e2e
+def test_dvc_repro_time_reruns_only_what_changed():
+    records = run_bench("dvc_repro_time.py", "--tiny", "--target", "base", "--change", "model.seed=1")
+    full, changed, noop = records
+    assert (full["run"], changed["run"], noop["run"]) == ("full", "after_change", "noop")
+    assert full["stages"] == ["base", "prepare"] and changed["stages"] == ["base"] and noop["stages"] == []
+    assert all(r["seconds"] > 0 for r in records)
