@@ -139,3 +139,16 @@ def test_every_params_key_is_read_by_some_stage():
     optional = set().union(*(params.leaves(raw, f"prune.{m}") for m in METHODS if m in raw["prune"]))
     assert every - read - optional == set(), "params nobody reads"
     assert set(raw["prune"]) <= set(METHODS), "prune sections that are no registered method"
+
+
+def test_no_uncached_plain_outs():
+    """Uncached files must be ``metrics:``/``plots:``: DVC's run-cache does not restore a stage whose plain
+    ``outs:`` has ``cache: false`` (measured with DVC 3.67), which would make reverted params rerun it."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    offenders = []
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        for out in body.get("outs", []):
+            if isinstance(out, dict) and any(opts.get("cache") is False for opts in out.values() if opts):
+                offenders.append(f"{name}: {next(iter(out))}")
+    assert not offenders, offenders
