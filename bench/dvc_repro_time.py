@@ -32,19 +32,8 @@ import yaml
 
 from common import ROOT, emit
 
-# What a clean clone lacks: outputs and caches of local runs.
-TOP_IGNORE = {".git", "data", "models", "metrics", "reports", "dvc.lock", ".pytest_cache", "build"}
-
-
-def copy_ignore(directory: str, names: list[str]) -> set[str]:
-    here = Path(directory).resolve()
-    ignored = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-    if here == ROOT:
-        ignored |= TOP_IGNORE & set(names)
-    if here == ROOT / ".dvc":
-        ignored |= {"cache", "tmp"} & set(names)
-    return ignored
-
+sys.path.insert(0, str(ROOT / "tests"))
+from clean_copy import clean_copy  # noqa: E402 (the same clean copy as the e2e tests)
 
 def environment(repo: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(repo / "src"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -105,10 +94,9 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="dvc-repro-bench-"))
     repo = tmp / "repo"
     try:
-        shutil.copytree(ROOT, repo, ignore=copy_ignore)
+        clean_copy(repo)
         params = yaml.safe_load((repo / "params.yaml").read_text())
         if args.tiny:
-            sys.path.insert(0, str(ROOT / "tests"))
             from test_e2e import tiny  # one definition of "tiny" for the e2e tests and this bench
 
             params = tiny(params)

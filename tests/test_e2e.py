@@ -11,29 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from clean_copy import clean_copy, copy_ignore  # noqa: F401 (copy_ignore: used by test_remotes)
 from import_closure import ROOT
 
 pytestmark = pytest.mark.e2e
 
-# Outputs and caches of a local run are not part of the project: copy only what a clean clone has.
-TOP_IGNORE = {".git", "data", "models", "metrics", "reports", "dvc.lock", ".pytest_cache", "build"}
-
-
-def copy_ignore(directory: str, names: list[str]) -> set[str]:
-    here = Path(directory).resolve()
-    ignored = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-    if here == ROOT:
-        ignored |= TOP_IGNORE & set(names)
-    if here == ROOT / ".dvc":
-        ignored |= {"cache", "tmp"} & set(names)
-    return ignored
 ENV = {
     **os.environ,
     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
@@ -108,7 +96,7 @@ def set_param(repo: Path, dotted: str, value) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("e2e") / "repo"
-    shutil.copytree(ROOT, path, ignore=copy_ignore)
+    clean_copy(path)
     params = yaml.safe_load((path / "params.yaml").read_text())
     (path / "params.yaml").write_text(yaml.safe_dump(tiny(params), sort_keys=False))
     fewer_methods(path / "dvc.yaml")
