@@ -50,6 +50,19 @@ def read_tsv(path: Path) -> list[dict[str, float]]:
                                                                              delimiter="\t")]
 
 
+def _task_logs(train_dir: str | Path, task: str, pattern: str) -> list[tuple[str, Path]]:
+    """``("<stage>/<key>", file)`` for dvclive files ``<stage>/<key>/plots/metrics/<pattern>`` of ``task``'s runs.
+
+    A run belongs to ``task`` when its key is the task or starts with ``<task>-`` (e.g. ``distill/cls-heads``).
+    """
+    out = []
+    for path in sorted(Path(train_dir).glob(f"*/*/plots/metrics/{pattern}")):
+        key_dir = path.parents[3]
+        if key_dir.name == task or key_dir.name.startswith(f"{task}-"):
+            out.append((f"{key_dir.parent.name}/{key_dir.name}", path))
+    return out
+
+
 def loss_curves(train_dir: str | Path, task: str) -> dict[str, list[dict[str, float]]]:
     """Training-loss curves of ``task``: ``{"<stage>/<key>": [{"step", "loss"}, ...]}``.
 
@@ -57,13 +70,10 @@ def loss_curves(train_dir: str | Path, task: str) -> dict[str, list[dict[str, fl
     logs give an empty dict: no curve is drawn then, none invented.
     """
     out = {}
-    for path in sorted(Path(train_dir).glob("*/*/plots/metrics/train/loss.tsv")):
-        key_dir = path.parents[3]
-        stage, key = key_dir.parent.name, key_dir.name
-        if key == task or key.startswith(f"{task}-"):
-            rows = read_tsv(path)
-            if rows:
-                out[f"{stage}/{key}"] = rows
+    for run, path in _task_logs(train_dir, task, "train/loss.tsv"):
+        rows = read_tsv(path)
+        if rows:
+            out[run] = rows
     return out
 
 
@@ -75,14 +85,11 @@ def eval_curves(train_dir: str | Path, task: str) -> dict[str, list[dict[str, fl
         code draws them; the metric is in the name); empty when no logs exist.
     """
     out = {}
-    for path in sorted(Path(train_dir).glob("*/*/plots/metrics/eval/*.tsv")):
-        key_dir = path.parents[3]
-        stage, key = key_dir.parent.name, key_dir.name
-        if key == task or key.startswith(f"{task}-"):
-            rows = read_tsv(path)
-            column = next((c for c in (rows[0] if rows else {}) if c != "step"), None)
-            if column:
-                out[f"{stage}/{key} {path.stem}"] = [{"step": r["step"], "loss": r[column]} for r in rows]
+    for run, path in _task_logs(train_dir, task, "eval/*.tsv"):
+        rows = read_tsv(path)
+        column = next((c for c in (rows[0] if rows else {}) if c != "step"), None)
+        if column:
+            out[f"{run} {path.stem}"] = [{"step": r["step"], "loss": r[column]} for r in rows]
     return out
 
 
