@@ -14,19 +14,7 @@ from pipeline.movement import SoftMovementPruner, ThresholdScoredMask, cubic_ram
 from pipeline.params import L0Params, SoftMovementParams, TrainArgs
 from pipeline.prune import prunable_weights, prune_
 from pipeline.train import fit
-
-
-def _features(n, seed):
-    """A learnable rule: label 1 iff token 7 occurs in the sequence."""
-    g = torch.Generator().manual_seed(seed)
-    feats = []
-    for _ in range(n):
-        ids = torch.randint(8, 64, (10,), generator=g)
-        label = int(torch.rand(1, generator=g) < 0.5)
-        if label:
-            ids[int(torch.randint(1, 9, (1,), generator=g))] = 7
-        feats.append({"input_ids": [2, *ids.tolist(), 3], "attention_mask": [1] * 12, "labels": label})
-    return feats
+from test_prune_gradual import _features  # the same learnable token-7 task
 
 
 def _loss(model, batch):

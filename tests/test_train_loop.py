@@ -287,15 +287,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_under_accelerate_launch_equal_one_process_on_the_global_batch(tmp_path):
-    script = tmp_path / "train_ddp.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(ROOT / "tests"), out=str(tmp_path)))
+def launch_two_processes(script: Path) -> subprocess.CompletedProcess:
+    """Run ``script`` under ``accelerate launch`` with 2 CPU processes (gloo); fails the test on a non-zero exit."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(free_port()), str(script)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_processes_under_accelerate_launch_equal_one_process_on_the_global_batch(tmp_path):
+    script = tmp_path / "train_ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(ROOT / "tests"), out=str(tmp_path)))
+    result = launch_two_processes(script)
     assert sorted(p.name for p in tmp_path.glob("done-*")) == ["done-0-of-2", "done-1-of-2"]
     assert (tmp_path / "writes.log").read_text() == "written\n"  # the artifact is written once, by rank 0
     # 26 examples, global batch 2 processes x 2 micro-batches x 4 = 16: steps of 16 and a short one of 10
@@ -347,12 +353,7 @@ if is_main():
 def test_two_processes_resume_to_identical_weights(tmp_path):
     script = tmp_path / "resume_ddp.py"
     script.write_text(DDP_RESUME_SCRIPT.format(tests=str(ROOT / "tests"), out=str(tmp_path)))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), str(script)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = launch_two_processes(script)
     assert "resumed from" in result.stdout
     assert (tmp_path / "result").read_text() == "identical"
 
