@@ -4,6 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import params
 from pipeline.artifacts import load_model, load_tokenizer, write_json
 from pipeline.diagnostics import classification_report
@@ -11,8 +13,8 @@ from pipeline.errors import stage_main
 from pipeline.evaluate import flat_diagnostics, latency_inputs, size_facts, write_details, write_plot_data
 from pipeline.facts import model_facts
 from pipeline.runtime import setup
-from pipeline.speed import speed_facts
-from pipeline.tasks import classification_outputs, evaluate_splits, primary_metric, rows
+from pipeline.speed import runs_on_cuda, speed_facts
+from pipeline.tasks import evaluate_splits, primary_metric, rows
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,17 +40,19 @@ def main(argv=None):
     setup(0)
     model, meta = load_model(args.model, task.type)
     baseline, tokenizer = load_model(args.baseline, task.type)[0], load_tokenizer(args.model)
-    scores = evaluate_splits(model, task, args.data, tokenizer, cfg.batch_size, "cpu")  # int8 kernels: CPU only
+    # Task metrics in fp32 on the GPU when there is one and the format runs there (dynamic int8: CPU only).
+    device = "cuda" if runs_on_cuda(meta) else "cpu"
+    scores, logit = evaluate_splits(model.to(device), task, args.data, tokenizer, cfg.batch_size, device)
     facts, layers = model_facts(args.model)
     diag, labels, preds = {}, None, None
-    if task.type == "classification" and task.num_labels > 1:  # no confusion matrix/ROC for regression
-        valid = rows(task, args.data, "validation")
-        logit, labels = classification_outputs(model, task, valid, tokenizer, cfg.batch_size, "cpu")
+    if logit is not None and logit.shape[1] > 1:  # no confusion matrix/ROC for regression
+        labels = np.asarray([r["label"] for r in rows(task, args.data, "validation")])
         diag, preds = classification_report(logit, labels), logit.argmax(-1)
     speed = speed_facts(model, baseline, meta, lambda bs: latency_inputs(task, args.data, tokenizer, bs),
                         cfg.latency_batch_size, cfg.latency_warmup, cfg.latency_repeats, cfg.threads)
     result = {"task": args.task, "variant": args.model.name, "stage": meta["stage"], "format": meta["format"],
-              "method": meta.get("method", meta["stage"]), "primary_metric": primary_metric(task), **scores,
+              "method": meta.get("method", meta["stage"]), "primary_metric": primary_metric(task),
+              "eval_device": device, **scores,
               **flat_diagnostics(diag), **facts, **size_facts(args.model), **speed}
     write_plot_data(args.plots, layers, diag, labels, preds)
     write_details(args.details, facts, layers, diag, meta)

@@ -164,6 +164,8 @@ def test_evaluate_stage_writes_flat_metrics_details_and_plots(workdir, variants,
         metrics = json.loads((workdir / "eval" / f"{name}.json").read_text())
         assert all(isinstance(v, (int, float, str)) for v in metrics.values())  # flat: readable metrics diff
         assert 0 <= metrics["auc"] <= 1 and metrics["cpu_bs1_speedup"] > 0 and metrics["latency_ms_p50"] > 0
+        on_gpu = torch.cuda.is_available() and metrics["format"] != "dynamic_int8"  # int8 kernels: CPU only
+        assert metrics["eval_device"] == ("cuda" if on_gpu else "cpu")
         details = json.loads((workdir / "details" / f"{name}.json").read_text())
         cm = np.array(details["classification"]["confusion"])
         assert cm.sum() == 4 and np.trace(cm) / 4 == pytest.approx(metrics["accuracy"])

@@ -171,7 +171,8 @@ def test_local_files_load_encode_and_score(tmp_path, tiny_config, tokenizer, nam
     torch.manual_seed(0)
     tiny_config.num_labels = g.num_labels
     model = BertForSequenceClassification(tiny_config).eval()
-    scores = tasks.evaluate_splits(model, t, data, tokenizer, batch_size=5, device="cpu")
+    scores, logit = tasks.evaluate_splits(model, t, data, tokenizer, batch_size=5, device="cpu")
+    assert logit.shape == (len(tasks.rows(t, data, "validation")), g.num_labels)
     expected = {f"{m}{suffix}" for suffix in g.eval_splits.values() for m in g.metrics}
     assert set(scores) == expected
     for split, suffix in g.eval_splits.items():

@@ -152,3 +152,19 @@ def test_no_uncached_plain_outs():
             if isinstance(out, dict) and any(opts.get("cache") is False for opts in out.values() if opts):
                 offenders.append(f"{name}: {next(iter(out))}")
     assert not offenders, offenders
+
+
+def test_top_level_plots_follow_the_variants():
+    """The top-level ``plots:`` list each evaluated variant by name (DVC cannot template them from ``vars``):
+    a variant added to or dropped from ``variants`` must be added to or dropped from them too."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    merged = {k: v for entry in dvc["vars"] for k, v in entry.items()}
+    plots = {name: spec for entry in dvc["plots"] if isinstance(entry, dict) for name, spec in entry.items()}
+    for task in merged["task_names"]:
+        layers = set(plots[f"sparsity-per-layer-{task}"]["y"])
+        assert layers == {f"metrics/plots/{task}/{v}/layers.csv" for v in merged["variants"]}, task
+    assert set(plots["roc-cls"]["y"]) == {f"metrics/plots/cls/{v}/roc.csv" for v in merged["variants"]}
+    confusion = {name.removeprefix("confusion-cls-") for name in plots if name.startswith("confusion-cls-")}
+    assert confusion == set(merged["variants"])
+    for v in merged["variants"]:
+        assert plots[f"confusion-cls-{v}"]["y"] == {f"metrics/plots/cls/{v}/confusion.csv": "actual"}

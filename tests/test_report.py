@@ -29,9 +29,9 @@ CLS = {
 }
 QA = {
     "finetune": dict(f1=55.5, exact_match=40.25, size_bytes=4_200_000, params=1_050_000, nonzero_params=1_040_000,
-                     latency_ms_p50=12.0, speedup=1.0),
+                     latency_ms_p50=12.0, speedup=1.0, eval_device="cuda"),
     "quantize": dict(f1=54.75, exact_match=39.5, size_bytes=1_100_000, params=1_050_000, nonzero_params=1_039_000,
-                     latency_ms_p50=7.25, speedup=1.6552),
+                     latency_ms_p50=7.25, speedup=1.6552, eval_device="cpu"),
 }
 
 
@@ -118,6 +118,8 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     assert not (reports / "qa" / "figures" / "eval_during_training.png").exists()
     qa_card = (reports / "qa" / "MODEL_CARD.md").read_text()
     assert _row(qa_card.split("## Results")[1], "quantize")[:3] == ["54.7500", "-0.7500", "1.100"]
+    assert "task metrics in fp32 on cpu)" in card  # cls metrics carry no eval_device: computed on the CPU
+    assert "task metrics in fp32 on cpu (quantize), cuda (finetune))" in qa_card
     summary = json.loads((reports / "summary.json").read_text())
     assert {r["variant"] for r in summary["cls"]} == set(CLS)
 

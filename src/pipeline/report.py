@@ -185,6 +185,16 @@ CARD_COLUMNS = (
 )
 
 
+def _eval_devices(variants: dict[str, dict]) -> str:
+    """Where the task metrics were computed: ``"cpu"``, or per device, e.g. ``"cpu (quantize), cuda (finetune, teacher)"``."""
+    by_device: dict[str, list[str]] = {}
+    for name in sorted(variants):
+        by_device.setdefault(variants[name].get("eval_device", "cpu"), []).append(name)
+    if len(by_device) == 1:
+        return next(iter(by_device))
+    return ", ".join(f"{d} ({', '.join(n)})" for d, n in sorted(by_device.items()))
+
+
 def card_values(m: dict) -> dict:
     """The card's derived units (MB) next to the raw metrics."""
     return {**m, "size_mb": m["size_bytes"] / 1e6,
@@ -228,7 +238,8 @@ def model_card(task: str, variants: dict[str, dict], details: dict[str, dict], f
              f"(CPU timing with {first.get('threads', first.get('latency_threads', '?'))} thread(s), batch 1 "
              f"and batch {first.get('large_batch_size', first.get('latency_batch_size', '?'))}, each variant "
              f"timed interleaved with `{BASELINE}` in the same process; CUDA: "
-             f"{first.get('cuda_device', 'none')}). '-' means not measured.", "",
+             f"{first.get('cuda_device', 'none')}; task metrics in fp32 on {_eval_devices(variants)}). "
+             "'-' means not measured.", "",
              "## Variants", "", "| variant | what it is |", "|---|---|"]
     lines += [f"| {n} | {_what(details.get(n, {}))} |" for n in names]
     header = [metric, f"{metric} vs {BASELINE}", *(h for h, _, _ in CARD_COLUMNS)]

@@ -78,17 +78,6 @@ def _all_logits(model, feats: list[Feature], pad_id: int, batch_size: int, devic
     return result
 
 
-def classification_outputs(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_size: int,
-                           device) -> tuple[np.ndarray, np.ndarray]:
-    """The model's logits and the gold labels on a classification split.
-
-    Returns:
-        ``(logits (N, C) float32, labels (N,))``; C == 1 for regression (labels then float).
-    """
-    (logit,) = _all_logits(model, _encode(task, split_rows, tokenizer), tokenizer.pad_token_id, batch_size, device)
-    return logit, np.asarray([r["label"] for r in split_rows])
-
-
 def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_size: int, device) -> dict:
     """Task metrics on ``split_rows``.
 
@@ -98,11 +87,24 @@ def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_s
         ``version_2_with_negative`` the SQuAD v2 set of :func:`pipeline.metrics.squad_v2`; plus
         ``bleu``/``rouge1``/``rouge2``/``rougeL`` (0-100) when ``text_metrics`` asks for them.
     """
+    return scored_logits(model, task, split_rows, tokenizer, batch_size, device)[0]
+
+
+def scored_logits(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_size: int,
+                  device) -> tuple[dict, np.ndarray | None]:
+    """Task metrics on ``split_rows`` and, for classification, the logits they were computed from.
+
+    One pass over the data serves both, so diagnostics (confusion matrix, ROC) need no second forward pass.
+
+    Returns:
+        ``(scores, logits)``: ``scores`` as :func:`evaluate` describes; ``logits`` ``(N, C)`` float32 in
+        ``split_rows`` order for classification (C == 1 for regression), None for QA.
+    """
     pad_id = tokenizer.pad_token_id
     if task.type == "classification":
         g = glue.spec(task)
         (logit,) = _all_logits(model, _encode(task, split_rows, tokenizer), pad_id, batch_size, device)
-        return glue.score(g, logit, [r["label"] for r in split_rows])
+        return glue.score(g, logit, [r["label"] for r in split_rows]), logit
     refs = {r["id"]: list(r["answers"]["text"]) for r in split_rows}
     if not task.version_2_with_negative:
         unanswerable = [qid for qid, golds in refs.items() if not golds]
@@ -126,7 +128,7 @@ def evaluate(model, task: TaskParams, split_rows: list[dict], tokenizer, batch_s
         scores = metrics.squad_v1(preds, refs)
     if task.text_metrics:
         scores.update(_answer_text_metrics(task.text_metrics, preds, refs))
-    return scores
+    return scores, None
 
 
 def _answer_text_metrics(names: list[str], preds: dict[str, str], refs: dict[str, list[str]]) -> dict[str, float]:
@@ -146,19 +148,24 @@ def _answer_text_metrics(names: list[str], preds: dict[str, str], refs: dict[str
     return text_metrics.compute(names, hyps, golds)
 
 
-def evaluate_splits(model, task: TaskParams, data_dir: str | Path, tokenizer, batch_size: int, device) -> dict:
-    """:func:`evaluate` on every validation split of the task present in ``data_dir``.
+def evaluate_splits(model, task: TaskParams, data_dir: str | Path, tokenizer, batch_size: int,
+                    device) -> tuple[dict, np.ndarray | None]:
+    """:func:`scored_logits` on every validation split of the task present in ``data_dir``.
 
     ``validation`` is reported under the plain metric names; further splits of a GLUE task (MNLI's
     ``validation_mismatched``) under names with their suffix (``accuracy_mismatched``) when prepared.
+
+    Returns:
+        ``(scores, logits)``: all splits' metrics, and the ``validation`` split's classification logits
+        (None for QA).
     """
     splits = glue.spec(task).eval_splits if task.type == "classification" else {"validation": ""}
-    out = evaluate(model, task, rows(task, data_dir, "validation"), tokenizer, batch_size, device)
+    out, logit = scored_logits(model, task, rows(task, data_dir, "validation"), tokenizer, batch_size, device)
     for split, suffix in splits.items():
         if split != "validation" and (Path(data_dir) / f"{split}.jsonl").is_file():
             scores = evaluate(model, task, rows(task, data_dir, split), tokenizer, batch_size, device)
             out.update({f"{k}{suffix}": v for k, v in scores.items()})
-    return out
+    return out, logit
 
 
 def primary_metric(task: TaskParams) -> str:
