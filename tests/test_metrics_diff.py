@@ -17,6 +17,19 @@ def sh(cwd, *cmd):
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, check=True).stdout
 
 
+needs_dvc = pytest.mark.skipif(shutil.which("dvc") is None or shutil.which("git") is None,
+                               reason="needs dvc and git")
+
+
+def dvc_repo(tmp_path):
+    """A fresh git repo on branch ``main`` with DVC initialised, at ``tmp_path / "repo"``."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "dvc", "init", "-q")
+    return repo
+
+
 def write_metrics(repo, accuracy: dict[str, float], speedup: dict[str, float]):
     for v in VARIANTS:
         path = repo / "metrics" / "eval" / "cls" / f"{v}.json"
@@ -27,12 +40,9 @@ def write_metrics(repo, accuracy: dict[str, float], speedup: dict[str, float]):
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-@pytest.mark.skipif(shutil.which("dvc") is None or shutil.which("git") is None, reason="needs dvc and git")
+@needs_dvc
 def test_metrics_diff_between_branches_has_a_row_per_variant(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, "dvc", "init", "-q")
+    repo = dvc_repo(tmp_path)
     (repo / "dvc.yaml").write_text("metrics:\n" + "".join(f"  - metrics/eval/cls/{v}.json\n" for v in VARIANTS))
     write_metrics(repo, {"finetune": 0.875, "prune-heads": 0.8125, "quantize": 0.86},
                   {"finetune": 1.0, "prune-heads": 1.5, "quantize": 1.25})
@@ -62,17 +72,14 @@ def test_metrics_diff_between_branches_has_a_row_per_variant(tmp_path):
     assert md[0].replace(" ", "") == "|Path|Metric|main|feature|Change|"
 
 
-@pytest.mark.skipif(shutil.which("dvc") is None or shutil.which("git") is None, reason="needs dvc and git")
+@needs_dvc
 def test_plot_data_renders_with_the_confusion_and_simple_templates(tmp_path):
     import numpy as np
 
     from pipeline.diagnostics import classification_report
     from pipeline.evaluate import write_plot_data
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, "dvc", "init", "-q")
+    repo = dvc_repo(tmp_path)
     labels = np.array([0, 1, 1, 0, 1])
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.2, 0.1], [0.0, 3.0]])
     layers = [{"layer": 0, "params": 10, "nonzero": 5, "sparsity": 0.5, "heads": 4, "ffn_neurons": 8}]
