@@ -186,7 +186,8 @@ CARD_COLUMNS = (
 
 
 def _eval_devices(variants: dict[str, dict]) -> str:
-    """Where the task metrics were computed: ``"cpu"``, or per device, e.g. ``"cpu (quantize), cuda (finetune, teacher)"``."""
+    """Where the task metrics were computed: one device (``"cpu"``), or the variants per device,
+    e.g. ``"cpu (quantize), cuda (finetune, teacher)"``."""
     by_device: dict[str, list[str]] = {}
     for name in sorted(variants):
         by_device.setdefault(variants[name].get("eval_device", "cpu"), []).append(name)
