@@ -4,11 +4,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params
-from pipeline.artifacts import atomic_dir, load_tokenizer, parents, save_model
-from pipeline.errors import stage_main
-from pipeline.models import init_model
-from pipeline.runtime import setup
+from pipeline.config import loader
+from pipeline.config.args import ArchParams
+from pipeline.core.errors import stage_main
+from pipeline.core.files import parents
+from pipeline.core.runtime import setup
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.models.build import init_model
+from pipeline.models.store import write_artifact
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,21 +21,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return ["model"]
+def reads(args) -> dict[str, type]:
+    return {"model": ArchParams}
 
 
 @stage_main("base")
 def main(argv=None):
     args = parser().parse_args(argv)
-    (arch,) = params.load(*reads(args))
+    (arch,) = loader.load(reads(args))
     setup(arch.seed)
     tokenizer = load_tokenizer(args.tokenizer)
     model = init_model(arch, "mlm", len(tokenizer), tokenizer.pad_token_id)
     meta = {"stage": "base", "head": "mlm", "format": "dense", "method": "scratch" if arch.base == "scratch"
-            else "pretrained", "parents": parents(args.tokenizer), "params": params.as_dict(arch)}
-    with atomic_dir(args.out) as tmp:
-        save_model(tmp, model, args.tokenizer, meta)
+            else "pretrained", "parents": parents(args.tokenizer), "params": loader.as_dict(arch)}
+    write_artifact(args.out, model, args.tokenizer, meta)
 
 
 if __name__ == "__main__":

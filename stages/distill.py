@@ -1,17 +1,21 @@
-"""Stage distill: train a pruned student against the teacher with logit KD, keeping its sparsity."""
+"""Stage distill: train a pruned student against the teacher with KD, keeping its sparsity and shapes."""
 
 import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params
-from pipeline.artifacts import atomic_dir, load_model, load_tokenizer, parents, save_model
-from pipeline.distill import detach_projection, kd_loss_fn, kd_method
-from pipeline.errors import stage_main
-from pipeline.prune import apply_masks_, sparsity_report, zero_masks
-from pipeline.runtime import is_main, setup
-from pipeline.train import RunFiles
-from pipeline.tasks import train_task
+from pipeline import tasks
+from pipeline.config import loader
+from pipeline.config.args import LaunchParams, TrainArgs
+from pipeline.core.errors import stage_main
+from pipeline.core.files import parents
+from pipeline.core.runtime import setup
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.distill.kd import KDParams, distill_student, kd_method
+from pipeline.models.compact import write_artifact
+from pipeline.models.store import load_model
+from pipeline.prune.masks import sparsity_report
+from pipeline.train.loop import RunFiles
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,31 +29,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return [f"tasks.{args.task}", "distill.kd", f"distill.train.{args.task}", "launch"]
+def reads(args) -> dict[str, type]:
+    return {f"tasks.{args.task}": tasks.TaskParams, "distill.kd": KDParams, f"distill.train.{args.task}": TrainArgs,
+            "launch": LaunchParams}
 
 
 @stage_main("distill")
 def main(argv=None):
     args = parser().parse_args(argv)
-    task, kd, train, launch = params.load(*reads(args))
+    task_params, kd, train, launch = loader.load(reads(args))
+    task = tasks.get(task_params)
     device = setup(train.seed, launch)
     files = RunFiles.beside(args.out, args.live)
-    student, student_meta = load_model(args.student, task.type)
-    teacher, _ = load_model(args.teacher, task.type)
+    student, student_meta = load_model(args.student, task.head)
+    teacher, _ = load_model(args.teacher, task.head)
     tokenizer = load_tokenizer(args.student)
-    masks = {k: m.to(device) for k, m in zero_masks(student).items()}  # pruned zeros stay zero
-    history, scores = train_task(student, task, args.data, tokenizer, train, device, f"distill {args.task}",
-                                 loss_fn=kd_loss_fn(teacher.to(device), task, kd, student.to(device)),
-                                 after_step=(lambda m: apply_masks_(m, masks)) if masks else None, files=files)
-    detach_projection(student)  # the hidden-state projection only exists for training
-    meta = {"stage": "distill", "head": task.type, "format": "dense", "method": kd_method(kd), "task": args.task,
+    history, scores = distill_student(student, teacher, task, kd, args.data, tokenizer, train, device,
+                                      f"distill {args.task}", files)
+    meta = {"stage": "distill", "head": task.head, "format": "dense", "method": kd_method(kd), "task": args.task,
             "pruning": student_meta["method"], "parents": parents(args.student, args.teacher, args.data),
             "history": history, "results": {**scores, "sparsity": sparsity_report(student)["sparsity"]},
-            "params": params.as_dict({"task": task, "kd": kd, "train": train})}
-    if is_main():
-        with atomic_dir(args.out) as tmp:
-            save_model(tmp, student.cpu(), args.student, meta, compact=student_meta.get("storage") == "compact")
+            "params": loader.as_dict({"task": task_params, "kd": kd, "train": train})}
+    write_artifact(args.out, student, args.student, meta, compact=student_meta.get("storage") == "compact")
     files.done()
 
 

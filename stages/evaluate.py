@@ -4,17 +4,18 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from pipeline import params
-from pipeline.artifacts import load_model, load_tokenizer, write_json
-from pipeline.diagnostics import classification_report
-from pipeline.errors import stage_main
-from pipeline.evaluate import flat_diagnostics, latency_inputs, size_facts, write_details, write_plot_data
-from pipeline.facts import model_facts
-from pipeline.runtime import setup
-from pipeline.speed import runs_on_cuda, speed_facts
-from pipeline.tasks import evaluate_splits, primary_metric, rows
+from pipeline import tasks
+from pipeline.config import loader
+from pipeline.core.errors import stage_main
+from pipeline.core.files import write_json
+from pipeline.core.runtime import setup
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.evaluate import EvaluateParams
+from pipeline.evaluate.diagnostics import classification_report
+from pipeline.evaluate.facts import model_facts
+from pipeline.evaluate.outputs import flat_diagnostics, size_facts, write_details, write_plot_data
+from pipeline.evaluate.speed import latency_inputs, runs_on_cuda, speed_facts
+from pipeline.models.store import format_devices, load_model
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,32 +30,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return [f"tasks.{args.task}", "evaluate"]
+def reads(args) -> dict[str, type]:
+    return {f"tasks.{args.task}": tasks.TaskParams, "evaluate": EvaluateParams}
 
 
 @stage_main("evaluate")
 def main(argv=None):
     args = parser().parse_args(argv)
-    task, cfg = params.load(*reads(args))
+    task_params, cfg = loader.load(reads(args))
+    task = tasks.get(task_params)
     setup(0)
-    model, meta = load_model(args.model, task.type)
-    baseline, tokenizer = load_model(args.baseline, task.type)[0], load_tokenizer(args.model)
+    model, meta = load_model(args.model, task.head)
+    baseline, tokenizer = load_model(args.baseline, task.head)[0], load_tokenizer(args.model)
     # Task metrics in fp32 on the GPU when there is one and the format runs there (dynamic int8: CPU only).
-    device = "cuda" if runs_on_cuda(meta) else "cpu"
-    scores, logit = evaluate_splits(model.to(device), task, args.data, tokenizer, cfg.batch_size, device)
+    devices = format_devices(args.model, meta)
+    device = "cuda" if runs_on_cuda(devices) else "cpu"
+    scores, logits = task.evaluate(model.to(device), args.data, tokenizer, cfg.batch_size, device)
     facts, layers = model_facts(args.model)
-    diag, labels, preds = {}, None, None
-    if logit is not None and logit.shape[1] > 1:  # no confusion matrix/ROC for regression
-        labels = np.asarray([r["label"] for r in rows(task, args.data, "validation")])
-        diag, preds = classification_report(logit, labels), logit.argmax(-1)
-    speed = speed_facts(model, baseline, meta, lambda bs: latency_inputs(task, args.data, tokenizer, bs),
+    labels = task.class_labels(task.rows(args.data, "validation"))
+    diag = classification_report(logits, labels) if labels is not None else {}
+    speed = speed_facts(model, baseline, devices, lambda bs: latency_inputs(task, args.data, tokenizer, bs),
                         cfg.latency_batch_size, cfg.latency_warmup, cfg.latency_repeats, cfg.threads)
     result = {"task": args.task, "variant": args.model.name, "stage": meta["stage"], "format": meta["format"],
-              "method": meta.get("method", meta["stage"]), "primary_metric": primary_metric(task),
-              "eval_device": device, **scores,
-              **flat_diagnostics(diag), **facts, **size_facts(args.model), **speed}
-    write_plot_data(args.plots, layers, diag, labels, preds)
+              "method": meta.get("method", meta["stage"]), "primary_metric": task.primary_metric,
+              "eval_device": device, **scores, **flat_diagnostics(diag), **facts, **size_facts(args.model), **speed}
+    write_plot_data(args.plots, layers, diag, labels, logits.argmax(-1) if diag else None)
     write_details(args.details, facts, layers, diag, meta)
     write_json(args.out, result)
 

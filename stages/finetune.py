@@ -4,13 +4,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params
-from pipeline.artifacts import atomic_dir, load_model, load_tokenizer, parents, save_model
-from pipeline.errors import stage_main
-from pipeline.models import with_head
-from pipeline.runtime import is_main, setup
-from pipeline.tasks import train_task
-from pipeline.train import RunFiles
+from pipeline import tasks
+from pipeline.config import loader
+from pipeline.config.args import LaunchParams, TrainArgs
+from pipeline.core.errors import stage_main
+from pipeline.core.files import parents
+from pipeline.core.runtime import setup
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.models.build import with_head
+from pipeline.models.store import load_model, write_artifact
+from pipeline.train.loop import RunFiles
+from pipeline.train.task import train_task
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,27 +27,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return [f"tasks.{args.task}", f"finetune.{args.task}", "launch"]
+def reads(args) -> dict[str, type]:
+    return {f"tasks.{args.task}": tasks.TaskParams, f"finetune.{args.task}": TrainArgs, "launch": LaunchParams}
 
 
 @stage_main("finetune")
 def main(argv=None):
     args = parser().parse_args(argv)
-    task, train, launch = params.load(*reads(args))
+    task_params, train, launch = loader.load(reads(args))
+    task = tasks.get(task_params)
     device = setup(train.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     encoder, _ = load_model(args.source, "mlm")
-    model = with_head(encoder, task.type, task.num_labels, train.seed)
+    model = with_head(encoder, task.head, task.num_labels, train.seed)
     tokenizer = load_tokenizer(args.source)
     history, scores = train_task(model, task, args.data, tokenizer, train, device, f"finetune {args.task}",
                                  files=files)
-    meta = {"stage": "finetune", "head": task.type, "format": "dense", "method": "full", "task": args.task,
+    meta = {"stage": "finetune", "head": task.head, "format": "dense", "method": "full", "task": args.task,
             "parents": parents(args.source, args.data), "history": history, "results": scores,
-            "params": params.as_dict({"task": task, "train": train})}
-    if is_main():
-        with atomic_dir(args.out) as tmp:
-            save_model(tmp, model.cpu(), args.source, meta)
+            "params": loader.as_dict({"task": task_params, "train": train})}
+    write_artifact(args.out, model, args.source, meta)
     files.done()
 
 

@@ -4,11 +4,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params
-from pipeline.artifacts import atomic_dir
+from pipeline.config import loader
+from pipeline.core.errors import stage_main
+from pipeline.core.files import atomic_dir
 from pipeline.data.io import write_jsonl
+from pipeline.data.params import PrepareParams
 from pipeline.data.sources import fetch
-from pipeline.errors import stage_main
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,14 +18,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return ["prepare"]
+def reads(args) -> dict[str, type]:
+    return {"prepare": PrepareParams}
 
 
 @stage_main("prepare")
 def main(argv=None):
     args = parser().parse_args(argv)
-    (cfg,) = params.load(*reads(args))
+    (cfg,) = loader.load(reads(args))
     # Fetch and check everything before writing anything.
     data = {name: fetch(src, name, cfg.seed) for name, src in cfg.datasets.items()}
     with atomic_dir(args.out / "tokenizer") as tmp:
@@ -33,7 +34,7 @@ def main(argv=None):
 
             build_tokenizer(tmp)
         else:
-            from pipeline.artifacts import load_tokenizer
+            from pipeline.data.tokenizer import load_tokenizer
 
             load_tokenizer(cfg.tokenizer).save_pretrained(tmp)
     for name, splits in data.items():

@@ -4,13 +4,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params
-from pipeline.artifacts import atomic_dir, load_model, load_tokenizer, parents, save_model, write_json
+from pipeline.config import loader
+from pipeline.config.args import LaunchParams, TrainArgs
+from pipeline.core.errors import stage_main
+from pipeline.core.files import parents, write_json
+from pipeline.core.runtime import is_main, setup
 from pipeline.data.io import read_split
-from pipeline.errors import PipelineError, stage_main
-from pipeline.mlm import pretrain, shard
-from pipeline.runtime import is_main, setup
-from pipeline.train import RunFiles
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.models.store import load_model, write_artifact
+from pipeline.pretrain.mlm import MlmParams, PretrainRun, pretrain, run_rows
+from pipeline.train.loop import RunFiles
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,30 +27,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return ["pretrain.mlm", "pretrain.train", f"pretrain.runs.{args.run}", "launch"]
+def reads(args) -> dict[str, type]:
+    return {"pretrain.mlm": MlmParams, "pretrain.train": TrainArgs, f"pretrain.runs.{args.run}": PretrainRun,
+            "launch": LaunchParams}
 
 
 @stage_main("pretrain")
 def main(argv=None):
     args = parser().parse_args(argv)
-    mlm, train, run, launch = params.load(*reads(args))
-    if run.shard >= mlm.num_shards:
-        raise PipelineError(f"params.yaml: 'pretrain.runs.{args.run}.shard' must be < pretrain.mlm.num_shards")
+    mlm, train, run, launch = loader.load(reads(args))
+    rows = run_rows(args.corpus, args.run, run, mlm)
     device = setup(run.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     train.seed = run.seed
     model, _ = load_model(args.base, "mlm")
     tokenizer = load_tokenizer(args.base)
-    rows = shard(read_split(args.corpus, "train", "text"), run.shard, mlm.num_shards)
     history = pretrain(model, rows, read_split(args.corpus, "validation", "text"), tokenizer, mlm, train,
                        device, f"pretrain {args.run}", files)
     meta = {"stage": "pretrain", "head": "mlm", "format": "dense", "method": "mlm", "run": args.run,
             "parents": parents(args.base, args.corpus), "history": history,
-            "params": params.as_dict({"mlm": mlm, "train": train, "run": run})}
+            "params": loader.as_dict({"mlm": mlm, "train": train, "run": run})}
+    write_artifact(args.out, model, args.base, meta)
     if is_main():
-        with atomic_dir(args.out) as tmp:
-            save_model(tmp, model.cpu(), args.base, meta)
         write_json(args.metrics, {"perplexity": history[-1]["perplexity"], "loss": history[-1]["loss"],
                                   "epochs": {str(h["epoch"]): h for h in history}})
     files.done()

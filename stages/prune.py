@@ -1,17 +1,21 @@
-"""Stage prune: prune a fine-tuned model with one registered method (magnitude, gradual, heads, ffn, layers, nm)."""
+"""Stage prune: prune a fine-tuned model with one registered method (``src/pipeline/prune/<method>.py``)."""
 
 import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params
-from pipeline.artifacts import atomic_dir, load_model, load_tokenizer, parents, save_model, write_json
-from pipeline.errors import stage_main
-from pipeline.features import batches, collate
-from pipeline.prune import TRAINING, ZEROING, prune_
-from pipeline.runtime import is_main, setup
-from pipeline.tasks import hard_loss, logits, rows, train_features, trainer
-from pipeline.train import RunFiles
+from pipeline import tasks
+from pipeline.config import loader
+from pipeline.config.args import LaunchParams
+from pipeline.core.errors import stage_main
+from pipeline.core.files import parents
+from pipeline.core.runtime import setup
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.models.compact import write_artifact
+from pipeline.models.store import load_model
+from pipeline.prune import METHODS, PruneContext, prune_
+from pipeline.train.loop import RunFiles
+from pipeline.train.task import trainer
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,33 +29,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return [f"tasks.{args.task}", f"prune.{args.method}", "launch"]
+def reads(args) -> dict[str, type]:
+    return {f"tasks.{args.task}": tasks.TaskParams, f"prune.{args.method}": METHODS.get(args.method).params,
+            "launch": LaunchParams}
 
 
 @stage_main("prune")
 def main(argv=None):
     args = parser().parse_args(argv)
-    task, cfg, launch = params.load(*reads(args))
+    task_params, cfg, launch = loader.load(reads(args))
+    task, method = tasks.get(task_params), METHODS.get(args.method)
     setup(0, launch)
     files = RunFiles.beside(args.out, args.live)
-    model, _ = load_model(args.source, task.type)
+    model, _ = load_model(args.source, task.head)
     tokenizer = load_tokenizer(args.source)
-    feats = train_features(task, rows(task, args.data, "train"), tokenizer)
-    data = list(batches(feats[:512], 32, lambda f: collate(f, tokenizer.pad_token_id)))
-    train = None
-    if args.method in TRAINING:
-        device = setup(cfg.train.seed, launch)
-        train = trainer(task, args.data, tokenizer, cfg.train, device, f"prune {args.task} {args.method}", files)
-    elif args.live and is_main():  # no training: an empty list of step records (a valid, empty plot)
-        write_json(args.live / "steps.json", [])
-    report = prune_(model, args.method, cfg, data, lambda m, b: hard_loss(task, logits(m, b), b), train=train)
-    meta = {"stage": "prune", "head": task.type, "format": "dense", "method": args.method, "task": args.task,
+    context = PruneContext.for_task(task, task.rows(args.data, "train"), tokenizer)
+    if method.trains:
+        device = setup(cfg.train.seed, launch)  # reseeded after loading: training starts from its own seed
+        context.train = trainer(task, args.data, tokenizer, cfg.train, device, f"prune {args.task} {args.method}",
+                                files)
+    report = prune_(model, method, cfg, context)
+    meta = {"stage": "prune", "head": task.head, "format": "dense", "method": args.method, "task": args.task,
             "parents": parents(args.source, args.data), "results": report,
-            "params": params.as_dict({"task": task, args.method: cfg})}
-    if is_main():
-        with atomic_dir(args.out) as tmp:
-            save_model(tmp, model.cpu(), args.source, meta, compact=args.method in ZEROING)
+            "params": loader.as_dict({"task": task_params, args.method: cfg})}
+    write_artifact(args.out, model, args.source, meta, compact=method.zeroing)
     files.done()
 
 

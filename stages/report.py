@@ -4,9 +4,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.artifacts import atomic_dir, write_json
-from pipeline.errors import PipelineError, stage_main
-from pipeline.report import collect, collect_details, eval_curves, loss_curves, markdown, summarize, task_report
+from pipeline.core.errors import PipelineError, stage_main
+from pipeline.core.files import atomic_dir, write_json
+from pipeline.report.card import task_report
+from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
+from pipeline.report.tables import markdown, summarize
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,8 +20,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return []
+def reads(args) -> dict[str, type]:
+    return {}
 
 
 @stage_main("report")

@@ -4,13 +4,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params
-from pipeline.artifacts import atomic_dir, load_tokenizer, parents, save_model
-from pipeline.errors import stage_main
-from pipeline.models import init_model
-from pipeline.runtime import is_main, setup
-from pipeline.tasks import train_task
-from pipeline.train import RunFiles
+from pipeline import tasks
+from pipeline.config import loader
+from pipeline.config.args import LaunchParams
+from pipeline.core.errors import stage_main
+from pipeline.core.files import parents
+from pipeline.core.runtime import setup
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.models.build import init_model
+from pipeline.models.store import write_artifact
+from pipeline.train.loop import RunFiles
+from pipeline.train.task import TeacherParams, train_task
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,26 +27,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def reads(args) -> list[str]:
-    return [f"tasks.{args.task}", f"teacher.{args.task}", "launch"]
+def reads(args) -> dict[str, type]:
+    return {f"tasks.{args.task}": tasks.TaskParams, f"teacher.{args.task}": TeacherParams, "launch": LaunchParams}
 
 
 @stage_main("teacher")
 def main(argv=None):
     args = parser().parse_args(argv)
-    task, cfg, launch = params.load(*reads(args))
+    task_params, cfg, launch = loader.load(reads(args))
+    task = tasks.get(task_params)
     device = setup(cfg.train.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     tokenizer = load_tokenizer(args.tokenizer)
-    model = init_model(cfg.arch, task.type, len(tokenizer), tokenizer.pad_token_id, task.num_labels)
+    model = init_model(cfg.arch, task.head, len(tokenizer), tokenizer.pad_token_id, task.num_labels)
     history, scores = train_task(model, task, args.data, tokenizer, cfg.train, device, f"teacher {args.task}",
                                  files=files)
-    meta = {"stage": "teacher", "head": task.type, "format": "dense", "method": cfg.arch.base, "task": args.task,
+    meta = {"stage": "teacher", "head": task.head, "format": "dense", "method": cfg.arch.base, "task": args.task,
             "parents": parents(args.tokenizer, args.data), "history": history, "results": scores,
-            "params": params.as_dict({"task": task, "teacher": cfg})}
-    if is_main():
-        with atomic_dir(args.out) as tmp:
-            save_model(tmp, model.cpu(), args.tokenizer, meta)
+            "params": loader.as_dict({"task": task_params, "teacher": cfg})}
+    write_artifact(args.out, model, args.tokenizer, meta)
     files.done()
 
 

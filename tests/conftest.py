@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertTokenizerFast
 
-from pipeline.runtime import setup
+from pipeline.core.runtime import setup
 
 WORDS = "the movie was good bad not very plot great awful and but".split()
 

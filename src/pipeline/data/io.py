@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 SPLITS = ("train", "validation")
 # Further evaluation splits kept when a source has them (MNLI's mismatched validation set).

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from pipeline.core.errors import PipelineError
 from pipeline.data import synthetic
 from pipeline.data.io import EXTRA_SPLITS, SPLITS, check_rows
-from pipeline.errors import PipelineError
-from pipeline.params import DataSource
+from pipeline.data.params import DataSource
 
 _GENERATORS = {
     "text": lambda n, seed: [{"text": line} for line in synthetic.generate_corpus(n, seed)],

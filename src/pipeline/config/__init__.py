@@ -1,0 +1,1 @@
+"""Reading ``params.yaml`` (the loader) and the settings several stages share (args)."""

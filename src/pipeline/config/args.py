@@ -1,0 +1,95 @@
+"""Settings shared by several stages: the architecture, the training loop, how training stages are launched.
+
+Method-specific settings live beside their method (e.g. ``pipeline.prune.magnitude.MagnitudeParams``); every
+dataclass here and there is read by :func:`pipeline.config.loader.load`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class ArchParams:
+    """A BERT architecture built from a config, or a pretrained checkpoint."""
+
+    base: str = "scratch"
+    """``scratch`` builds from the sizes below; else a hub model name, a local checkpoint dir, or
+    ``pkg:<python package>/<dir>`` (a checkpoint inside an installed package)."""
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    max_position_embeddings: int = 256
+    seed: int = 0
+    """Seed of the random initialisation (``scratch``) or of newly added heads."""
+
+    def __post_init__(self):
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
+
+
+@dataclass
+class TrainArgs:
+    """Optimisation settings shared by every training stage."""
+
+    epochs: float = 1.0
+    """Passes over the training split (fractions allowed)."""
+    batch_size: int = 32
+    lr: float = 5e-4
+    """Peak learning rate of AdamW (linear warm-up, then linear decay)."""
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    """Seed for data order, dropout and new heads."""
+    l1: float = 0.0
+    """Weight of an L1 penalty on the encoder's Linear weights (mean absolute value), 0 disables it:
+    pushes weights towards zero so that magnitude pruning afterwards removes less of the function."""
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    """``auto``: bf16 autocast on a CUDA GPU with bf16 support, else fp32; ``bf16``: always autocast."""
+    grad_accum_steps: int = 1
+    """Micro-batches of ``batch_size`` (per process) summed into one optimizer step."""
+    compile: bool = False
+    """Run the training forward/backward through ``torch.compile`` (a GPU speed setting)."""
+    group_by_length: bool = False
+    """Batch examples of similar length (sorted within shuffled mega-batches) to cut padding."""
+    num_workers: int = 0
+    """DataLoader worker processes that collate batches; 0 collates in the training process."""
+    checkpoint_every: int = 0
+    """Write a resumable checkpoint every this many optimizer steps (``<out>.ckpt``); 0 disables."""
+
+    def __post_init__(self):
+        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise ValueError("epochs, batch_size and lr must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+        if self.l1 < 0:
+            raise ValueError("l1 must be >= 0")
+        if self.grad_accum_steps < 1:
+            raise ValueError("grad_accum_steps must be >= 1")
+        if self.num_workers < 0 or self.checkpoint_every < 0:
+            raise ValueError("num_workers and checkpoint_every must be >= 0")
+
+
+@dataclass
+class LaunchParams:
+    """How the training stages are started (the ``launch`` section, templated into their dvc.yaml cmd)."""
+
+    command: str = "python"
+    """The launcher before the stage script: ``python`` or ``accelerate launch [--multi_gpu] --num_processes N``."""
+    num_processes: int = 1
+    """Processes ``command`` starts in total (all machines); a stage run under another count fails."""
+
+    def __post_init__(self):
+        if self.num_processes < 1:
+            raise ValueError("num_processes must be >= 1")
+        if self.num_processes > 1 and "accelerate" not in self.command and "torchrun" not in self.command:
+            raise ValueError("num_processes > 1 needs command 'accelerate launch ...' (or torchrun)")

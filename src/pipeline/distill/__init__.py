@@ -1,0 +1,1 @@
+"""Knowledge distillation: loss terms (losses) and the student-training loss (kd)."""

@@ -1,0 +1,187 @@
+"""Knowledge distillation: the student-training loss closure (the ``distill`` stage).
+
+Terms (weights in ``distill.kd``):
+
+- logit KD (Hinton et al., 2015): temperature-softened KL between teacher and student logits; for regression
+  (one output, e.g. STS-B) the MSE between student and teacher predictions;
+- hidden-state MSE between mapped layers (TinyBERT-style), through a learned linear projection when the
+  student is narrower or wider than the teacher;
+- attention-map MSE between mapped layers on head-averaged attention probabilities, so students with
+  pruned heads (or a different head count) are supported.
+
+Students keep their pruning: masks are re-applied after every step by the caller, physically pruned
+shapes are simply the student's shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from pipeline.core.errors import PipelineError
+from pipeline.data.features import Batch
+from pipeline.distill.losses import attention_mse, kd_logit_loss, kd_regression_loss, masked_mse
+from pipeline.prune.masks import apply_masks_, zero_masks
+from pipeline.tasks.base import LABEL_KEYS, Task
+from pipeline.train.task import train_task
+
+PROJECTION = "kd_projection"  # name of the temporary student submodule holding the hidden projection
+
+
+@dataclass
+class KDParams:
+    """Knowledge distillation: logit KD plus optional hidden-state and attention-map terms."""
+
+    temperature: float = 2.0
+    alpha: float = 0.5
+    """Weight of the logit KD term; ``1 - alpha`` weighs the hard-label loss."""
+    hidden_weight: float = 0.0
+    """Weight of the hidden-state MSE between mapped layers (0 disables it)."""
+    attention_weight: float = 0.0
+    """Weight of the attention-map MSE (head-averaged probabilities) between mapped layers (0 disables it)."""
+    layer_map: list[int] = field(default_factory=list)
+    """Teacher layer (1-based) matched to each student layer; empty maps them uniformly."""
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError("alpha must be in [0, 1]")
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            raise ValueError("hidden_weight and attention_weight must be >= 0")
+
+
+def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
+    """Teacher layer (1-based) for each student layer, spread evenly; the last maps to the last."""
+    return [round((i + 1) * teacher_layers / student_layers) for i in range(student_layers)]
+
+
+def resolve_layer_map(kd: KDParams, student_layers: int, teacher_layers: int) -> list[int]:
+    """``kd.layer_map`` checked against both depths, or the uniform map when it is empty."""
+    if not kd.layer_map:
+        return uniform_layer_map(student_layers, teacher_layers)
+    if len(kd.layer_map) != student_layers:
+        raise PipelineError(f"distill.kd.layer_map has {len(kd.layer_map)} entries for {student_layers} student layers")
+    bad = [t for t in kd.layer_map if not 1 <= t <= teacher_layers]
+    if bad:
+        raise PipelineError(f"distill.kd.layer_map entries {bad} are outside the teacher's layers 1..{teacher_layers}")
+    return list(kd.layer_map)
+
+
+def attach_projection(student: torch.nn.Module, teacher: torch.nn.Module) -> torch.nn.Module | None:
+    """A trainable Linear from the student's to the teacher's width, held by the student while training
+    (so the optimizer sees it); None when the widths are equal."""
+    s_width, t_width = student.config.hidden_size, teacher.config.hidden_size
+    if s_width == t_width:
+        return None
+    projection = torch.nn.Linear(s_width, t_width)
+    student.add_module(PROJECTION, projection.to(next(student.parameters()).device))
+    return projection
+
+
+def detach_projection(student: torch.nn.Module) -> None:
+    """Remove the temporary projection before the student is saved."""
+    if hasattr(student, PROJECTION):
+        delattr(student, PROJECTION)
+
+
+def _forward(model: torch.nn.Module, batch: Batch, hidden: bool, attention: bool):
+    inputs = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
+    return model(**inputs, output_hidden_states=hidden, output_attentions=attention)
+
+
+def _task_logits(out) -> tuple[torch.Tensor, ...]:
+    return (out.start_logits, out.end_logits) if hasattr(out, "start_logits") else (out.logits,)
+
+
+def _use_eager_attention(model: torch.nn.Module) -> None:
+    """Attention probabilities are only returned by the eager attention implementation."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:  # older transformers
+        model.config._attn_implementation = "eager"
+
+
+def kd_loss_fn(teacher: torch.nn.Module, task: Task, kd: KDParams,
+               student: torch.nn.Module | None = None) -> Callable[[torch.nn.Module, Batch], torch.Tensor]:
+    """``(student, batch) -> loss``:
+
+    ``alpha * KD + (1 - alpha) * CE + hidden_weight * hidden MSE + attention_weight * attention MSE``.
+
+    For QA the logit KD term is the mean over start and end logits; for regression it is the MSE
+    (:func:`pipeline.distill.losses.kd_regression_loss`). The teacher runs in eval mode without
+    gradients. With ``hidden_weight > 0`` and different widths, pass ``student`` so a projection can be
+    attached to it (call :func:`detach_projection` after training).
+    """
+    teacher.eval()
+    # One output per example (regression) has no distribution to soften: MSE instead of the softened KL.
+    logit_term = kd_regression_loss if task.regression else (lambda s, t: kd_logit_loss(s, t, kd.temperature))
+    hidden, attention = kd.hidden_weight > 0, kd.attention_weight > 0
+    layer_map: list[int] = []
+    projection = None
+    if hidden or attention:
+        if student is None:
+            raise ValueError("hidden-state or attention KD needs the student to set up layer maps")
+        layer_map = resolve_layer_map(kd, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+        if hidden:
+            projection = attach_projection(student, teacher)
+        if attention:
+            _use_eager_attention(student)
+            _use_eager_attention(teacher)
+
+    def loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            t_out = _forward(teacher, batch, hidden, attention)
+        s_out = _forward(model, batch, hidden, attention)
+        s_logits, t_logits = _task_logits(s_out), _task_logits(t_out)
+        total = sum(logit_term(s, t) for s, t in zip(s_logits, t_logits)) / len(s_logits)
+        if kd.alpha < 1.0:
+            total = kd.alpha * total + (1 - kd.alpha) * task.hard_loss(s_logits, batch)
+        mask = batch["attention_mask"]
+        if hidden:
+            terms = []
+            for i, t_layer in enumerate(layer_map):
+                s_h = s_out.hidden_states[i + 1]
+                terms.append(masked_mse(projection(s_h) if projection is not None else s_h,
+                                        t_out.hidden_states[t_layer], mask))
+            total = total + kd.hidden_weight * sum(terms) / len(terms)
+        if attention:
+            terms = [attention_mse(s_out.attentions[i], t_out.attentions[t - 1], mask) for i, t in enumerate(layer_map)]
+            total = total + kd.attention_weight * sum(terms) / len(terms)
+        return total
+
+    return loss
+
+
+def kd_method(kd: KDParams) -> str:
+    """A short name of the active terms, e.g. ``logit_kd+hidden+attention``, for ``pipeline.json``."""
+    parts = ["logit_kd"]
+    if kd.hidden_weight > 0:
+        parts.append("hidden")
+    if kd.attention_weight > 0:
+        parts.append("attention")
+    return "+".join(parts)
+
+
+def distill_student(student: torch.nn.Module, teacher: torch.nn.Module, task: Task, kd: KDParams, data_dir,
+                    tokenizer, args, device: torch.device, desc: str, files=None) -> tuple[list[dict], dict]:
+    """Train ``student`` on the task with :func:`kd_loss_fn` against ``teacher``, in place.
+
+    Weights that are exactly zero (a zeroing pruning method's masks) are kept at zero after every step, and a
+    physically pruned student keeps its shapes; the hidden-state projection is removed afterwards.
+
+    Args:
+        args: the student's :class:`pipeline.config.args.TrainArgs`.
+        files: curves and checkpoint locations (:class:`pipeline.train.loop.RunFiles`).
+
+    Returns:
+        ``(history, final validation metrics)`` as :func:`pipeline.train.task.train_task` gives them.
+    """
+    masks = {k: m.to(device) for k, m in zero_masks(student).items()}
+    loss_fn = kd_loss_fn(teacher.to(device), task, kd, student.to(device))
+    history, scores = train_task(student, task, data_dir, tokenizer, args, device, desc, loss_fn=loss_fn,
+                                 after_step=(lambda m: apply_masks_(m, masks)) if masks else None, files=files)
+    detach_projection(student)
+    return history, scores

@@ -1,0 +1,33 @@
+"""Merge method ``dare_ties``: DARE drop-and-rescale (Yu et al., 2024) instead of TIES' trim, then TIES' sign
+election and disjoint mean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.merge import State, register
+from pipeline.merge.task_vectors import dare, elect_and_mean, task_vectors
+
+
+@dataclass
+class DareTiesParams:
+    """Knobs of DARE (``merge.dare_ties``)."""
+
+    scaling: float = 1.0
+    """The merged task vector is added to the base times this."""
+    density: float = 0.5
+    """Keep probability of each task-vector entry (the survivors are rescaled by ``1 / density``), in (0, 1]."""
+    seed: int = 0
+    """Seed of the random drop masks."""
+
+    def __post_init__(self):
+        if not 0 < self.density <= 1:
+            raise ValueError("density must be in (0, 1]")
+
+
+@register("dare_ties", DareTiesParams, needs_base=True)
+def dare_ties(states: list[State], weights: list[float], base: State | None, params: DareTiesParams) -> State:
+    """``base + scaling * elect_and_mean(dare(theta_i - base))``."""
+    assert base is not None
+    vectors = dare(task_vectors(states, base), params.density, params.seed)
+    return {k: base[k].float() + params.scaling * elect_and_mean([v[k] for v in vectors], weights) for k in states[0]}

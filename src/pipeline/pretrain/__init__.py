@@ -1,0 +1,1 @@
+"""Masked-LM pretraining (the ``pretrain`` stage) and held-out perplexity (also used by ``merge``)."""

@@ -1,0 +1,98 @@
+"""Pruning methods, one module per method, registered by name (``prune.<method>`` in ``params.yaml``).
+
+- ``magnitude``: unstructured one-shot magnitude pruning of the encoder's Linear weights.
+- ``gradual``: magnitude pruning while fine-tuning, sparsity raised on the cubic schedule of Zhu & Gupta
+  (2017), masks frozen once the target is reached.
+- ``movement``: movement pruning (top-k of learned scores) while fine-tuning (Sanh et al., 2020).
+- ``mask_learning``: the same learned top-k masks with the weights frozen (static mask learning).
+- ``soft_movement``: movement scores against a fixed threshold, with a score penalty whose weight sets the
+  sparsity (Sanh et al., 2020).
+- ``l0``: hard-concrete gates with an expected-L0 penalty while fine-tuning (Louizos et al., 2018).
+- ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
+- ``heads``: physical attention-head pruning by gradient-based importance (Michel et al., 2019).
+- ``ffn``: physical feed-forward neuron pruning by first-order (Taylor) importance.
+- ``layers``: layer dropping; the first and last layers stay, the middle layers whose removal raises the
+  loss least go.
+
+Zeroing methods set weights to zero in place (the shapes stay; the artifact is stored compactly and
+distillation keeps the zeros); structural methods shrink the tensors and record the new shapes in the config.
+Shared pieces: :mod:`.masks` (masks, sparsity, the cubic schedule), :mod:`.importance` (head, neuron and
+layer importance), :mod:`.scores` (learned score masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.registry import Registry
+from pipeline.data.features import Batch, batches, collate
+
+LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+
+
+@dataclass
+class PruneContext:
+    """What a method may use besides the model and its params."""
+
+    data: list[Batch]
+    """Training batches (importance estimates of one-shot structured methods)."""
+    loss_fn: LossFn
+    """``(model, batch) -> task loss``."""
+    train: Callable | None = None
+    """For methods that prune while fine-tuning: ``(model, make_hook, loss_fn=None) -> {"history", "pruner"}``
+    fine-tunes ``model`` on the task, building its after-step hook with ``make_hook(total_steps)``; methods with
+    a penalty pass ``loss_fn`` (task loss plus their term) in place of the task loss
+    (:func:`pipeline.train.task.trainer`)."""
+
+    @classmethod
+    def for_task(cls, task, rows: list[dict], tokenizer, examples: int = 512, batch_size: int = 32) -> PruneContext:
+        """Batches of the first ``examples`` training features of ``task`` and its loss (no training)."""
+        feats = task.train_features(rows, tokenizer)[:examples]
+        return cls(list(batches(feats, batch_size, lambda f: collate(f, tokenizer.pad_token_id))), task.loss)
+
+
+PruneFn = Callable[[torch.nn.Module, Any, PruneContext], dict]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered pruning method and what callers need to know about it."""
+
+    name: str
+    params: type
+    """Its settings, read from ``prune.<name>``."""
+    fn: PruneFn
+    """``(model, params, context) -> report``: prunes ``model`` in place, returns what it did (JSON-able)."""
+    zeroing: bool
+    """True: zeros weights in place, shapes unchanged (stored compactly); False: structural (shapes shrink)."""
+    trains: bool = False
+    """True: prunes while fine-tuning (needs ``context.train``; its schedules cannot resume from checkpoints)."""
+
+
+METHODS: Registry[Method] = Registry("pipeline.prune", "pruning method")
+
+
+def register(name: str, params: type, zeroing: bool, trains: bool = False) -> Callable[[PruneFn], PruneFn]:
+    """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``)."""
+
+    def add(fn: PruneFn) -> PruneFn:
+        METHODS.add(name, Method(name, params, fn, zeroing, trains), fn.__module__)
+        return fn
+
+    return add
+
+
+def prune_(model: torch.nn.Module, method: Method, params: Any, context: PruneContext) -> dict:
+    """Prune ``model`` in place with ``method``; returns its report for ``pipeline.json``.
+
+    Raises:
+        PipelineError: a method that trains was given no ``context.train``.
+    """
+    if method.trains and context.train is None:
+        raise PipelineError(f"prune.{method.name} prunes while training: the stage must provide training")
+    return method.fn(model, params, context)

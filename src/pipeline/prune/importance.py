@@ -1,0 +1,97 @@
+"""Importance estimates of attention heads, FFN neurons and whole layers (for the structured methods)."""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline.data.features import Batch
+from pipeline.models import families
+from pipeline.models.structure import heads_per_layer
+from pipeline.prune import LossFn
+
+
+def head_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) -> torch.Tensor:
+    """Gradient-based head importance ``I_h = sum_batches |dL/dxi_h|`` (Michel et al., 2019).
+
+    Each head's output is multiplied by a gate ``xi_h = 1`` through a forward hook; the gradient of the
+    task loss w.r.t. the gate measures how much the loss depends on the head. Scores are L2-normalised per
+    layer, as in the paper.
+
+    Returns:
+        ``(L, H_max)`` float tensor; entries past a layer's head count are ``-inf``.
+    """
+    family = families.of(model)
+    layers = family.layers(model)
+    counts = heads_per_layer(model)
+    per_layer = gate_importance(model, [family.attention_core(layer) for layer in layers], counts, data, loss_fn)
+    scores = torch.zeros(len(layers), max(counts))
+    for i, score in enumerate(per_layer):
+        scores[i, : score.numel()] = score
+    for i, h in enumerate(counts):
+        norm = scores[i, :h].norm()
+        scores[i, :h] /= norm if norm > 0 else 1.0
+        scores[i, h:] = float("-inf")
+    return scores
+
+
+def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], sizes: list[int],
+                     data: list[Batch], loss_fn: LossFn) -> list[torch.Tensor]:
+    """``sum_batches |dL/dg|`` for a gate ``g = 1`` on the last dimension of each module's output.
+
+    The first-order (Taylor) estimate of the loss change when a unit is removed; for attention heads it is
+    Michel et al.'s head importance, for FFN neurons the activation-times-gradient criterion.
+    """
+    gates = [torch.ones(n, requires_grad=True) for n in sizes]
+    hooks = []
+    for module, gate in zip(modules, gates):
+
+        def hook(mod, inputs, output, gate=gate):
+            tensor = output[0] if isinstance(output, tuple) else output
+            b, t, _ = tensor.shape
+            g = gate.to(device=tensor.device, dtype=tensor.dtype)
+            gated = (tensor.view(b, t, g.numel(), -1) * g.view(1, 1, -1, 1)).view(b, t, -1)
+            return (gated, *output[1:]) if isinstance(output, tuple) else gated
+
+        hooks.append(module.register_forward_hook(hook))
+    scores = [torch.zeros(n) for n in sizes]
+    was_training = model.training
+    model.eval()  # no dropout: importance of the deterministic network
+    try:
+        for batch in data:
+            model.zero_grad(set_to_none=True)
+            for g in gates:
+                g.grad = None
+            loss_fn(model, batch).backward()
+            for score, g in zip(scores, gates):
+                score += g.grad.abs()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return scores
+
+
+@torch.no_grad()
+def layer_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) -> list[float]:
+    """Mean loss increase over ``data`` when each encoder layer is skipped (its input passed through)."""
+    layers = families.of(model).layers(model)
+    was_training = model.training
+    model.eval()
+    try:
+        base = sum(float(loss_fn(model, b)) for b in data) / len(data)
+        deltas = []
+        for layer in layers:
+            def skip(mod, args, output):
+                return (args[0], *output[1:]) if isinstance(output, tuple) else args[0]
+
+            handle = layer.register_forward_hook(skip)
+            try:
+                deltas.append(sum(float(loss_fn(model, b)) for b in data) / len(data) - base)
+            finally:
+                handle.remove()
+    finally:
+        model.train(was_training)
+    return deltas
+
+

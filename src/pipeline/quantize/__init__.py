@@ -1,0 +1,64 @@
+"""Post-training quantization schemes, one module each, registered by name (``quantize.scheme``).
+
+A :class:`~pipeline.models.formats.Scheme` knows how to turn a dense float model into the tensors stored in
+``model.safetensors``, how to rebuild a runnable model from them, and how to give back the float weights they
+stand for (for the model facts). The artifact's ``format`` in ``pipeline.json`` is the scheme's name, so loading a quantized
+artifact imports exactly that scheme's module (:func:`scheme`). Schemes: ``dynamic_int8``, ``weight_int8``,
+``weight_int4``, ``fp16``, ``bf16``, ``fp8``; a new one is a new module here plus its ``quantize.<name>``
+section in ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.models.formats import SCHEMES, Scheme, Tensors, scheme  # noqa: F401  (the registry lives there)
+
+
+def register(entry: Scheme, module: str) -> Scheme:
+    """Register a scheme; call from its own module as ``register(Scheme(...), __name__)``."""
+    return SCHEMES.add(entry.name, entry, module)
+
+
+@dataclass
+class LogitErrorParams:
+    """How the quantized model's logits are compared with its source's (``quantize.logit_error``)."""
+
+    batches: int = 4
+    """Validation batches (of 32) compared."""
+
+    def __post_init__(self):
+        if self.batches < 1:
+            raise ValueError("batches must be >= 1")
+
+
+@torch.inference_mode()
+def logit_error(reference: torch.nn.Module, other: torch.nn.Module, data: list[dict[str, torch.Tensor]],
+                logits: Callable) -> dict:
+    """How far ``other``'s task logits are from ``reference``'s on the same batches.
+
+    Args:
+        logits: ``(model, batch) -> tuple of logit tensors`` (the task's :meth:`pipeline.tasks.base.Task.logits`).
+
+    Per-token QA logits are compared on real (non-padding) tokens only.
+
+    Returns:
+        ``{"logit_max_abs_error", "logit_mean_abs_error", "compared_logits"}``.
+    """
+    diffs = []
+    for batch in data:
+        mask = batch["attention_mask"].bool()
+        for ref, out in zip(logits(reference, batch), logits(other, batch)):
+            d = (ref.float() - out.float()).abs()
+            diffs.append(d[mask] if d.shape == mask.shape else d.flatten())
+    d = torch.cat(diffs)
+    return {"logit_max_abs_error": float(d.max()), "logit_mean_abs_error": float(d.mean()),
+            "compared_logits": d.numel()}
+
+
+@dataclass
+class NoParams:
+    """A scheme without knobs (its ``quantize.<name>`` section is ``{}``)."""

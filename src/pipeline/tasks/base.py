@@ -1,0 +1,160 @@
+"""The task interface: what the pipeline needs to know about a kind of task, whatever model it trains.
+
+A task turns prepared rows into model inputs, defines the model head and the training loss, and scores a
+model on its validation split(s). :class:`pipeline.tasks.classification.ClassificationTask` (GLUE-style
+single sentences and pairs, regression included) and :class:`pipeline.tasks.qa.QATask` (extractive QA,
+SQuAD v1.1/v2.0) implement it; :func:`pipeline.tasks.get` picks one from the ``tasks.<name>`` params, whose
+``type`` selects the params class too.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.core.errors import PipelineError
+from pipeline.data.features import Batch, Feature, batches, collate
+
+# Keys of a batch that are targets, not model inputs.
+LABEL_KEYS = ("labels", "start_positions", "end_positions")
+# Task types by name (``tasks.<name>.type``): filled by the implementations' modules.
+TYPES: dict[str, type[Task]] = {}
+
+
+def register(name: str):
+    """Class decorator: register a :class:`Task` implementation under ``tasks.<name>.type: <name>``."""
+
+    def add(cls: type[Task]) -> type[Task]:
+        TYPES[name] = cls
+        cls.type_name = name
+        return cls
+
+    return add
+
+
+@dataclass
+class TaskParams:
+    """How a task is tokenised, modelled and scored (``tasks.<name>``); ``type`` picks the subclass."""
+
+    type: str
+    """A registered task type: ``classification`` or ``qa``; must match the ``prepare.datasets`` entry."""
+    max_length: int = 128
+    """Longest model input in tokens (QA: per window)."""
+
+    @classmethod
+    def params_for(cls, raw: dict, key: str) -> type[TaskParams]:
+        """The params class of the task type named in ``raw["type"]`` (the loader calls this)."""
+        kind = raw.get("type")
+        if kind not in TYPES:
+            raise PipelineError(f"params.yaml: '{key}.type' must be one of {sorted(TYPES)}, got {kind!r}")
+        return TYPES[kind].params_type
+
+    def __post_init__(self):
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+
+
+class Task(ABC):
+    """One task type's data handling, loss and scoring, configured by its params."""
+
+    type_name: str = ""
+    params_type: type[TaskParams] = TaskParams
+    head: str = ""
+    """The model head the task trains (a :data:`pipeline.models.build.HEADS` name)."""
+    regression: bool = False
+    """True when the model predicts one number per example (logit KD then uses MSE)."""
+
+    def __init__(self, params: TaskParams):
+        self.params = params
+
+    # --------------------------------------------------------------------------------------------- data
+    @abstractmethod
+    def rows(self, data_dir: str | Path, split: str) -> list[dict]:
+        """The prepared rows of ``split`` (``<data_dir>/<split>.jsonl``), checked against the task's columns."""
+
+    @abstractmethod
+    def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
+        """Labelled model inputs for training (QA: one feature per context window)."""
+
+    @property
+    def num_labels(self) -> int:
+        """Outputs per example of the classification head (2 for QA's start/end logits)."""
+        return 2
+
+    # -------------------------------------------------------------------------------------------- model
+    @staticmethod
+    def logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """The task logits of a batch (targets stripped): ``((B, C),)`` or ``((B, T), (B, T))`` for QA."""
+        out = model(**{k: v for k, v in batch.items() if k not in LABEL_KEYS})
+        if hasattr(out, "start_logits"):
+            return out.start_logits, out.end_logits
+        return (out.logits,)
+
+    @abstractmethod
+    def hard_loss(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
+        """The supervised loss of :meth:`logits` outputs against the batch's targets (a scalar mean)."""
+
+    def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """``hard_loss(logits(model, batch), batch)``: the training loss of plain fine-tuning."""
+        return self.hard_loss(self.logits(model, batch), batch)
+
+    # ------------------------------------------------------------------------------------------ scoring
+    @property
+    @abstractmethod
+    def primary_metric(self) -> str:
+        """The metric reports sort by."""
+
+    @property
+    def eval_splits(self) -> dict[str, str]:
+        """Prepared split -> suffix of its metric names; splits other than ``validation`` are optional."""
+        return {"validation": ""}
+
+    @abstractmethod
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray | None]:
+        """Task metrics of ``model`` on ``rows`` and, where the task has per-example class logits, those
+        logits ``(N, C)`` in row order (None otherwise); one forward pass serves both."""
+
+    def class_labels(self, rows: list[dict]) -> np.ndarray | None:
+        """Gold class ids ``(N,)`` of ``rows`` for per-class diagnostics (confusion matrix, ROC) of
+        :meth:`score`'s logits; None when the task has no classes."""
+        return None
+
+    def evaluate(self, model, data_dir: str | Path, tokenizer, batch_size: int,
+                 device) -> tuple[dict, np.ndarray | None]:
+        """:meth:`score` on every prepared validation split in ``data_dir``.
+
+        ``validation`` is reported under the plain metric names, further splits (MNLI's
+        ``validation_mismatched``) under names with their suffix (``accuracy_mismatched``) when prepared.
+
+        Returns:
+            ``(scores, logits)``: all splits' metrics and the ``validation`` split's logits (see :meth:`score`).
+        """
+        out, logits = self.score(model, self.rows(data_dir, "validation"), tokenizer, batch_size, device)
+        for split, suffix in self.eval_splits.items():
+            if split != "validation" and (Path(data_dir) / f"{split}.jsonl").is_file():
+                scores, _ = self.score(model, self.rows(data_dir, split), tokenizer, batch_size, device)
+                out.update({f"{k}{suffix}": v for k, v in scores.items()})
+        return out, logits
+
+
+@torch.inference_mode()
+def all_logits(model, feats: list[Feature], pad_id: int, batch_size: int, device) -> list[np.ndarray]:
+    """Logits over ``feats`` in order, one array per model output ``(N, ...)``; per-token outputs of batches
+    of different lengths are padded with -1e4 (never the best span) to a common width."""
+    model.eval()
+    chunks: list[list[np.ndarray]] = []
+    for batch in batches(feats, batch_size, lambda f: collate(f, pad_id)):
+        outs = Task.logits(model, {k: v.to(device) for k, v in batch.items()})
+        chunks.append([o.float().cpu().numpy() for o in outs])
+    result = []
+    for i in range(len(chunks[0])):
+        parts = [c[i] for c in chunks]
+        if parts[0].ndim == 2 and len({p.shape[1] for p in parts}) > 1:
+            width = max(p.shape[1] for p in parts)
+            parts = [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=-1e4) for p in parts]
+        result.append(np.concatenate(parts))
+    return result

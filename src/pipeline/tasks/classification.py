@@ -1,0 +1,121 @@
+"""Sequence classification and regression: single sentences or sentence pairs, GLUE-style.
+
+Rows hold the text column(s) of the task's GLUE schema (:mod:`pipeline.tasks.glue`; ``sentence`` by
+default) and ``label`` (a class id, or a float for a one-output regression task such as STS-B). The
+model is a sequence-classification head over the ``[CLS]`` representation; the loss is cross-entropy, or
+MSE for regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.data.features import Batch, Feature
+from pipeline.data.io import read_split
+from pipeline.tasks import glue
+from pipeline.tasks.base import Task, TaskParams, all_logits, register
+
+
+@dataclass
+class ClassificationParams(TaskParams):
+    """A classification (or one-output regression) task."""
+
+    num_labels: int = 2
+    """Classes; 1 makes the task a regression (one output trained with MSE)."""
+    glue: str = ""
+    """A GLUE task name (its columns, metrics, validation splits); empty: ``sentence``/``label`` rows scored by
+    accuracy and F1 (or Pearson/Spearman when ``num_labels`` is 1)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_labels < 1:
+            raise ValueError(f"num_labels must be >= 1, got {self.num_labels}")
+        if self.glue:
+            if self.glue not in glue.TASKS:
+                raise ValueError(f"glue must be one of {sorted(glue.TASKS)} or empty, got {self.glue!r}")
+            expected = glue.TASKS[self.glue].num_labels
+            if self.num_labels != expected:
+                raise ValueError(
+                    f"glue '{self.glue}' has {expected} label(s) (1 = regression): set num_labels: {expected}, "
+                    f"got {self.num_labels}"
+                )
+
+
+def encode(rows: list[dict], tokenizer, max_length: int, text_columns: tuple[str, ...] = ("sentence",),
+           regression: bool = False) -> list[Feature]:
+    """Tokenise single sentences or sentence pairs with their labels; no padding (batches pad dynamically).
+
+    Args:
+        rows: dicts with the ``text_columns`` and ``label``.
+        max_length: longest encoding in tokens; pairs are truncated longest-first.
+        text_columns: one column, or two encoded as a pair ``[CLS] a [SEP] b [SEP]`` with segment ids 0/1.
+        regression: keep labels as floats (one-output models trained with MSE) instead of class ids.
+
+    Returns:
+        One feature per row: ``input_ids``, ``attention_mask`` (and ``token_type_ids``), ``labels``.
+    """
+    first = [r[text_columns[0]] for r in rows]
+    second = [r[text_columns[1]] for r in rows] if len(text_columns) > 1 else None
+    enc = tokenizer(first, second, truncation=True, max_length=max_length)
+    feats = []
+    for i, row in enumerate(rows):
+        feat = {k: enc[k][i] for k in enc.keys()}
+        feat["labels"] = float(row["label"]) if regression else int(row["label"])
+        feats.append(feat)
+    return feats
+
+
+@register("classification")
+class ClassificationTask(Task):
+    """GLUE-style classification or regression, scored with the GLUE task's official metrics."""
+
+    params_type = ClassificationParams
+    head = "classification"
+
+    def __init__(self, params: ClassificationParams):
+        super().__init__(params)
+        self.glue = glue.spec(params.glue, params.num_labels)
+        self.regression = self.glue.regression
+
+    @property
+    def num_labels(self) -> int:
+        return self.params.num_labels
+
+    def rows(self, data_dir: str | Path, split: str) -> list[dict]:
+        """Rows checked against the GLUE task's columns and label range."""
+        columns = self.glue.columns if self.params.glue else None
+        split_rows = read_split(data_dir, split, "classification", columns)
+        glue.check(self.glue, split_rows, str(Path(data_dir) / f"{split}.jsonl"))
+        return split_rows
+
+    def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
+        return encode(rows, tokenizer, self.params.max_length, self.glue.text_columns, self.regression)
+
+    def hard_loss(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
+        """Cross-entropy against the class ids; MSE for regression (outputs ``(B, 1)``, float labels ``(B,)``)."""
+        if self.regression:
+            return torch.nn.functional.mse_loss(outputs[0].squeeze(-1), batch["labels"].to(outputs[0].dtype))
+        return torch.nn.functional.cross_entropy(outputs[0], batch["labels"])
+
+    @property
+    def primary_metric(self) -> str:
+        return self.glue.primary
+
+    @property
+    def eval_splits(self) -> dict[str, str]:
+        return self.glue.eval_splits
+
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray]:
+        """The GLUE task's metrics (fractions/correlations; by default ``accuracy`` and ``f1``) and the logits
+        ``(N, C)`` they were computed from (``C == 1`` for regression)."""
+        (logits,) = all_logits(model, self.train_features(rows, tokenizer), tokenizer.pad_token_id, batch_size,
+                               device)
+        return glue.score(self.glue, logits, [r["label"] for r in rows]), logits
+
+    def class_labels(self, rows: list[dict]) -> np.ndarray | None:
+        """Gold class ids ``(N,)``; None for regression (no classes to confuse)."""
+        return None if self.regression else np.asarray([r["label"] for r in rows], dtype=np.int64)

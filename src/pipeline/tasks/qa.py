@@ -1,0 +1,124 @@
+"""Extractive question answering (SQuAD v1.1, and v2.0 with unanswerable questions).
+
+Rows follow SQuAD's flat schema (``id``, ``title``, ``context``, ``question``,
+``answers={"text": [...], "answer_start": [...]}``). Long contexts become several overlapping windows
+(:mod:`pipeline.tasks.squad`); the model predicts start and end logits per token; scoring maps the best span
+back to text and applies the official SQuAD metrics (:mod:`pipeline.tasks.metrics`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from pipeline.core.errors import PipelineError
+from pipeline.data.features import Batch, Feature
+from pipeline.data.io import read_split
+from pipeline.tasks import metrics, squad, text_metrics
+from pipeline.tasks.base import Task, TaskParams, all_logits, register
+
+
+@dataclass
+class QAParams(TaskParams):
+    """An extractive QA task."""
+
+    doc_stride: int = 64
+    """Overlap in tokens between the windows of a long context."""
+    max_answer_length: int = 30
+    """Longest answer span in tokens considered by post-processing."""
+    n_best_size: int = 20
+    """Start and end candidates considered per window."""
+    version_2_with_negative: bool = False
+    """SQuAD v2 (some questions have no answer): predict "" when the null score wins, v2 metrics."""
+    null_score_diff_threshold: float = 0.0
+    """v2: predict "" when null score - best span score exceeds this (tune with ``best_f1_thresh``)."""
+    text_metrics: list[Literal["bleu", "rouge"]] = field(default_factory=list)
+    """Extra answer-text metrics (the names of :data:`pipeline.tasks.text_metrics.METRICS`)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.doc_stride < self.max_length:
+            raise ValueError("doc_stride must be in (0, max_length)")
+
+
+def encode_features(features: dict[str, list], with_labels: bool) -> list[Feature]:
+    """Rows of the column-wise dict returned by :mod:`pipeline.tasks.squad` feature preparation."""
+    keys = [k for k in squad.MODEL_KEYS if k in features]
+    if with_labels:
+        keys += ["start_positions", "end_positions"]
+    return [{k: features[k][i] for k in keys} for i in range(len(features["input_ids"]))]
+
+
+@register("qa")
+class QATask(Task):
+    """Extractive QA scored with SQuAD's official exact match and F1 (v2: the full official metric set)."""
+
+    params_type = QAParams
+    head = "qa"
+
+    def rows(self, data_dir: str | Path, split: str) -> list[dict]:
+        return read_split(data_dir, split, "qa")
+
+    def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
+        p = self.params
+        feats = squad.prepare_train_features(rows, tokenizer, p.max_length, p.doc_stride)
+        return encode_features(feats, with_labels=True)
+
+    def hard_loss(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
+        """Mean of the start and end cross-entropies (unanswerable windows point at the CLS token)."""
+        ce = torch.nn.functional.cross_entropy
+        return (ce(outputs[0], batch["start_positions"]) + ce(outputs[1], batch["end_positions"])) / 2
+
+    @property
+    def primary_metric(self) -> str:
+        return "f1"
+
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, None]:
+        """``{"exact_match", "f1"}`` (0-100), or with ``version_2_with_negative`` the SQuAD v2 set of
+        :func:`pipeline.tasks.metrics.squad_v2`; plus ``bleu``/``rouge1``/``rouge2``/``rougeL`` (0-100) when
+        ``text_metrics`` asks for them. No per-example class logits (None)."""
+        p = self.params
+        refs = {r["id"]: list(r["answers"]["text"]) for r in rows}
+        if not p.version_2_with_negative:
+            unanswerable = [qid for qid, golds in refs.items() if not golds]
+            if unanswerable:
+                raise PipelineError(
+                    f"question {unanswerable[0]!r} (+{len(unanswerable) - 1} more) has no answer: for SQuAD v2 "
+                    "data set tasks.<task>.version_2_with_negative: true"
+                )
+        features = squad.prepare_eval_features(rows, tokenizer, p.max_length, p.doc_stride)
+        start, end = all_logits(model, encode_features(features, with_labels=False), tokenizer.pad_token_id,
+                                batch_size, device)
+        spans = {"n_best_size": p.n_best_size, "max_answer_length": p.max_answer_length}
+        if p.version_2_with_negative:
+            v2 = squad.postprocess_predictions_v2(rows, features, start, end,
+                                                   null_score_diff_threshold=p.null_score_diff_threshold, **spans)
+            # The best non-null answers, so that the threshold search sees what each question would get.
+            scores = metrics.squad_v2(v2.answers, refs, v2.score_diffs, p.null_score_diff_threshold)
+            preds = v2.predictions
+        else:
+            preds = squad.postprocess_predictions(rows, features, start, end, **spans)
+            scores = metrics.squad_v1(preds, refs)
+        if p.text_metrics:
+            scores.update(answer_text_metrics(p.text_metrics, preds, refs))
+        return scores, None
+
+
+def answer_text_metrics(names: list[str], preds: dict[str, str], refs: dict[str, list[str]]) -> dict[str, float]:
+    """BLEU/ROUGE (percentages) of the predicted answers against the golds of the answerable questions.
+
+    Texts are SQuAD-normalised and split on whitespace; unanswerable questions are left out (an empty
+    reference has no n-grams to match), a "" prediction for an answerable one counts as an empty text.
+    """
+    hyps, golds = [], []
+    for qid, answers in refs.items():
+        tokenized = [toks for toks in (metrics.normalize_answer(a).split() for a in answers) if toks]
+        if tokenized:
+            hyps.append(metrics.normalize_answer(preds[qid]).split())
+            golds.append(tokenized)
+    if not hyps:
+        return {}
+    return text_metrics.compute(names, hyps, golds)

@@ -1,0 +1,1 @@
+"""Training: the one loop every training stage uses (loop), and training a model on a task (task)."""
