@@ -15,7 +15,7 @@ GPU (:data:`common.PEAK_BF16_FLOPS`); null on a CPU or an unknown GPU.
     python bench/finetune_throughput.py --small         # a tiny config, a CPU smoke test
     python bench/finetune_throughput.py --train-arg compile=true   # TrainArgs fields, when they exist
 
-``impl``: ``pipeline`` (``pipeline.train.fit``; bf16 via TrainArgs when it has a bf16 option, else under
+``impl``: ``pipeline`` (``pipeline.train.loop.fit``; bf16 via TrainArgs when it has a bf16 option, else under
 ``torch.autocast``), ``hf_trainer_default`` (``TrainingArguments`` defaults: fp32 on every device), and
 with ``--trainer-bf16`` also ``hf_trainer_bf16`` (defaults plus ``bf16=True``).
 """
@@ -62,7 +62,7 @@ def train_args(overrides: dict, batch: int, bf16: bool):
         ``(args, used)``: the TrainArgs and the options actually set (for the JSON line); ``used["bf16"]``
         says whether TrainArgs itself switched to bf16 (else the caller uses autocast).
     """
-    from pipeline.params import TrainArgs
+    from pipeline.config.args import TrainArgs
 
     fields = {f.name for f in dataclasses.fields(TrainArgs)}
     wanted = {"epochs": 1.0, "batch_size": batch, "lr": 5e-5, "warmup_ratio": 0.0, **overrides}
@@ -81,9 +81,9 @@ def train_args(overrides: dict, batch: int, bf16: bool):
 
 def time_pipeline(config: dict, feats: list, batch: int, warmup: int, steps: int, device: torch.device,
                   bf16: bool, overrides: dict) -> dict:
-    """Steady-state throughput of ``pipeline.train.fit`` over ``steps`` optimizer steps after ``warmup``."""
-    from pipeline.features import collate
-    from pipeline.train import fit
+    """Steady-state throughput of ``pipeline.train.loop.fit`` over ``steps`` optimizer steps after ``warmup``."""
+    from pipeline.data.features import collate
+    from pipeline.train.loop import fit
 
     model = build_model(config)
     args, used = train_args(overrides, batch, bf16)

@@ -7,9 +7,9 @@ functions (weights are random, so only speed is meaningful here; accuracy is the
 - ``heads`` / ``ffn`` / ``layers``: ``pipeline.prune`` physical pruning (half the heads, half the FFN
   neurons, half the layers; importance from two synthetic batches),
 - ``nm24``: ``pipeline.prune`` 2:4 masks, run dense (zeros only); on CUDA (cc >= 8.0) also
-  ``nm24_semi_structured`` through ``pipeline.accel.to_semi_structured_``,
-- ``int8``: ``pipeline.quantize.quantize_dynamic_int8`` (CPU kernels, so CPU only),
-- ``fp8``: ``pipeline.accel.to_fp8_`` on the encoder's Linears (CUDA cc >= 8.9 only).
+  ``nm24_semi_structured`` through ``pipeline.models.accel.to_semi_structured_``,
+- ``int8``: ``pipeline.quantize.dynamic_int8.quantize_dynamic_int8`` (CPU kernels, so CPU only),
+- ``fp8``: ``pipeline.models.accel.to_fp8_`` on the encoder's Linears (CUDA cc >= 8.9 only).
 
 On a GPU the structured variants run in bf16; on a CPU in fp32 (and int8). Each measurement is the
 median of ``--repeats`` forward passes after ``--warmup`` (CUDA events on a GPU, perf_counter on a CPU),
@@ -54,21 +54,24 @@ def token_batch(batch: int, seq: int, vocab: int, device: torch.device, labels: 
 
 def pruned(dense: torch.nn.Module, method: str, config: dict, data: list[dict]) -> torch.nn.Module:
     """A copy of ``dense`` pruned in place by a registered ``pipeline.prune`` method (fp32, on CPU)."""
-    from pipeline.params import FFNParams, HeadsParams, LayersParams, NMParams
-    from pipeline.prune import prune_
+    from pipeline.prune import PruneContext, prune_
+    from pipeline.prune.ffn import FFNParams
+    from pipeline.prune.heads import HeadsParams
+    from pipeline.prune.layers import LayersParams
+    from pipeline.prune.nm import NMParams
 
     model = copy.deepcopy(dense).float().cpu()
     params = {"heads": HeadsParams(keep_heads=config["num_attention_heads"] // 2, batches=len(data)),
               "ffn": FFNParams(keep_ratio=0.5, batches=len(data)),
               "layers": LayersParams(keep_layers=max(2, config["num_hidden_layers"] // 2), batches=len(data)),
               "nm": NMParams(n=2, m=4)}[method]
-    prune_(model, method, params, data, lambda m, b: m(**b).loss)
+    prune_(model, method, params, PruneContext(data, lambda m, b: m(**b).loss))
     return model.eval()
 
 
 def variants(dense: torch.nn.Module, config: dict, device: torch.device, small: bool):
     """Yield ``(name, dtype, model or None, skip reason or None)`` for every variant, built lazily."""
-    from pipeline import accel
+    from pipeline.models import accel
 
     data = [token_batch(4 if small else 8, 32, config["vocab_size"], torch.device("cpu"), labels=True)
             for _ in range(2)]
@@ -89,7 +92,7 @@ def variants(dense: torch.nn.Module, config: dict, device: torch.device, small: 
     if gpu:
         yield "int8", "int8", None, "dynamic int8 kernels are CPU-only"
     else:
-        from pipeline.quantize import quantize_dynamic_int8
+        from pipeline.quantize.dynamic_int8 import quantize_dynamic_int8
 
         yield "int8", "int8", quantize_dynamic_int8(dense), None
     if cc is not None and cc >= accel.FP8_MIN_CC:

@@ -1,6 +1,6 @@
 """Training throughput of the loop under its speed settings (precision, compile, length grouping, accumulation).
 
-Times ``pipeline.train.fit`` on a random-init BERT with random variable-length sequences and prints
+Times ``pipeline.train.loop.fit`` on a random-init BERT with random variable-length sequences and prints
 examples/s and the fraction of padded tokens per setting. Not a test: numbers depend on the machine.
 
     PYTHONPATH=src python bench/train_throughput.py                     # BERT-base shape on a GPU
@@ -13,10 +13,10 @@ import time
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from pipeline.features import collate
-from pipeline.params import TrainArgs
-from pipeline.runtime import setup
-from pipeline.train import epoch_order, fit
+from pipeline.config.args import TrainArgs
+from pipeline.core.runtime import setup
+from pipeline.data.features import collate
+from pipeline.train.loop import epoch_order, fit
 
 SETTINGS = {
     "fp32": {},

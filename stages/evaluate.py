@@ -11,10 +11,10 @@ from pipeline.core.files import write_json
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.evaluate import EvaluateParams
-from pipeline.evaluate.diagnostics import classification_report
 from pipeline.evaluate.facts import model_facts
 from pipeline.evaluate.outputs import flat_diagnostics, size_facts, write_details, write_plot_data
-from pipeline.evaluate.speed import latency_inputs, runs_on_cuda, speed_facts
+from pipeline.evaluate.speed import latency_inputs, speed_facts
+from pipeline.evaluate.task_metrics import task_metrics
 from pipeline.models.store import format_devices, load_model
 
 
@@ -42,20 +42,17 @@ def main(argv=None):
     setup(0)
     model, meta = load_model(args.model, task.head)
     baseline, tokenizer = load_model(args.baseline, task.head)[0], load_tokenizer(args.model)
-    # Task metrics in fp32 on the GPU when there is one and the format runs there (dynamic int8: CPU only).
     devices = format_devices(args.model, meta)
-    device = "cuda" if runs_on_cuda(devices) else "cpu"
-    scores, logits = task.evaluate(model.to(device), args.data, tokenizer, cfg.batch_size, device)
+    measured = task_metrics(task, model, args.data, tokenizer, cfg.batch_size, devices)
     facts, layers = model_facts(args.model)
-    labels = task.class_labels(task.rows(args.data, "validation"))
-    diag = classification_report(logits, labels) if labels is not None else {}
     speed = speed_facts(model, baseline, devices, lambda bs: latency_inputs(task, args.data, tokenizer, bs),
                         cfg.latency_batch_size, cfg.latency_warmup, cfg.latency_repeats, cfg.threads)
     result = {"task": args.task, "variant": args.model.name, "stage": meta["stage"], "format": meta["format"],
               "method": meta.get("method", meta["stage"]), "primary_metric": task.primary_metric,
-              "eval_device": device, **scores, **flat_diagnostics(diag), **facts, **size_facts(args.model), **speed}
-    write_plot_data(args.plots, layers, diag, labels, logits.argmax(-1) if diag else None)
-    write_details(args.details, facts, layers, diag, meta)
+              "eval_device": measured.device, **measured.scores, **flat_diagnostics(measured.diagnostics), **facts,
+              **size_facts(args.model), **speed}
+    write_plot_data(args.plots, layers, measured.diagnostics, measured.labels, measured.predictions)
+    write_details(args.details, facts, layers, measured.diagnostics, meta)
     write_json(args.out, result)
 
 

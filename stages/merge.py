@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import loader
-from pipeline.core.errors import PipelineError, stage_main
+from pipeline.core.errors import stage_main
 from pipeline.core.files import parents, write_json
 from pipeline.core.runtime import setup
 from pipeline.data.features import encode_text
@@ -19,7 +19,6 @@ from pipeline.pretrain.mlm import MlmParams, perplexity
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("models", type=Path, nargs="+", help="MLM artifacts to merge")
-    p.add_argument("--method", required=True, help="merge method (merge.method; its knobs: merge.<method>)")
     p.add_argument("--base", type=Path, required=True, help="base artifact (task arithmetic)")
     p.add_argument("--corpus", type=Path, required=True, help="corpus data directory (perplexity)")
     p.add_argument("--out", type=Path, required=True, help="output artifact directory")
@@ -28,30 +27,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    return {"merge.method": str, "merge.weights": list[float], f"merge.{args.method}": METHODS.get(args.method).params,
-            "pretrain.mlm": MlmParams}
+    (method,) = loader.load({"merge.method": str})  # the method's own knobs are merge.<method>
+    return {"merge.method": str, "merge.weights": list[float],
+            f"merge.{method}": METHODS.get(method, "merge.method").params, "pretrain.mlm": MlmParams}
 
 
 @stage_main("merge")
 def main(argv=None):
     args = parser().parse_args(argv)
     method, weights, cfg, mlm = loader.load(reads(args))
-    if method != args.method:
-        raise PipelineError(f"params.yaml: 'merge.method' is '{method}' but the stage runs --method {args.method}")
     device = setup(0)
     models = [load_model(p, "mlm")[0] for p in args.models]
     base, _ = load_model(args.base, "mlm")
     merged_state = merge_states([m.state_dict() for m in models], [str(p) for p in args.models],
-                                METHODS.get(args.method), cfg, weights, base.state_dict())
+                                METHODS.get(method), cfg, weights, base.state_dict())
     tokenizer = load_tokenizer(args.base)
     feats = encode_text(read_split(args.corpus, "validation", "text"), tokenizer, mlm.max_length)
     ppl = {str(p): perplexity(m, feats, tokenizer, mlm.probability, device) for p, m in zip(args.models, models)}
     merged = models[0]  # measured above; now reused as the container of the merged weights
     merged.load_state_dict(merged_state)
     result = {"perplexity": perplexity(merged, feats, tokenizer, mlm.probability, device), "inputs": ppl}
-    meta = {"stage": "merge", "head": "mlm", "format": "dense", "method": args.method,
+    meta = {"stage": "merge", "head": "mlm", "format": "dense", "method": method,
             "parents": parents(args.base, *args.models), "results": result,
-            "params": loader.as_dict({"weights": weights, args.method: cfg})}
+            "params": loader.as_dict({"weights": weights, method: cfg})}
     write_artifact(args.out, merged, args.base, meta)
     write_json(args.metrics, result)
 

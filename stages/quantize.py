@@ -19,7 +19,6 @@ from pipeline.quantize import SCHEMES, LogitErrorParams, logit_error
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--task", required=True, help="task name in params.yaml tasks")
-    p.add_argument("--scheme", required=True, help="quantization scheme (quantize.scheme; knobs: quantize.<scheme>)")
     p.add_argument("source", type=Path, help="artifact to quantize")
     p.add_argument("data", type=Path, help="task data directory (validation inputs for the logit error)")
     p.add_argument("out", type=Path, help="output artifact directory")
@@ -27,17 +26,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
+    (scheme,) = loader.load({"quantize.scheme": str})  # the scheme's own knobs are quantize.<scheme>
     return {f"tasks.{args.task}": tasks.TaskParams, "quantize.scheme": str,
-            f"quantize.{args.scheme}": SCHEMES.get(args.scheme).params, "quantize.logit_error": LogitErrorParams}
+            f"quantize.{scheme}": SCHEMES.get(scheme, "quantize.scheme").params, "quantize.logit_error": LogitErrorParams}
 
 
 @stage_main("quantize")
 def main(argv=None):
     args = parser().parse_args(argv)
     task_params, name, cfg, error = loader.load(reads(args))
-    if name != args.scheme:
-        raise PipelineError(f"params.yaml: 'quantize.scheme' is '{name}' but the stage runs --scheme {args.scheme}")
-    task, scheme = tasks.get(task_params), SCHEMES.get(args.scheme)
+    task, scheme = tasks.get(task_params), SCHEMES.get(name)
     setup(0)
     model, meta = load_model(args.source)
     if meta["format"] != "dense":

@@ -1,11 +1,11 @@
-"""GPU inference paths (pipeline.accel): the pure parts on CPU, the kernels under the gpu marker."""
+"""GPU inference paths (pipeline.models.accel): the pure parts on CPU, the kernels under the gpu marker."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipeline.accel import (
+from pipeline.models.accel import (
     FP8_MIN_CC,
     Fp8Linear,
     cuda_capability,
@@ -15,9 +15,10 @@ from pipeline.accel import (
     to_fp8_,
     to_semi_structured_,
 )
-from pipeline.errors import PipelineError
-from pipeline.prune import nm_masks
-from pipeline.weight_quant import FP8_MAX, quantize_tensors
+from pipeline.core.errors import PipelineError
+from pipeline.prune.nm import nm_masks
+from pipeline.quantize import quantize_model
+from pipeline.quantize.fp8 import FP8_MAX
 
 
 def test_fp8_round_trip_error_is_within_e4m3_rounding():
@@ -43,7 +44,7 @@ def test_fp8_zero_row_has_finite_scale():
 def test_fp8_weights_match_the_stored_fp8_scheme():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
-    stored, _ = quantize_tensors(model, "fp8")
+    stored, _ = quantize_model(model, "fp8")
     paths = to_fp8_(model)
     assert paths == ["0", "2"]
     for path in paths:

@@ -13,9 +13,11 @@ import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from conftest import WORDS
-from pipeline import params
-from pipeline.artifacts import atomic_dir, save_model
-from pipeline.errors import PipelineError
+from pipeline import schema
+from pipeline.config import loader
+from pipeline.core.files import atomic_dir
+from pipeline.models.store import save_model
+from pipeline.core.errors import PipelineError
 from test_stage_errors import artifact, edit_params, run_stage, workdir  # noqa: F401 (fixtures)
 
 
@@ -100,9 +102,9 @@ def test_diverging_training_stops_with_a_clear_line(workdir, tiny_config, tokeni
          "need 0 <= initial_sparsity <= sparsity < 1"),
         ("prune.nm", lambda d: d["prune"]["nm"].update(n=5, m=4), "n and m must satisfy 0 < n < m"),
         ("prune.ffn", lambda d: d["prune"]["ffn"].update(keep_ratio=1.5), "keep_ratio must be in (0, 1]"),
-        ("merge", lambda d: d["merge"].update(density=0.0), "density must be in (0, 1]"),
-        ("merge", lambda d: d["merge"].update(weights=0.5), "'merge.weights' must be a list, got float"),
-        ("quantize", lambda d: d.update(quantize=[1, 2]), "'quantize' must be a mapping, got list"),
+        ("merge.ties", lambda d: d["merge"]["ties"].update(density=0.0), "density must be in (0, 1]"),
+        ("merge.weights", lambda d: d["merge"].update(weights=0.5), "'merge.weights' must be a list, got float"),
+        ("quantize.scheme", lambda d: d.update(quantize=[1, 2]), "'quantize' must be a mapping, got list"),
         ("finetune.cls", lambda d: d["finetune"]["cls"].update(epochs=True), "'finetune.cls.epochs' must be float"),
         ("finetune.cls", lambda d: d["finetune"]["cls"].update(lr=-1.0), "lr must be > 0"),
     ],
@@ -110,6 +112,6 @@ def test_diverging_training_stops_with_a_clear_line(workdir, tiny_config, tokeni
 def test_impossible_param_combinations_name_the_section(workdir, section, mutate, message):
     edit_params(workdir, mutate)
     with pytest.raises(PipelineError) as err:
-        params.load(section, file=workdir / "params.yaml")
+        loader.load({section: schema.section_type(section)}, file=workdir / "params.yaml")
     assert str(err.value).startswith("params.yaml: ") and message in str(err.value)
     assert "\n" not in str(err.value)

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from pipeline.distill import kd_logit_loss
+from pipeline import tasks
+from pipeline.distill.losses import kd_logit_loss
 
 
 def test_kd_loss_is_zero_for_identical_logits_and_positive_otherwise():
@@ -43,17 +44,18 @@ def test_student_matches_teacher_by_kd():
 
 
 def test_regression_kd_is_mse_and_classification_kd_is_kl():
-    from pipeline.distill import kd_regression_loss, logit_kd_term
-    from pipeline.params import TaskParams
+    from pipeline.distill.kd import logit_kd_term
+    from pipeline.distill.losses import kd_regression_loss
+    from pipeline.tasks.classification import ClassificationParams
 
     s, t = torch.tensor([[0.5], [2.0], [-1.0]]), torch.tensor([[1.0], [2.0], [1.0]])
     assert kd_regression_loss(s, t).item() == pytest.approx((0.25 + 0 + 4) / 3)
     assert kd_regression_loss(t, t).item() == 0.0
-    stsb = TaskParams(type="classification", num_labels=1, glue="stsb")
+    stsb = tasks.get(ClassificationParams(num_labels=1, glue="stsb"))
     assert logit_kd_term(stsb, 4.0)(s, t).item() == pytest.approx((0.25 + 4) / 3)  # no temperature
     g = torch.Generator().manual_seed(2)
     s3, t3 = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
-    mnli = TaskParams(type="classification", num_labels=3, glue="mnli")
+    mnli = tasks.get(ClassificationParams(num_labels=3, glue="mnli"))
     assert logit_kd_term(mnli, 3.0)(s3, t3).item() == pytest.approx(kd_logit_loss(s3, t3, 3.0).item())
 
 
@@ -61,8 +63,8 @@ def test_kd_loss_fn_on_a_regression_task(tiny_config):
     """alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, gold) for a one-output head."""
     from transformers import BertForSequenceClassification
 
-    from pipeline.distill import kd_loss_fn
-    from pipeline.params import KDParams, TaskParams
+    from pipeline.distill.kd import KDParams, kd_loss_fn
+    from pipeline.tasks.classification import ClassificationParams
 
     tiny_config.num_labels = 1
     torch.manual_seed(0)
@@ -70,7 +72,7 @@ def test_kd_loss_fn_on_a_regression_task(tiny_config):
     student.eval()  # no dropout, so the direct computation below sees the same outputs
     batch = {"input_ids": torch.randint(5, 20, (4, 7)), "attention_mask": torch.ones(4, 7, dtype=torch.long),
              "labels": torch.tensor([0.0, 1.5, 3.0, 5.0])}
-    task = TaskParams(type="classification", num_labels=1, glue="stsb")
+    task = tasks.get(ClassificationParams(num_labels=1, glue="stsb"))
     loss = kd_loss_fn(teacher, task, KDParams(temperature=3.0, alpha=0.25))(student, batch)
     with torch.no_grad():
         t_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

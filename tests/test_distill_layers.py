@@ -4,12 +4,13 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from pipeline.distill import PROJECTION, detach_projection, kd_loss_fn, kd_method, uniform_layer_map
-from pipeline.errors import PipelineError
-from pipeline.params import KDParams, TaskParams
-from pipeline.structure import prune_heads_
+from pipeline import tasks
+from pipeline.distill.kd import PROJECTION, KDParams, detach_projection, kd_loss_fn, kd_method, uniform_layer_map
+from pipeline.core.errors import PipelineError
+from pipeline.tasks.classification import ClassificationParams
+from pipeline.models.structure import prune_heads_
 
-TASK = TaskParams(type="classification")
+TASK = tasks.get(ClassificationParams())
 
 
 def model(hidden=32, layers=2, heads=4, seed=0):

@@ -77,7 +77,7 @@ def ran(output: str) -> set[str]:
 
 
 def tree_hashes(root: Path, *dirs: str) -> dict[str, str]:
-    from pipeline.artifacts import file_hash
+    from pipeline.core.files import file_hash
 
     return {str(p.relative_to(root)): file_hash(p) for d in dirs for p in sorted((root / d).rglob("*")) if p.is_file()}
 
@@ -119,7 +119,7 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     assert ran((repo / "first_repro.log").read_text()) == all_stages(repo)
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
-    from pipeline.artifacts import load_model
+    from pipeline.models.store import load_model
 
     for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
         methods = prune_methods(repo)

@@ -9,13 +9,16 @@ import torch
 from safetensors.torch import save_file
 from transformers import BertForSequenceClassification
 
-from pipeline.artifacts import WEIGHTS, atomic_dir, save_model
-from pipeline.facts import component, model_facts
-from pipeline.params import MagnitudeParams
-from pipeline.prune import prune_
-from pipeline.quantize import int8_tensors, quantize_dynamic_int8
-from pipeline.speed import interleaved, paired_speedup, percentile, speed_facts
-from pipeline.structure import prune_heads_
+from pipeline.core.files import atomic_dir
+from pipeline.evaluate.facts import model_facts
+from pipeline.evaluate.speed import interleaved, paired_speedup, percentile, speed_facts
+from pipeline.models import families
+from pipeline.models.compact import compact_model
+from pipeline.models.store import WEIGHTS, save_model
+from pipeline.models.structure import prune_heads_
+from pipeline.prune import PruneContext, prune_
+from pipeline.prune.magnitude import MagnitudeParams
+from pipeline.quantize.dynamic_int8 import int8_tensors, quantize_dynamic_int8
 from test_stage_errors import cls_data, run_stage, workdir  # noqa: F401 (fixtures)
 
 META = {"head": "classification", "format": "dense", "task": "cls"}
@@ -23,8 +26,11 @@ META = {"head": "classification", "format": "dense", "task": "cls"}
 
 def _save(root, name, model, tok, **extra):
     meta = {**META, "stage": name, **{k: v for k, v in extra.items() if k != "compact" and k != "tensors"}}
+    tensors = extra.get("tensors")
+    if extra.get("compact"):
+        tensors, meta = compact_model(model, meta)
     with atomic_dir(root / name) as tmp:
-        save_model(tmp, model, tok, meta, tensors=extra.get("tensors"), compact=extra.get("compact", False))
+        save_model(tmp, model, tok, meta, tensors=tensors)
     return root / name
 
 
@@ -39,7 +45,7 @@ def variants(workdir, tiny_config, tokenizer):
     out = {"finetune": _save(root, "finetune", dense, tok)}
     sparse = BertForSequenceClassification(tiny_config).eval()
     sparse.load_state_dict(dense.state_dict())
-    prune_(sparse, "magnitude", MagnitudeParams(sparsity=0.7, scope="global"), [], None)
+    prune_(sparse, "magnitude", MagnitudeParams(sparsity=0.7, scope="global"), PruneContext([], None))
     out["sparse"] = _save(root, "sparse", sparse, tok, compact=True)
     heads = BertForSequenceClassification(copy.deepcopy(tiny_config)).eval()  # head pruning edits its config
     heads.load_state_dict(dense.state_dict())
@@ -52,6 +58,7 @@ def variants(workdir, tiny_config, tokenizer):
 
 
 def test_component_names():
+    component = families.family("bert").component
     assert component("bert.embeddings.word_embeddings.weight") == ("embeddings", None)
     assert component("bert.encoder.layer.3.attention.self.query.weight") == ("attention", 3)
     assert component("bert.encoder.layer.1.intermediate.dense.weight") == ("ffn", 1)
@@ -128,7 +135,7 @@ def test_speed_is_measured_against_the_baseline(tiny_config):
         ones = torch.ones(bs, 32, dtype=torch.long)
         return {"input_ids": ones, "attention_mask": ones}
 
-    out = speed_facts(small, big, {"format": "dense"}, make, 8, warmup=1, repeats=5, threads=1)
+    out = speed_facts(small, big, ("cpu", "cuda"), make, 8, warmup=1, repeats=5, threads=1)
     for label in ("bs1", "large"):
         assert out[f"cpu_{label}_p90_ms"] >= out[f"cpu_{label}_p50_ms"] > 0
         assert out[f"cpu_{label}_baseline_p50_ms"] > 0 and out[f"cpu_{label}_speedup"] > 0
@@ -148,10 +155,10 @@ def test_cuda_speed_with_events_and_bf16(tiny_config):
         ones = torch.ones(bs, 16, dtype=torch.long)
         return {"input_ids": ones, "attention_mask": ones}
 
-    out = speed_facts(model, model, {"format": "dense"}, make, 4, warmup=2, repeats=5, threads=1)
+    out = speed_facts(model, model, ("cpu", "cuda"), make, 4, warmup=2, repeats=5, threads=1)
     assert out["cuda_bs1_p50_ms"] > 0 and out["cuda_large_seq_per_s"] > 0 and out["cuda_device"] != "none"
     assert next(model.parameters()).device.type == "cpu"  # moved back
-    assert "cuda_bs1_p50_ms" not in speed_facts(model, model, {"format": "dynamic_int8"}, make, 4, 1, 2, 1)
+    assert "cuda_bs1_p50_ms" not in speed_facts(model, model, ("cpu",), make, 4, 1, 2, 1)
 
 
 def test_evaluate_stage_writes_flat_metrics_details_and_plots(workdir, variants, cls_data, capsys):

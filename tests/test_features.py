@@ -2,7 +2,7 @@
 
 import torch
 
-from pipeline.features import collate, mask_tokens
+from pipeline.data.features import collate, mask_tokens
 
 
 def test_collate_pads_to_longest():

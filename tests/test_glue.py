@@ -17,24 +17,29 @@ from transformers import BertForSequenceClassification
 
 from conftest import WORDS
 from import_closure import ROOT
-from pipeline import glue, params, tasks
+from pipeline import schema, tasks
+from pipeline.config import loader
+from pipeline.config.args import TrainArgs
+from pipeline.core.errors import PipelineError
 from pipeline.data.io import PAIR_COLUMNS, check_rows, write_jsonl
+from pipeline.data.params import DataSource
 from pipeline.data.sources import fetch, hub_splits
-from pipeline.errors import PipelineError
-from pipeline.evaluate import latency_inputs
-from pipeline.params import DataSource, TaskParams, TrainArgs
+from pipeline.evaluate.speed import latency_inputs
+from pipeline.tasks import glue
+from pipeline.tasks.classification import ClassificationParams
+from pipeline.tasks.qa import QAParams
+from pipeline.train.task import train_task
 
 
-def task(name: str, **kw) -> TaskParams:
-    return TaskParams(type="classification", max_length=32, num_labels=params.GLUE_NUM_LABELS[name], glue=name, **kw)
+def task(name: str, **kw) -> tasks.Task:
+    return tasks.get(ClassificationParams(max_length=32, num_labels=glue.TASKS[name].num_labels, glue=name, **kw))
 
 
 # ----------------------------------------------------------------------------------------- the table
 def test_table_covers_glue_and_agrees_with_params():
-    assert set(glue.TASKS) == set(params.GLUE_NUM_LABELS) == {
-        "cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"}
+    assert set(glue.TASKS) == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"}
+    assert {n for n, t in glue.TASKS.items() if t.num_labels != 2} == {"stsb", "mnli"}
     for name, t in glue.TASKS.items():
-        assert t.num_labels == params.GLUE_NUM_LABELS[name]
         assert t.primary in t.metrics and set(t.metrics) <= set(glue.METRICS)
         # prepare accepts every task's columns: the single-sentence schema or a known pair
         assert t.text_columns == ("sentence",) or t.text_columns in PAIR_COLUMNS
@@ -46,13 +51,13 @@ def test_table_covers_glue_and_agrees_with_params():
 
 
 def test_primary_metric_per_task():
-    assert tasks.primary_metric(TaskParams(type="classification")) == "accuracy"
-    assert tasks.primary_metric(task("cola")) == "matthews_correlation"
-    assert tasks.primary_metric(task("stsb")) == "pearson"
-    assert tasks.primary_metric(TaskParams(type="qa")) == "f1"
+    assert tasks.get(ClassificationParams()).primary_metric == "accuracy"
+    assert task("cola").primary_metric == "matthews_correlation"
+    assert task("stsb").primary_metric == "pearson"
+    assert tasks.get(QAParams()).primary_metric == "f1"
     # without a GLUE task: SST-2 columns, accuracy + F1; one output is scored as a regression
-    assert glue.spec(TaskParams(type="classification", num_labels=3)).metrics == ("accuracy", "f1")
-    assert glue.spec(TaskParams(type="classification", num_labels=1)).metrics == ("pearson", "spearmanr")
+    assert glue.spec("", 3).metrics == ("accuracy", "f1")
+    assert glue.spec("", 1).metrics == ("pearson", "spearmanr")
 
 
 @pytest.mark.parametrize(
@@ -70,13 +75,17 @@ def test_bad_glue_params_name_the_key(tmp_path, entry, message):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(PipelineError) as err:
-        params.load("tasks.cls", file=path)
+        loader.load({"tasks.cls": schema.section_type("tasks.cls", path)}, file=path)
     assert message in str(err.value)
 
 
-def test_glue_on_a_qa_task_is_rejected():
-    with pytest.raises(ValueError, match="needs type: classification"):
-        TaskParams(type="qa", glue="rte")
+def test_glue_on_a_qa_task_is_rejected(tmp_path):
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["tasks"]["qa"]["glue"] = "rte"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PipelineError, match="unknown key 'tasks.qa.glue'"):
+        loader.load({"tasks.qa": schema.section_type("tasks.qa", path)}, file=path)
 
 
 # -------------------------------------------------------------------------------------------- scoring
@@ -158,8 +167,8 @@ def test_local_files_load_encode_and_score(tmp_path, tiny_config, tokenizer, nam
     for split, split_rows in splits.items():
         write_jsonl(data / f"{split}.jsonl", split_rows)
     t = task(name)
-    train = tasks.rows(t, data, "train")
-    feats = tasks.train_features(t, train, tokenizer)
+    train = t.rows(data, "train")
+    feats = t.train_features(train, tokenizer)
     if g.regression:
         assert all(isinstance(f["labels"], float) for f in feats)
     if len(g.text_columns) == 2:  # pair encoding: [CLS] a [SEP] b [SEP], segment ids 0 then 1
@@ -171,12 +180,12 @@ def test_local_files_load_encode_and_score(tmp_path, tiny_config, tokenizer, nam
     torch.manual_seed(0)
     tiny_config.num_labels = g.num_labels
     model = BertForSequenceClassification(tiny_config).eval()
-    scores, logit = tasks.evaluate_splits(model, t, data, tokenizer, batch_size=5, device="cpu")
-    assert logit.shape == (len(tasks.rows(t, data, "validation")), g.num_labels)
+    scores, logit = t.evaluate(model, data, tokenizer, batch_size=5, device="cpu")
+    assert logit.shape == (len(t.rows(data, "validation")), g.num_labels)
     expected = {f"{m}{suffix}" for suffix in g.eval_splits.values() for m in g.metrics}
     assert set(scores) == expected
     for split, suffix in g.eval_splits.items():
-        preds, labels = _reference_scores(model, tokenizer, g, tasks.rows(t, data, split))
+        preds, labels = _reference_scores(model, tokenizer, g, t.rows(data, split))
         if g.regression:
             assert scores["pearson"] == pytest.approx(np.corrcoef(preds, labels)[0, 1], abs=1e-5)
         elif name == "cola":
@@ -223,13 +232,13 @@ def test_schema_errors_name_the_column_and_file(tmp_path):
     data.mkdir()
     write_jsonl(data / "train.jsonl", [{"premise": "the movie", "sentence2": "good", "label": 1, "idx": 0}])
     with pytest.raises(PipelineError, match=r"data/train.jsonl: missing column\(s\) \['hypothesis'\]"):
-        tasks.rows(task("mnli"), data, "train")
+        task("mnli").rows(data, "train")
     write_jsonl(data / "train.jsonl", [{"premise": "a", "hypothesis": "b", "label": -1, "idx": 0}])
     with pytest.raises(PipelineError, match=r"train.jsonl: row 1: label -1 is not an integer in \[0, 3\)"):
-        tasks.rows(task("mnli"), data, "train")
+        task("mnli").rows(data, "train")
     write_jsonl(data / "train.jsonl", [{"sentence1": "a", "sentence2": "b", "label": "high", "idx": 0}])
     with pytest.raises(PipelineError, match="label 'high' is not a finite number"):
-        tasks.rows(task("stsb"), data, "train")
+        task("stsb").rows(data, "train")
 
 
 def test_missing_local_file_names_the_split(tmp_path):
@@ -283,7 +292,7 @@ def test_tiny_bert_learns_a_pair_task(tmp_path, tiny_config, tokenizer, name, ki
     tiny_config.num_labels = t.num_labels
     model = BertForSequenceClassification(tiny_config)
     args = TrainArgs(epochs=8, batch_size=32, lr=3e-3, warmup_ratio=0.1, seed=0)  # 304 steps
-    history, final = tasks.train_task(model, t, data, tokenizer, args, torch.device("cpu"), name)
+    history, final = train_task(model, t, data, tokenizer, args, torch.device("cpu"), name)
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     if kind == "regression":
         # a constant predictor scores 0; measured 0.998 / 0.956

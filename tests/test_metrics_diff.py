@@ -76,8 +76,8 @@ def test_metrics_diff_between_branches_has_a_row_per_variant(tmp_path):
 def test_plot_data_renders_with_the_confusion_and_simple_templates(tmp_path):
     import numpy as np
 
-    from pipeline.diagnostics import classification_report
-    from pipeline.evaluate import write_plot_data
+    from pipeline.evaluate.diagnostics import classification_report
+    from pipeline.evaluate.outputs import write_plot_data
 
     repo = dvc_repo(tmp_path)
     labels = np.array([0, 1, 1, 0, 1])

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from import_closure import ROOT, closure
-from pipeline import params
-from pipeline.errors import PipelineError
+from import_closure import PLUGIN_PACKAGES, ROOT, TEMPLATED, closure, expand, expected_code_deps, helpers, rel
+from pipeline import schema
+from pipeline.config import loader
+from pipeline.core.errors import PipelineError
 
 
 def write(tmp_path, data) -> Path:
@@ -24,23 +25,25 @@ def shipped() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+def load_one(path: str, file) -> object:
+    (value,) = loader.load({path: schema.section_type(path, file)}, file=file)
+    return value
+
+
 def test_every_shipped_section_parses():
-    data = shipped()
-    for path in [
-        "prepare", "model", "pretrain.mlm", "pretrain.train", "merge", "quantize", "evaluate",
-        "prune.magnitude", "prune.heads", "distill.kd",
-        *[f"pretrain.runs.{r}" for r in data["pretrain"]["runs"]],
-        *[f"{s}.{t}" for t in data["tasks"] for s in ("tasks", "finetune", "teacher", "distill.train")],
-    ]:
-        (value,) = params.load(path, file=ROOT / "params.yaml")
-        assert value is not None
+    values = schema.check_file(ROOT / "params.yaml")
+    assert {"prepare", "model", "tasks", "evaluate", "quantize.logit_error", "prune.magnitude", "merge.slerp"} <= set(values)
+    assert all(v is not None for v in values.values())
 
 
 def test_typed_values(tmp_path):
     data = shipped()
-    mag, train = params.load("prune.magnitude", "finetune.cls", file=write(tmp_path, data))
-    assert isinstance(mag, params.MagnitudeParams) and mag.sparsity == data["prune"]["magnitude"]["sparsity"]
-    assert isinstance(train, params.TrainArgs) and isinstance(train.lr, float)
+    file = write(tmp_path, data)
+    mag, train = load_one("prune.magnitude", file), load_one("finetune.cls", file)
+    assert type(mag).__name__ == "MagnitudeParams" and mag.sparsity == data["prune"]["magnitude"]["sparsity"]
+    assert type(train).__name__ == "TrainArgs" and isinstance(train.lr, float)
+    task = load_one("tasks.qa", file)
+    assert type(task).__name__ == "QAParams" and task.doc_stride == data["tasks"]["qa"]["doc_stride"]
 
 
 @pytest.mark.parametrize(
@@ -53,28 +56,43 @@ def test_typed_values(tmp_path):
         (lambda d: d["prune"]["heads"].update(keep_heads=0), "keep_heads and batches must be >= 1"),
         (lambda d: d["prune"]["magnitude"].update(scope="row"), "'prune.magnitude.scope' must be one of"),
         (lambda d: d["prune"].pop("magnitude"), "missing key 'prune.magnitude'"),
+        (lambda d: d["prune"]["magnitude"].update(sparsity=float("nan")), "'prune.magnitude.sparsity' must be a finite"),
+        (lambda d: d["finetune"]["cls"].update(lr=float("inf")), "'finetune.cls.lr' must be a finite number"),
+        (lambda d: d["tasks"]["cls"].update(type="ner"), "'tasks.cls.type' must be one of ['classification', 'qa']"),
+        (lambda d: d["tasks"]["cls"].update(doc_stride=8), "unknown key 'tasks.cls.doc_stride'"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, mutate, message):
     data = shipped()
     mutate(data)
+    file = write(tmp_path, data)
     with pytest.raises(PipelineError) as err:
-        params.load("prune.magnitude", "prune.heads", "finetune.cls", file=write(tmp_path, data))
+        loader.load({"prune.magnitude": schema.section_type("prune.magnitude"), "prune.heads": schema.section_type("prune.heads"),
+                     "finetune.cls": schema.section_type("finetune.cls"), "tasks.cls": schema.section_type("tasks.cls")},
+                    file=file)
     assert message in str(err.value)
+
+
+def test_non_finite_merge_weight_is_refused_before_merging(tmp_path):
+    """A NaN merge weight once wrote an all-NaN model with exit 0."""
+    data = shipped()
+    data["merge"]["weights"] = [1.0, float("nan")]
+    with pytest.raises(PipelineError, match="'merge.weights\\[1\\]' must be a finite number"):
+        schema.check_file(write(tmp_path, data))
 
 
 def test_architecture_that_does_not_divide_is_rejected(tmp_path):
     data = shipped()
     data["model"]["num_attention_heads"] = 3
     with pytest.raises(PipelineError, match="not divisible"):
-        params.load("model", file=write(tmp_path, data))
+        load_one("model", write(tmp_path, data))
 
 
 def test_malformed_yaml(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("prune: [unclosed\n")
     with pytest.raises(PipelineError, match="not valid YAML"):
-        params.load("prune", file=path)
+        loader.load({"prune": dict}, file=path)
 
 
 # ------------------------------------------------------------------ dvc.yaml <-> code consistency
@@ -111,17 +129,37 @@ def test_declared_params_equal_what_each_stage_reads():
     for name, script, argv, declared, _ in _stages():
         module = _load_stage_module(script)
         reads = module.reads(module.parser().parse_args(argv))
-        expand = lambda keys: set().union(*(params.leaves(raw, k) for k in keys)) if keys else set()  # noqa: E731
-        assert expand(declared) == expand(reads), f"{name}: dvc.yaml params != keys read by {script}"
+        expand_keys = lambda keys: set().union(*(loader.leaves(raw, k) for k in keys)) if keys else set()  # noqa: E731
+        assert expand_keys(declared) == expand_keys(reads), f"{name}: dvc.yaml params != keys read by {script}"
         checked += 1
     assert checked >= 10
 
 
 def test_declared_code_deps_equal_import_closure():
+    """A stage declares its script, what the script imports, and the plug-in files it runs (templated in
+    dvc.yaml) with the helpers of their package: no more, no less."""
+    raw_stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    templated = {name: [d for d in stage.get("do", stage).get("deps", []) if isinstance(d, str) and TEMPLATED.match(d)]
+                 for name, stage in raw_stages.items()}
     for name, script, _, _, deps in _stages():
-        code = {str(p.relative_to(ROOT)) for p in closure(ROOT / script)} | {script}
-        declared_code = {d for d in deps if d.endswith(".py")}
-        assert declared_code == code, f"{name}: missing {sorted(code - declared_code)}, extra {sorted(declared_code - code)}"
+        declared = expand({d for d in deps if d.startswith(("src/", "stages/"))})
+        plugins = [d for d in declared if _plugin_package(d)]
+        expected = expected_code_deps(script, []) | set(plugins)
+        for dep in plugins:
+            expected |= rel(helpers(_plugin_package(dep)))
+        assert declared == expected, f"{name}: missing {sorted(expected - declared)}, extra {sorted(declared - expected)}"
+        assert len(plugins) == len(templated[name.split("@")[0]]), f"{name}: plug-in files must be templated"
+
+
+def _plugin_package(dep: str) -> str | None:
+    """The plug-in package of a dep that is a registered plug-in's file (``src/pipeline/prune/magnitude.py``)."""
+    parts = Path(dep).parts
+    if len(parts) == 4 and parts[:2] == ("src", "pipeline") and parts[2] in PLUGIN_PACKAGES:
+        from import_closure import plugin_files
+
+        if Path(dep).stem in plugin_files(parts[2]):
+            return parts[2]
+    return None
 
 
 def test_every_params_key_is_read_by_some_stage():
@@ -130,15 +168,15 @@ def test_every_params_key_is_read_by_some_stage():
     for _, script, argv, _, _ in _stages():
         module = _load_stage_module(script)
         for key in module.reads(module.parser().parse_args(argv)):
-            read |= params.leaves(raw, key)
-    every = set().union(*(params.leaves(raw, k) for k in raw))
-    # A registered pruning method outside the default comparison keeps its settings in params.yaml, ready
-    # for when it is added to the prune matrix; anything else nobody reads is a mistake.
-    from pipeline.prune import METHODS
-
-    optional = set().union(*(params.leaves(raw, f"prune.{m}") for m in METHODS if m in raw["prune"]))
-    assert every - read - optional == set(), "params nobody reads"
-    assert set(raw["prune"]) <= set(METHODS), "prune sections that are no registered method"
+            read |= loader.leaves(raw, key)
+    every = set().union(*(loader.leaves(raw, k) for k in raw))
+    # A registered method outside the default run keeps its settings in params.yaml, ready for when it is
+    # chosen (merge.method, quantize.scheme) or added to the prune matrix; anything else nobody reads is a
+    # mistake. quantize.source names the quantized variant in dvc.yaml's paths.
+    optional = set().union(*(loader.leaves(raw, f"{parent}.{key}") for parent, registry in schema.PLUGINS.items()
+                             for key in raw[parent] if key in registry.names()))
+    assert every - read - optional - {"quantize.source"} == set(), "params nobody reads"
+    assert set(raw["prune"]) <= set(schema.PLUGINS["prune"].names()), "prune sections that are no registered method"
 
 
 def test_no_uncached_plain_outs():

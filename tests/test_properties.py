@@ -6,6 +6,7 @@ Each property is checked on random inputs against a definition or an independent
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 from collections import Counter
@@ -18,12 +19,12 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import f1_score as sk_f1
 
-from pipeline import metrics
-from pipeline.merge import METHODS, NEEDS_BASE, merge_states
-from pipeline.params import MergeParams
-from pipeline.prune import magnitude_masks, nm_masks
-from pipeline.quantize import int8_tensors, load_int8_, quantize_dynamic_int8
-from pipeline.weight_quant import dequantize_groups, pack_int4, quantize_groups, unpack_int4
+from pipeline.tasks import metrics
+from pipeline.merge import METHODS, merge_states
+from pipeline.prune.masks import magnitude_masks
+from pipeline.prune.nm import nm_masks
+from pipeline.quantize.dynamic_int8 import int8_tensors, load_int8_, quantize_dynamic_int8
+from pipeline.quantize.groupwise import dequantize_groups, pack_int4, quantize_groups, unpack_int4
 
 settings.register_profile("pipeline", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -86,17 +87,23 @@ def states(draw, count: int):
     return [{f"t{i}": rand(s, draw(seeds)) for i, s in enumerate(shapes)} for _ in range(count)]
 
 
-@given(data=st.data(), method=st.sampled_from(sorted(METHODS)), density=st.floats(0.05, 1.0),
+def method_params(method: str, **knobs):
+    """The method's own params dataclass with those of ``knobs`` it has."""
+    cls = METHODS.get(method).params
+    return cls(**{k: v for k, v in knobs.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+@given(data=st.data(), method=st.sampled_from(METHODS.names()), density=st.floats(0.05, 1.0),
        t=st.floats(0.0, 1.0), seed=st.integers(0, 1000), n=st.integers(2, 3))
 def test_merging_identical_models_returns_that_model(data, method, density, t, seed, n):
     if method == "slerp":
         n = 2
     (model,) = data.draw(states(1))
     # With a base, identical models have zero task vectors, so any density/scaling gives the base back.
-    base = model if method in NEEDS_BASE else None
+    base = model if METHODS.get(method).needs_base else None
     scaling = data.draw(st.floats(0.1, 2.0))
-    params = MergeParams(method=method, density=density, t=t, seed=seed, scaling=scaling)
-    out = merge_states([dict(model) for _ in range(n)], [f"m{i}" for i in range(n)], params, base)
+    params = method_params(method, density=density, t=t, seed=seed, scaling=scaling)
+    out = merge_states([dict(model) for _ in range(n)], [f"m{i}" for i in range(n)], method, params, base=base)
     for k, v in model.items():
         torch.testing.assert_close(out[k], v, atol=1e-5, rtol=1e-5)
 
@@ -105,9 +112,8 @@ def test_merging_identical_models_returns_that_model(data, method, density, t, s
 def test_linear_merge_is_the_normalised_weighted_sum(data, n):
     models = data.draw(states(n))
     weights = [data.draw(st.floats(0.01, 5.0)) for _ in range(n)]
-    out = merge_states(models, [f"m{i}" for i in range(n)], MergeParams(method="linear", weights=weights))
-    scaled = merge_states(models, [f"m{i}" for i in range(n)],
-                          MergeParams(method="linear", weights=[3 * w for w in weights]))
+    out = merge_states(models, [f"m{i}" for i in range(n)], "linear", weights=weights)
+    scaled = merge_states(models, [f"m{i}" for i in range(n)], "linear", weights=[3 * w for w in weights])
     for k in models[0]:
         expected = sum(w * m[k] for w, m in zip(weights, models)) / sum(weights)
         torch.testing.assert_close(out[k], expected, atol=1e-5, rtol=1e-5)
@@ -118,7 +124,7 @@ def test_linear_merge_is_the_normalised_weighted_sum(data, n):
 def test_task_arithmetic_is_base_plus_scaled_weighted_task_vectors(data, scaling):
     a, b, base = data.draw(states(3))
     w = [data.draw(st.floats(0.0, 1.0)), data.draw(st.floats(0.0, 1.0))]
-    out = merge_states([a, b], ["a", "b"], MergeParams(method="task_arithmetic", weights=w, scaling=scaling), base)
+    out = merge_states([a, b], ["a", "b"], "task_arithmetic", method_params("task_arithmetic", scaling=scaling), w, base)
     for k in a:
         expected = base[k] + scaling * (w[0] * (a[k] - base[k]) + w[1] * (b[k] - base[k]))
         torch.testing.assert_close(out[k], expected, atol=1e-5, rtol=1e-5)

@@ -4,10 +4,12 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from pipeline.errors import PipelineError
-from pipeline.params import HeadsParams, MagnitudeParams
-from pipeline.prune import apply_masks_, magnitude_masks, prunable_weights, prune_, sparsity_report, zero_masks
-from pipeline.structure import heads_per_layer
+from pipeline.core.errors import PipelineError
+from pipeline.models.structure import heads_per_layer
+from pipeline.prune import PruneContext, prune_
+from pipeline.prune.heads import HeadsParams
+from pipeline.prune.magnitude import MagnitudeParams
+from pipeline.prune.masks import apply_masks_, magnitude_masks, prunable_weights, sparsity_report, zero_masks
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.9])
@@ -34,7 +36,7 @@ def test_masks_have_the_requested_sparsity(sparsity, scope):
 def test_magnitude_pruning_of_a_model(tiny_config):
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config)
-    report = prune_(model, "magnitude", MagnitudeParams(sparsity=0.7), [], None)
+    report = prune_(model, "magnitude", MagnitudeParams(sparsity=0.7), PruneContext([], None))
     step = 1 / sum(w.numel() for w in prunable_weights(model).values())  # exact counts round to one weight
     assert abs(report["sparsity"] - 0.7) <= step
     assert abs(sparsity_report(model)["sparsity"] - 0.7) <= step
@@ -63,7 +65,7 @@ def test_head_pruning_keeps_the_important_heads(tiny_config):
             layer.attention.self.value.bias[: 3 * hs] = 0
             layer.attention.self.value.weight[3 * hs :] *= 10
     loss = lambda m, b: m(**b).loss  # noqa: E731
-    report = prune_(model, "heads", HeadsParams(keep_heads=1, batches=4), _batches(), loss)
+    report = prune_(model, "heads", HeadsParams(keep_heads=1, batches=4), PruneContext(_batches(), loss))
     assert heads_per_layer(model) == [1, 1]
     assert all(kept == [3] for kept in report["heads_kept"].values())
     out = model(**{k: v for k, v in _batches(1)[0].items() if k != "labels"}).logits
@@ -73,4 +75,4 @@ def test_head_pruning_keeps_the_important_heads(tiny_config):
 def test_keep_more_heads_than_exist_is_an_error(tiny_config):
     model = BertForSequenceClassification(tiny_config)
     with pytest.raises(PipelineError, match="exceeds the heads per layer"):
-        prune_(model, "heads", HeadsParams(keep_heads=5), _batches(1), lambda m, b: m(**b).loss)
+        prune_(model, "heads", HeadsParams(keep_heads=5), PruneContext(_batches(1), lambda m, b: m(**b).loss))

@@ -4,16 +4,18 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from pipeline.errors import PipelineError
-from pipeline.features import collate
-from pipeline.params import GradualParams, TrainArgs
-from pipeline.prune import GradualPruner, cubic_sparsity, prunable_weights, prune_, sparsity_report
-from pipeline.train import fit
+from pipeline.core.errors import PipelineError
+from pipeline.data.features import collate
+from pipeline.config.args import TrainArgs
+from pipeline.prune import PruneContext, prune_
+from pipeline.prune.gradual import GradualParams, GradualPruner
+from pipeline.prune.masks import cubic_sparsity, prunable_weights, sparsity_report
+from pipeline.train.loop import fit
 
 
 def test_cubic_schedule_shape():
     p = GradualParams(sparsity=0.8, initial_sparsity=0.0, begin=0.1, end=0.6)
-    values = [cubic_sparsity(t, 100, p) for t in range(101)]
+    values = [cubic_sparsity(t, 100, p.sparsity, p.initial_sparsity, p.begin, p.end) for t in range(101)]
     assert values[0] == values[10] == 0.0 and values[60] == values[100] == 0.8
     assert all(a <= b for a, b in zip(values, values[1:]))  # never decreases
     # cubic: fast at first, slow near the end (half-way already 7/8 of the target)
@@ -51,7 +53,7 @@ def test_gradual_pruning_reaches_the_target_and_keeps_pruned_weights_zero(tiny_c
         history = fit(m, feats, lambda f: collate(f, 0), params.train, torch.device("cpu"), "test", after_step=after)
         return {"history": history, "pruner": hook}
 
-    report = prune_(model, "gradual", params, [], None, train=train)
+    report = prune_(model, "gradual", params, PruneContext([], None, train=train))
     step = 1 / sum(w.numel() for w in prunable_weights(model).values())
     assert abs(report["sparsity"] - 0.7) <= step
     assert all(a <= b + step for a, b in zip(seen, seen[1:]))  # sparsity only grows while training
@@ -62,7 +64,7 @@ def test_gradual_pruning_reaches_the_target_and_keeps_pruned_weights_zero(tiny_c
 
 def test_gradual_needs_training():
     with pytest.raises(PipelineError, match="prune.gradual prunes while training"):
-        prune_(torch.nn.Linear(2, 2), "gradual", GradualParams(), [], None)
+        prune_(torch.nn.Linear(2, 2), "gradual", GradualParams(), PruneContext([], None))
 
 
 def test_gradual_pruner_updates_only_on_its_frequency(tiny_config):
@@ -77,7 +79,7 @@ def test_gradual_pruner_updates_only_on_its_frequency(tiny_config):
 
 
 def test_movement_pruning_learns_masks_and_leaves_a_plain_sparse_model(tiny_config):
-    from pipeline.params import MovementParams
+    from pipeline.prune.movement import MovementParams
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config)
@@ -94,7 +96,7 @@ def test_movement_pruning_learns_masks_and_leaves_a_plain_sparse_model(tiny_conf
         history = fit(m, feats, lambda f: collate(f, 0), params.train, torch.device("cpu"), "test", after_step=hook)
         return {"history": history, "pruner": hook}
 
-    report = prune_(model, "movement", params, [], None, train=train)
+    report = prune_(model, "movement", params, PruneContext([], None, train=train))
     assert set(model.state_dict()) == keys  # parametrizations removed: a plain BERT again
     for name, w in prunable_weights(model).items():
         assert abs(float((w == 0).float().mean()) - 0.5) <= 1 / w.numel() + 1e-6, name
@@ -104,14 +106,14 @@ def test_movement_pruning_learns_masks_and_leaves_a_plain_sparse_model(tiny_conf
 
 
 def test_movement_needs_training():
-    from pipeline.params import MovementParams
+    from pipeline.prune.movement import MovementParams
 
     with pytest.raises(PipelineError, match="prune.movement prunes while training"):
-        prune_(torch.nn.Linear(2, 2), "movement", MovementParams(), [], None)
+        prune_(torch.nn.Linear(2, 2), "movement", MovementParams(), PruneContext([], None))
 
 
 def test_mask_learning_trains_only_the_masks(tiny_config):
-    from pipeline.params import MaskLearningParams
+    from pipeline.prune.mask_learning import MaskLearningParams
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config)
@@ -123,7 +125,7 @@ def test_mask_learning_trains_only_the_masks(tiny_config):
         history = fit(m, _features(), lambda f: collate(f, 0), params.train, torch.device("cpu"), "t", after_step=hook)
         return {"history": history, "pruner": hook}
 
-    prune_(model, "mask_learning", params, [], None, train=train)
+    prune_(model, "mask_learning", params, PruneContext([], None, train=train))
     pruned = prunable_weights(model)
     for k, v in model.state_dict().items():
         name = k.removeprefix("bert.")
@@ -135,7 +137,7 @@ def test_mask_learning_trains_only_the_masks(tiny_config):
 
 
 def test_l1_penalty_shrinks_weights(tiny_config):
-    from pipeline.train import l1_penalty
+    from pipeline.train.loop import l1_penalty
 
     feats = _features()
     norms = {}

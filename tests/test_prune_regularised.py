@@ -6,14 +6,30 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from pipeline.artifacts import atomic_dir, load_model, save_model
-from pipeline.errors import PipelineError
-from pipeline.features import batches, collate
-from pipeline.l0 import HardConcreteGate, L0Pruner, expected_l0, hard_concrete_eval, hard_concrete_sample
-from pipeline.movement import SoftMovementPruner, ThresholdScoredMask, cubic_ramp, threshold_mask
-from pipeline.params import L0Params, SoftMovementParams, TrainArgs
-from pipeline.prune import prunable_weights, prune_
-from pipeline.train import fit
+from pipeline.core.files import atomic_dir
+from pipeline.models.compact import compact_model
+from pipeline.models.store import load_model, save_model
+from pipeline.core.errors import PipelineError
+from pipeline.data.features import batches, collate
+from pipeline.config.args import TrainArgs
+from pipeline.prune import PruneContext, prune_
+from pipeline.prune.l0 import (
+    HardConcreteGate,
+    L0Params,
+    L0Pruner,
+    expected_l0,
+    hard_concrete_eval,
+    hard_concrete_sample,
+)
+from pipeline.prune.masks import prunable_weights
+from pipeline.prune.soft_movement import (
+    SoftMovementParams,
+    SoftMovementPruner,
+    ThresholdScoredMask,
+    cubic_ramp,
+    threshold_mask,
+)
+from pipeline.train.loop import fit
 from test_prune_gradual import _features  # the same learnable token-7 task
 
 
@@ -188,7 +204,7 @@ def test_soft_movement_sparsity_increases_with_lambda(finetuned):
         torch.manual_seed(0)
         model = _copy(finetuned)
         params = SoftMovementParams(reg=reg, score_lr_scale=30.0, end=0.5, train=args)
-        reached.append(prune_(model, "soft_movement", params, [], _loss, train=_trainer(feats, args))["sparsity"])
+        reached.append(prune_(model, "soft_movement", params, PruneContext([], _loss, train=_trainer(feats, args)))["sparsity"])
     assert reached[0] < reached[1] < reached[2], reached
     assert reached[2] > 0.5
 
@@ -208,7 +224,7 @@ def test_prunes_keeps_accuracy_and_reloads_identically(method, finetuned, tmp_pa
     torch.manual_seed(0)
     model = _copy(finetuned)
     keys = set(model.state_dict())
-    report = prune_(model, method, params, [], _loss, train=_trainer(_features(256, 0), params.train))
+    report = prune_(model, method, params, PruneContext([], _loss, train=_trainer(_features(256, 0), params.train)))
     assert set(model.state_dict()) == keys  # parametrizations removed: a plain BERT again
     assert report["sparsity"] > 0.5, report["sparsity"]
     zeros = sum(int((w == 0).sum()) for w in prunable_weights(model).values())
@@ -221,7 +237,8 @@ def test_prunes_keeps_accuracy_and_reloads_identically(method, finetuned, tmp_pa
     tokenizer.save_pretrained(tmp_path / "tok")
     meta = {"stage": "prune", "head": "classification", "format": "dense", "method": method, "results": report}
     with atomic_dir(tmp_path / "out") as tmp:
-        save_model(tmp, model, tmp_path / "tok", meta, compact=True)
+        tensors, meta = compact_model(model, meta)
+        save_model(tmp, model, tmp_path / "tok", meta, tensors=tensors)
     loaded, loaded_meta = load_model(tmp_path / "out", "classification")
     assert loaded_meta["storage"] == "compact"
     batch = collate(held_out[:32], 0)
@@ -233,7 +250,7 @@ def test_prunes_keeps_accuracy_and_reloads_identically(method, finetuned, tmp_pa
 @pytest.mark.parametrize("method,params", [("soft_movement", SoftMovementParams()), ("l0", L0Params())])
 def test_needs_training(method, params):
     with pytest.raises(PipelineError, match=f"prune.{method} prunes while training"):
-        prune_(torch.nn.Linear(2, 2), method, params, [], None)
+        prune_(torch.nn.Linear(2, 2), method, params, PruneContext([], None))
 
 
 @pytest.mark.parametrize("cls,kwargs,message", [

@@ -4,11 +4,15 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from pipeline.errors import PipelineError
-from pipeline.models import empty_model, load_state_
-from pipeline.params import FFNParams, LayersParams, NMParams
-from pipeline.prune import layer_importance, nm_masks, prunable_weights, prune_, sparsity_report
-from pipeline.structure import intermediate_per_layer
+from pipeline.core.errors import PipelineError
+from pipeline.models.build import empty_model, load_state_
+from pipeline.prune import PruneContext, prune_
+from pipeline.prune.ffn import FFNParams
+from pipeline.prune.importance import layer_importance
+from pipeline.prune.layers import LayersParams
+from pipeline.prune.masks import prunable_weights, sparsity_report
+from pipeline.prune.nm import NMParams, nm_masks
+from pipeline.models.structure import intermediate_per_layer
 
 
 def _batches(n=3, vocab=64, seed=0):
@@ -54,7 +58,7 @@ def test_nm_rejects_a_dimension_that_is_not_a_multiple_of_m():
 def test_two_four_pruning_of_a_model_is_exactly_half(tiny_config):
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config)
-    report = prune_(model, "nm", NMParams(), [], None)
+    report = prune_(model, "nm", NMParams(), PruneContext([], None))
     assert report["pattern"] == "2:4" and report["sparsity"] == 0.5
     for w in prunable_weights(model).values():
         assert torch.all((w.view(w.shape[0], -1, 4) != 0).sum(-1) <= 2)
@@ -69,7 +73,7 @@ def test_ffn_pruning_keeps_the_neurons_that_matter_and_reloads_exactly(tiny_conf
             layer.output.dense.weight[:, :48] = 0
     batch = _batches(1)[0]
     before = _logits(model, batch)
-    report = prune_(model, "ffn", FFNParams(keep_ratio=0.25, batches=3), _batches(), _loss)
+    report = prune_(model, "ffn", FFNParams(keep_ratio=0.25, batches=3), PruneContext(_batches(), _loss))
     assert intermediate_per_layer(model) == [16, 16] == report["intermediate_per_layer"]
     # only irrelevant neurons were removed, so the function is unchanged
     torch.testing.assert_close(_logits(model, batch), before, rtol=1e-5, atol=1e-5)
@@ -83,7 +87,7 @@ def test_layer_dropping_keeps_ends_drops_least_important_and_is_a_plain_bert(tmp
     model = BertForSequenceClassification(config).eval()
     data = _batches()
     importance = layer_importance(model, data, _loss)
-    report = prune_(model, "layers", LayersParams(keep_layers=3, batches=3), data, _loss)
+    report = prune_(model, "layers", LayersParams(keep_layers=3, batches=3), PruneContext(data, _loss))
     expected_middle = max((1, 2), key=lambda i: importance[i])
     assert report["layers_kept"] == sorted([0, 3, expected_middle])
     assert model.config.num_hidden_layers == 3 and len(model.bert.encoder.layer) == 3
@@ -94,7 +98,7 @@ def test_layer_dropping_keeps_ends_drops_least_important_and_is_a_plain_bert(tmp
     plain = BertForSequenceClassification.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(_logits(plain, batch), after)
     with pytest.raises(PipelineError, match="exceeds"):
-        prune_(model, "layers", LayersParams(keep_layers=4), data, _loss)
+        prune_(model, "layers", LayersParams(keep_layers=4), PruneContext(data, _loss))
 
 
 def test_keep_ratio_one_and_all_layers_change_nothing(tiny_config):
@@ -102,6 +106,6 @@ def test_keep_ratio_one_and_all_layers_change_nothing(tiny_config):
     model = BertForSequenceClassification(tiny_config).eval()
     batch = _batches(1)[0]
     before = _logits(model, batch)
-    prune_(model, "ffn", FFNParams(keep_ratio=1.0), _batches(), _loss)
-    prune_(model, "layers", LayersParams(keep_layers=2), _batches(), _loss)
+    prune_(model, "ffn", FFNParams(keep_ratio=1.0), PruneContext(_batches(), _loss))
+    prune_(model, "layers", LayersParams(keep_layers=2), PruneContext(_batches(), _loss))
     torch.testing.assert_close(_logits(model, batch), before)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from transformers import BertTokenizerFast
 
-from pipeline.qa import postprocess_predictions, postprocess_predictions_v2, prepare_eval_features, prepare_train_features
+from pipeline.tasks.squad import postprocess_predictions, postprocess_predictions_v2, prepare_eval_features, prepare_train_features
 
 WORDS = "the cat sat on mat a big brown dog ran to green park where did run".split()
 

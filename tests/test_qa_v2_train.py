@@ -9,18 +9,25 @@ import pytest
 import torch
 from transformers import BertConfig, BertForQuestionAnswering
 
-from pipeline import qa, tasks
+from pipeline import tasks
+from pipeline.config.args import TrainArgs
+from pipeline.core.errors import PipelineError
 from pipeline.data import synthetic
 from pipeline.data.io import write_jsonl
 from pipeline.data.vocab import build_tokenizer
-from pipeline.errors import PipelineError
-from pipeline.features import encode_qa_features
-from pipeline.params import TaskParams, TrainArgs
+from pipeline.tasks import squad as qa
+from pipeline.tasks.base import all_logits
+from pipeline.tasks.qa import QAParams, encode_features
+from pipeline.train.task import train_task
 
 # Short windows so that most contexts (up to 60 words) span two features: the null score is then a
 # minimum over several features, as on real SQuAD v2.
-TASK = TaskParams(type="qa", max_length=48, doc_stride=16, max_answer_length=4, version_2_with_negative=True,
+TASK = QAParams(max_length=48, doc_stride=16, max_answer_length=4, version_2_with_negative=True,
                   text_metrics=["bleu", "rouge"])
+
+
+def score(model, params, rows, tok):
+    return tasks.get(params).score(model, rows, tok, 64, "cpu")[0]
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +44,10 @@ def trained(tmp_path_factory):
                         intermediate_size=128, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
     model = BertForQuestionAnswering(config)
     answer_all = dataclasses.replace(TASK, null_score_diff_threshold=np.inf)
-    before = tasks.evaluate(model, answer_all, valid, tok, 64, "cpu")
+    before = score(model, answer_all, valid, tok)
     args = TrainArgs(epochs=6, batch_size=32, lr=3e-3, warmup_ratio=0.1, seed=0)
-    history, _ = tasks.train_task(model, TASK, root, tok, args, torch.device("cpu"), "qa-v2")
-    after = tasks.evaluate(model, answer_all, valid, tok, 64, "cpu")
+    history, _ = train_task(model, tasks.get(TASK), root, tok, args, torch.device("cpu"), "qa-v2")
+    after = score(model, answer_all, valid, tok)
     return model, tok, valid, history, (before, after)
 
 
@@ -75,7 +82,7 @@ def test_scoring_at_the_best_threshold_reproduces_best_f1(trained):
     model, tok, valid, history, _ = trained
     m = history[-1]
     at_best = dataclasses.replace(TASK, null_score_diff_threshold=m["best_f1_thresh"])
-    again = tasks.evaluate(model, at_best, valid, tok, 64, "cpu")
+    again = score(model, at_best, valid, tok)
     assert again["f1"] == pytest.approx(m["best_f1"])
     assert again["best_f1"] == pytest.approx(m["best_f1"])  # the search does not depend on the threshold
 
@@ -84,7 +91,7 @@ def test_infinite_thresholds_on_a_trained_model(trained):
     model, tok, valid, _, _ = trained
     features = qa.prepare_eval_features(valid, tok, TASK.max_length, TASK.doc_stride)
     assert len(features["example_id"]) > len(valid)  # some contexts are windowed
-    start, end = tasks._all_logits(model, encode_qa_features(features, False), tok.pad_token_id, 64, "cpu")
+    start, end = all_logits(model, encode_features(features, False), tok.pad_token_id, 64, "cpu")
     kwargs = {"n_best_size": TASK.n_best_size, "max_answer_length": TASK.max_answer_length}
     always = qa.postprocess_predictions_v2(valid, features, start, end, null_score_diff_threshold=np.inf, **kwargs)
     never = qa.postprocess_predictions_v2(valid, features, start, end, null_score_diff_threshold=-np.inf, **kwargs)
@@ -97,4 +104,4 @@ def test_infinite_thresholds_on_a_trained_model(trained):
 def test_v1_scoring_of_v2_data_is_a_clear_error(trained):
     model, tok, valid, _, _ = trained
     with pytest.raises(PipelineError, match="version_2_with_negative"):
-        tasks.evaluate(model, dataclasses.replace(TASK, version_2_with_negative=False), valid, tok, 64, "cpu")
+        score(model, dataclasses.replace(TASK, version_2_with_negative=False), valid, tok)

@@ -10,9 +10,9 @@ from safetensors.torch import load_file, save_file
 from torch.ao.nn.quantized.dynamic import Linear as QLinear
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
-from pipeline.errors import PipelineError
-from pipeline.quantize import int8_tensors, load_int8_, quantize_dynamic_int8
-from pipeline.structure import apply_config_shapes_, prune_ffn_, prune_heads_
+from pipeline.core.errors import PipelineError
+from pipeline.quantize.dynamic_int8 import int8_tensors, load_int8_, quantize_dynamic_int8
+from pipeline.models.structure import apply_config_shapes_, prune_ffn_, prune_heads_
 
 
 def tiny_config() -> BertConfig:

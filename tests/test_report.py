@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from pipeline.report import pareto_front
+from pipeline.report.tables import pareto_front
 from test_stage_errors import run_stage
 
 # Hand-made measurements of three classification variants and two QA variants.

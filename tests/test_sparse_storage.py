@@ -4,12 +4,13 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from pipeline.artifacts import WEIGHTS, atomic_dir, load_model, save_model
-from pipeline.errors import PipelineError
-from pipeline.evaluate import stored_parameters
-from pipeline.params import MagnitudeParams
-from pipeline.prune import prune_
-from pipeline.sparse_storage import compact, expand
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_dir
+from pipeline.evaluate.facts import model_facts
+from pipeline.models.compact import compact, compact_model, expand
+from pipeline.models.store import WEIGHTS, load_model, save_model
+from pipeline.prune import PruneContext, prune_
+from pipeline.prune.magnitude import MagnitudeParams
 
 
 def test_round_trip_is_exact_and_only_sparse_matrices_are_compacted():
@@ -37,12 +38,13 @@ def test_pruned_artifact_is_smaller_on_disk_and_reloads_identically(tmp_path, ti
     tokenizer.save_pretrained(tmp_path / "tok")
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config).eval()
-    prune_(model, "magnitude", MagnitudeParams(sparsity=sparsity), [], None)
+    prune_(model, "magnitude", MagnitudeParams(sparsity=sparsity), PruneContext([], None))
     meta = {"stage": "prune", "head": "classification", "format": "dense", "task": "cls"}
     paths = {}
     for name, flag in (("dense", False), ("compact", True)):
+        tensors, stored_meta = compact_model(model, meta) if flag else (None, meta)
         with atomic_dir(tmp_path / name) as tmp:
-            save_model(tmp, model, tmp_path / "tok", meta, compact=flag)
+            save_model(tmp, model, tmp_path / "tok", stored_meta, tensors=tensors)
         paths[name] = tmp_path / name
     sizes = {k: (p / WEIGHTS).stat().st_size for k, p in paths.items()}
     assert sizes["compact"] < sizes["dense"]
@@ -50,4 +52,6 @@ def test_pruned_artifact_is_smaller_on_disk_and_reloads_identically(tmp_path, ti
     assert loaded_meta["storage"] == "compact"
     for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
-    assert stored_parameters(paths["compact"]) == stored_parameters(paths["dense"])
+    facts = {k: model_facts(p)[0] for k, p in paths.items()}
+    for key in ("params", "nonzero_params", "sparsity"):
+        assert facts["compact"][key] == facts["dense"][key]

@@ -15,8 +15,9 @@ import yaml
 from transformers import BertForSequenceClassification
 
 from import_closure import ROOT
-from pipeline.artifacts import atomic_dir, load_model, save_model
-from pipeline.errors import PipelineError
+from pipeline.core.files import atomic_dir
+from pipeline.models.store import load_model, save_model
+from pipeline.core.errors import PipelineError
 
 
 def stage(name: str):
@@ -119,8 +120,8 @@ def test_dataset_missing_columns(workdir, capsys):
 
 
 def test_tokenizer_vocab_mismatch(workdir, artifact, tiny_config, capsys):
-    from pipeline.models import init_model
-    from pipeline.params import ArchParams
+    from pipeline.models.build import init_model
+    from pipeline.config.args import ArchParams
 
     ckpt = workdir / "ckpt"
     BertForSequenceClassification(tiny_config).save_pretrained(ckpt)
@@ -136,7 +137,7 @@ def test_cli_exit_code_and_single_line(workdir, artifact):
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: quantize: params.yaml: 'quantize.scheme' must be one of ['dynamic_int8', 'weight_int8', "
-        "'weight_int4', 'fp16', 'bf16', 'fp8'], got 'int3'"
+        "error: quantize: params.yaml: 'quantize.scheme': unknown quantization scheme 'int3' (known: bf16, "
+        "dynamic_int8, fp16, fp8, weight_int4, weight_int8)"
     ]
     assert not (workdir / "out").exists()

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
-from pipeline.structure import apply_config_shapes_, heads_per_layer, prune_ffn_, prune_heads_
+from pipeline.models.structure import apply_config_shapes_, heads_per_layer, prune_ffn_, prune_heads_
 
 HIDDEN, LAYERS, HEADS, FFN = 32, 3, 4, 64
 HEAD_SIZE = HIDDEN // HEADS

@@ -15,8 +15,8 @@ from pipeline.data import synthetic
 from pipeline.data.io import check_rows
 from pipeline.data.sources import fetch
 from pipeline.data.vocab import SPECIAL_TOKENS, build_tokenizer, vocabulary
-from pipeline.errors import PipelineError
-from pipeline.params import DataSource
+from pipeline.core.errors import PipelineError
+from pipeline.data.params import DataSource
 
 QUESTION = re.compile(r"^(what|who) is the (.+) of (.+) \?$")
 

@@ -4,10 +4,12 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from pipeline.artifacts import WEIGHTS, atomic_dir, load_model, save_model
-from pipeline.errors import PipelineError
-from pipeline.evaluate import logit_error
-from pipeline.weight_quant import dequantize_groups, pack_int4, quantize_groups, quantize_tensors, unpack_int4
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_dir
+from pipeline.models.store import WEIGHTS, load_model, save_model
+from pipeline.quantize import logit_error, quantize_model
+from pipeline.quantize.groupwise import GroupParams, dequantize_groups, pack_int4, quantize_groups, unpack_int4
+from pipeline.tasks.base import Task
 
 
 @pytest.mark.parametrize("bits", [8, 4])
@@ -48,7 +50,8 @@ def _save(tmp_path, name, model, tokenizer_dir, scheme):
     meta = {"stage": "quantize", "head": "classification", "format": scheme, "task": "cls"}
     tensors = None
     if scheme != "dense":
-        tensors, meta["quantization"] = quantize_tensors(model, scheme, group_size=16)
+        params = GroupParams(group_size=16) if scheme.startswith("weight_") else None
+        tensors, meta["quantization"] = quantize_model(model, scheme, params)
     with atomic_dir(out) as tmp:
         save_model(tmp, model, tokenizer_dir, meta, tensors=tensors)
     return out
@@ -66,7 +69,7 @@ def test_artifact_round_trip_is_close_and_smaller(tmp_path, tiny_config, tokeniz
     assert meta["quantization"]["scheme"] == scheme
     g = torch.Generator().manual_seed(2)
     batch = {"input_ids": torch.randint(5, 64, (4, 10), generator=g), "attention_mask": torch.ones(4, 10, dtype=torch.long)}
-    err = logit_error(model, loaded, [batch])
+    err = logit_error(model, loaded, [batch], Task.logits)
     assert 0 < err["logit_max_abs_error"] < tolerance
     assert (quant / WEIGHTS).stat().st_size < (dense / WEIGHTS).stat().st_size
     if scheme == "bf16":
@@ -82,4 +85,4 @@ def test_weight_int4_is_smaller_than_int8(tmp_path, tiny_config, tokenizer):
 
 def test_unknown_scheme():
     with pytest.raises(PipelineError, match="unknown quantization scheme 'int3'"):
-        quantize_tensors(torch.nn.Linear(4, 4), "int3")
+        quantize_model(torch.nn.Linear(4, 4), "int3")

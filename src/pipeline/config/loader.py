@@ -118,12 +118,16 @@ def read_yaml(path: str | os.PathLike = PARAMS_FILE) -> dict:
 
 
 def lookup(data: dict, path: str) -> Any:
-    """The raw value at a dotted path, or a :class:`PipelineError` naming the missing key."""
+    """The raw value at a dotted path, or a :class:`PipelineError` naming the missing key (or the parent that
+    is not a mapping)."""
     node: Any = data
-    for i, part in enumerate(path.split(".")):
-        if not isinstance(node, dict) or part not in node:
-            missing = ".".join(path.split(".")[: i + 1])
-            raise PipelineError(f"{PARAMS_FILE}: missing key '{missing}'")
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict):
+            parent = ".".join(parts[:i])
+            raise PipelineError(f"{PARAMS_FILE}: '{parent}' must be a mapping, got {type(node).__name__}")
+        if part not in node:
+            raise PipelineError(f"{PARAMS_FILE}: missing key '{'.'.join(parts[: i + 1])}'")
         node = node[part]
     return node
 

@@ -44,8 +44,11 @@ class Registry(Generic[Entry]):
         self._entries[name] = entry
         return entry
 
-    def get(self, name: str) -> Entry:
+    def get(self, name: str, key: str = "") -> Entry:
         """The entry ``name``, importing ``<package>.<name>`` if needed.
+
+        Args:
+            key: the params key that named it (e.g. ``quantize.scheme``), for the error message.
 
         Raises:
             PipelineError: no module of that name registers it (the message lists the known names).
@@ -57,7 +60,8 @@ class Registry(Generic[Entry]):
                 if err.name != f"{self.package}.{name}":  # the module exists but an import inside it failed
                     raise
         if name not in self._entries:
-            raise PipelineError(f"unknown {self.kind} '{name}' (known: {', '.join(self.names())})")
+            where = f"params.yaml: '{key}': " if key else ""
+            raise PipelineError(f"{where}unknown {self.kind} '{name}' (known: {', '.join(self.names())})")
         return self._entries[name]
 
     def all(self) -> dict[str, Entry]:

@@ -45,7 +45,7 @@ def check_rows(rows: list[dict], schema: str, where: str) -> None:
     if schema == "classification" and rows:
         # The layout (single sentence or one of the pairs) closest to the rows, so that a pair set missing
         # one column is told that column; ties go to the single-sentence layout. The task later checks
-        # the exact columns of its GLUE task (pipeline.glue).
+        # the exact columns of its GLUE task (pipeline.tasks.glue).
         layouts = [columns, *[(*pair, "label") for pair in PAIR_COLUMNS]]
         columns = min(layouts, key=lambda cols: sum(c not in rows[0] for c in cols))
     check_columns(rows, columns, where, f"a '{schema}' data set")

@@ -53,6 +53,15 @@ class KDParams:
             raise ValueError("hidden_weight and attention_weight must be >= 0")
 
 
+def logit_kd_term(task: Task, temperature: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(student, teacher) -> loss`` for the task's outputs: :func:`~pipeline.distill.losses.kd_regression_loss`
+    for a one-output (regression) head, which has no distribution to soften, else
+    :func:`~pipeline.distill.losses.kd_logit_loss` at ``temperature``."""
+    if task.regression:
+        return kd_regression_loss
+    return lambda s, t: kd_logit_loss(s, t, temperature)
+
+
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
     """Teacher layer (1-based) for each student layer, spread evenly; the last maps to the last."""
     return [round((i + 1) * teacher_layers / student_layers) for i in range(student_layers)]
@@ -111,13 +120,12 @@ def kd_loss_fn(teacher: torch.nn.Module, task: Task, kd: KDParams,
     ``alpha * KD + (1 - alpha) * CE + hidden_weight * hidden MSE + attention_weight * attention MSE``.
 
     For QA the logit KD term is the mean over start and end logits; for regression it is the MSE
-    (:func:`pipeline.distill.losses.kd_regression_loss`). The teacher runs in eval mode without
+    (:func:`logit_kd_term`). The teacher runs in eval mode without
     gradients. With ``hidden_weight > 0`` and different widths, pass ``student`` so a projection can be
     attached to it (call :func:`detach_projection` after training).
     """
     teacher.eval()
-    # One output per example (regression) has no distribution to soften: MSE instead of the softened KL.
-    logit_term = kd_regression_loss if task.regression else (lambda s, t: kd_logit_loss(s, t, kd.temperature))
+    logit_term = logit_kd_term(task, kd.temperature)
     hidden, attention = kd.hidden_weight > 0, kd.attention_weight > 0
     layer_map: list[int] = []
     projection = None

@@ -18,7 +18,7 @@ def size_facts(path: str | Path) -> dict:
 
 
 def flat_diagnostics(diag: dict) -> dict[str, float]:
-    """Scalars of a :func:`pipeline.diagnostics.classification_report` for the metrics file.
+    """Scalars of a :func:`pipeline.evaluate.diagnostics.classification_report` for the metrics file.
 
     ``auc``, ``macro_f1`` and ``precision_<c>``/``recall_<c>``/``f1_<c>`` per class (flat, so
     ``dvc metrics diff`` shows one row each); empty for a report without classes.

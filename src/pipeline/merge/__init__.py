@@ -70,23 +70,28 @@ def resolve_weights(weights: list[float], n: int) -> list[float]:
     return list(weights)
 
 
-def merge_states(states: list[State], names: list[str], method: Method, params: Any, weights: list[float],
-                 base: State | None = None) -> State:
-    """Merge ``states`` with ``method`` and its ``params``; dtypes of the first state are kept.
+def merge_states(states: list[State], names: list[str], method: Method | str, params: Any = None,
+                 weights: list[float] | None = None, base: State | None = None) -> State:
+    """Merge ``states`` with ``method`` (an entry or a registered name) and its ``params``; dtypes of the first
+    state are kept.
 
     Args:
         names: one name per state, for error messages.
+        params: the method's knobs (``merge.<method>``); None takes its defaults.
         weights: ``merge.weights`` (one per model; empty means equal weights).
         base: the state the runs started from (task-vector methods).
 
     Integer buffers (e.g. ``position_ids``) are copied from the first model, not averaged.
     """
+    if isinstance(method, str):
+        method = METHODS.get(method)
+    params = method.params() if params is None else params
     if len(states) < 2:
         raise PipelineError("merge needs at least two models")
     if method.needs_base and base is None:
         raise PipelineError(f"merge.method '{method.name}' needs a base model")
     check_compatible(states + ([base] if base is not None else []), names + (["base"] if base is not None else []))
-    weights = resolve_weights(weights, len(states))
+    weights = resolve_weights(weights or [], len(states))
     floats = [k for k, v in states[0].items() if v.is_floating_point()]
     pick = lambda s: {k: s[k] for k in floats}  # noqa: E731
     merged = method.fn([pick(s) for s in states], weights, pick(base) if base else None, params)

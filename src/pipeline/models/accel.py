@@ -13,7 +13,7 @@ kernels. Both are serving-time transformations (nothing here is saved to an arti
 
 On a CPU, or an older GPU, :class:`Fp8Linear` falls back to a *dequantized* float32 matmul of the same
 quantized values: the numbers match the fp8 kernel's up to accumulation order, with no speed-up. The 2:4
-conversion has no fallback and raises :class:`~pipeline.errors.PipelineError`.
+conversion has no fallback and raises :class:`~pipeline.core.errors.PipelineError`.
 """
 
 from __future__ import annotations

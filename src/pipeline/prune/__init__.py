@@ -87,12 +87,15 @@ def register(name: str, params: type, zeroing: bool, trains: bool = False) -> Ca
     return add
 
 
-def prune_(model: torch.nn.Module, method: Method, params: Any, context: PruneContext) -> dict:
-    """Prune ``model`` in place with ``method``; returns its report for ``pipeline.json``.
+def prune_(model: torch.nn.Module, method: Method | str, params: Any, context: PruneContext) -> dict:
+    """Prune ``model`` in place with ``method`` (an entry or a registered name); returns its report for
+    ``pipeline.json``.
 
     Raises:
-        PipelineError: a method that trains was given no ``context.train``.
+        PipelineError: an unknown method, or a method that trains was given no ``context.train``.
     """
+    if isinstance(method, str):
+        method = METHODS.get(method)
     if method.trains and context.train is None:
         raise PipelineError(f"prune.{method.name} prunes while training: the stage must provide training")
     return method.fn(model, params, context)

@@ -23,6 +23,13 @@ def register(entry: Scheme, module: str) -> Scheme:
     return SCHEMES.add(entry.name, entry, module)
 
 
+def quantize_model(model: torch.nn.Module, name: str, params=None) -> tuple[Tensors, dict]:
+    """The tensors to store for ``model`` under scheme ``name`` and the scheme's description (``params``: the
+    scheme's knobs, None for its defaults); the model is not changed."""
+    entry = SCHEMES.get(name)
+    return entry.quantize(model, entry.params() if params is None else params)
+
+
 @dataclass
 class LogitErrorParams:
     """How the quantized model's logits are compared with its source's (``quantize.logit_error``)."""

@@ -263,7 +263,7 @@ def load_int8_(float_model: torch.nn.Module, tensors: dict[str, torch.Tensor], s
 
     Args:
         float_model: float model with the stored architecture, pruned shapes already applied
-            (:func:`pipeline.structure.apply_config_shapes_`). Moved to CPU float32.
+            (:func:`pipeline.models.structure.apply_config_shapes_`). Moved to CPU float32.
         tensors: name -> tensor, as returned by :func:`int8_tensors` or read back with ``load_file``.
         scheme: the scheme dict returned alongside the tensors.
 

@@ -24,6 +24,8 @@ from pipeline.tasks.base import Task, TaskParams, all_logits, register
 class ClassificationParams(TaskParams):
     """A classification (or one-output regression) task."""
 
+    type: str = "classification"
+
     num_labels: int = 2
     """Classes; 1 makes the task a regression (one output trained with MSE)."""
     glue: str = ""

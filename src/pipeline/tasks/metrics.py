@@ -328,7 +328,7 @@ def squad_v2(
     A prediction of ``""`` means "unanswerable". Unanswerable questions (no gold answer) score 1 for
     ``""`` and 0 for any text; answerable ones score exact match / token F1 against their golds (golds
     that normalise to nothing are ignored). With ``score_diffs`` (the script's "no-answer
-    probabilities"; here ``null score - best span score`` from :func:`pipeline.qa.postprocess_predictions_v2`),
+    probabilities"; here ``null score - best span score`` from :func:`pipeline.tasks.squad.postprocess_predictions_v2`),
     a question whose diff is ``> threshold`` is predicted unanswerable whatever its text, and
     ``best_exact``/``best_f1`` search the threshold that maximises each score. For the search to see
     what *would* be answered, pass the best non-null answer as each prediction (``answers`` of the

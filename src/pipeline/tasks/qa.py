@@ -25,6 +25,8 @@ from pipeline.tasks.base import Task, TaskParams, all_logits, register
 class QAParams(TaskParams):
     """An extractive QA task."""
 
+    type: str = "qa"
+
     doc_stride: int = 64
     """Overlap in tokens between the windows of a long context."""
     max_answer_length: int = 30

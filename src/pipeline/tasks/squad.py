@@ -381,11 +381,11 @@ def postprocess_predictions_v2(
             :func:`prepare_eval_features`), else the CLS token is taken to be at index 0.
         null_score_diff_threshold: how far the null score must exceed the best span's score before
             "no answer" is predicted (default 0.0); raise it to answer more often. Tune it on
-            validation data with the ``best_f1_thresh`` of :func:`pipeline.metrics.squad_v2`.
+            validation data with the ``best_f1_thresh`` of :func:`pipeline.tasks.metrics.squad_v2`.
 
     Returns:
         :class:`NullPredictions`: the thresholded predictions, the best non-null answers and the score
-        diffs; the latter two are what :func:`pipeline.metrics.squad_v2` needs for its threshold search.
+        diffs; the latter two are what :func:`pipeline.tasks.metrics.squad_v2` needs for its threshold search.
     """
     start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
     cls_index = features.get("cls_index") or [0] * len(features["example_id"])
