@@ -12,8 +12,8 @@ from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.kd import KDParams, distill_student, kd_method
-from pipeline.models.compact import write_artifact
 from pipeline.models.store import load_model
+from pipeline.prune import write_pruned
 from pipeline.prune.masks import sparsity_report
 from pipeline.train.loop import RunFiles
 
@@ -50,7 +50,7 @@ def main(argv=None):
             "pruning": student_meta["method"], "parents": parents(args.student, args.teacher, args.data),
             "history": history, "results": {**scores, "sparsity": sparsity_report(student)["sparsity"]},
             "params": loader.as_dict({"task": task_params, "kd": kd, "train": train})}
-    write_artifact(args.out, student, args.student, meta, compact=student_meta.get("storage") == "compact")
+    write_pruned(args.out, student, args.student, meta, compact=student_meta.get("storage") == "compact")
     files.done()
 
 

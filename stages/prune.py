@@ -11,9 +11,8 @@ from pipeline.core.errors import stage_main
 from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.compact import write_artifact
 from pipeline.models.store import load_model
-from pipeline.prune import METHODS, PruneContext, prune_
+from pipeline.prune import METHODS, PruneContext, prune_, write_pruned
 from pipeline.train.loop import RunFiles
 from pipeline.train.task import trainer
 
@@ -52,7 +51,7 @@ def main(argv=None):
     meta = {"stage": "prune", "head": task.head, "format": "dense", "method": args.method, "task": args.task,
             "parents": parents(args.source, args.data), "results": report,
             "params": loader.as_dict({"task": task_params, args.method: cfg})}
-    write_artifact(args.out, model, args.source, meta, compact=method.zeroing)
+    write_pruned(args.out, model, args.source, meta, compact=method.zeroing)
     files.done()
 
 

@@ -9,13 +9,10 @@ order), ``<name>.__values`` (the non-zeros in row-major order, original dtype) a
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
 from pipeline.core.errors import PipelineError
-from pipeline.models import store
 
 SUFFIXES = (".__bitmask", ".__values", ".__shape")
 # Below this zero fraction the bitmask costs more than the zeros it saves (1/32 for float32), with margin.
@@ -75,11 +72,3 @@ def compact_model(model: torch.nn.Module, meta: dict) -> tuple[dict[str, torch.T
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
     tensors, names = compact({k: v for k, v in model.state_dict().items() if k not in tied})
     return tensors, {**meta, "storage": "compact", "compact_tensors": len(names)}
-
-
-def write_artifact(out: str | os.PathLike, model: torch.nn.Module, tokenizer_src: str | os.PathLike, meta: dict,
-                   compact: bool) -> None:
-    """:func:`pipeline.models.store.write_artifact` with the sparse matrices in compact storage when ``compact``
-    (the file size then follows the sparsity); the stages that zero weights write through this."""
-    tensors, meta = compact_model(model.cpu(), meta) if compact else (None, meta)
-    store.write_artifact(out, model, tokenizer_src, meta, tensors)

@@ -22,6 +22,7 @@ layer importance), :mod:`.scores` (learned score masks).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ import torch
 from pipeline.core.errors import PipelineError
 from pipeline.core.registry import Registry
 from pipeline.data.features import Batch, batches, collate
+from pipeline.models.compact import compact_model
+from pipeline.models.store import write_artifact
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 
@@ -85,6 +88,14 @@ def register(name: str, params: type, zeroing: bool, trains: bool = False) -> Ca
         return fn
 
     return add
+
+
+def write_pruned(out: str | os.PathLike, model: torch.nn.Module, tokenizer_src: str | os.PathLike, meta: dict,
+                 compact: bool) -> None:
+    """:func:`pipeline.models.store.write_artifact` with the sparse matrices in compact storage when ``compact``
+    (a zeroing method's result: the file size then follows the sparsity; distillation keeps it so)."""
+    tensors, meta = compact_model(model.cpu(), meta) if compact else (None, meta)
+    write_artifact(out, model, tokenizer_src, meta, tensors)
 
 
 def prune_(model: torch.nn.Module, method: Method | str, params: Any, context: PruneContext) -> dict:
