@@ -1,0 +1,124 @@
+"""A code change reruns only what it touches: ``dvc status`` after editing one source file.
+
+In a temporary copy of the repository every stage output is replaced by a placeholder and the lock is
+committed as it stands, so ``dvc status`` starts clean without running the pipeline. Then one file gets a
+comment appended; the stages ``dvc status`` lists (those whose declared code changed) plus everything
+downstream of them in the DAG are exactly what ``dvc repro`` would rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clean_copy import clean_copy
+from import_closure import ROOT
+
+pytestmark = pytest.mark.e2e
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy whose every stage output is a placeholder, with a committed lock: ``dvc status`` is clean."""
+    from dvc.repo import Repo
+
+    repo = clean_copy(tmp_path_factory.mktemp("blast") / "repo")
+    sh(repo, "git", "init", "-q")
+    with Repo(str(repo)) as dvc:
+        for stage in dvc.index.stages:
+            for out in stage.outs:
+                path = Path(out.fs_path)
+                if path.suffix == ".json":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text("{}\n")
+                else:
+                    path.mkdir(parents=True, exist_ok=True)
+                    (path / "placeholder").write_text(stage.addressing)
+    sh(repo, "dvc", "commit", "--force", "--quiet")
+    assert json.loads(sh(repo, "dvc", "status", "--json")) == {}
+    return repo
+
+
+def rerun_after_editing(repo: Path, file: str) -> set[str]:
+    """Stages ``dvc repro`` reruns after a comment is appended to ``file`` (the file is restored after)."""
+    from dvc.repo import Repo
+
+    path = repo / file
+    original = path.read_text()
+    path.write_text(original + "\n# touched\n")
+    try:
+        changed = set(json.loads(sh(repo, "dvc", "status", "--json")))
+    finally:
+        path.write_text(original)
+    import networkx as nx
+
+    with Repo(str(repo)) as dvc:
+        graph = dvc.index.graph  # an edge runs from a stage to a stage it depends on
+        by_name = {stage.name: stage for stage in graph}
+        return changed | {s.name for name in changed for s in nx.ancestors(graph, by_name[name])}
+
+
+TASKS = ("cls", "qa")
+
+
+def branch(method: str) -> set[str]:
+    """One pruning method's stages in both tasks: prune, distill and their evaluations."""
+    return {s for t in TASKS for s in (f"prune@{t}-{method}", f"distill@{t}-{method}",
+                                         f"evaluate@{t}-prune-{method}", f"evaluate@{t}-distill-{method}")}
+
+
+QUANTIZE = {f"quantize@{t}" for t in TASKS} | {f"evaluate@{t}-quantize" for t in TASKS}
+
+
+def test_quantize_scheme_file_reruns_only_quantization(repo):
+    assert rerun_after_editing(repo, "src/pipeline/quantize/dynamic_int8.py") == QUANTIZE | {"report"}
+
+
+def test_a_scheme_nobody_uses_reruns_nothing(repo):
+    assert rerun_after_editing(repo, "src/pipeline/quantize/fp8.py") == set()
+
+
+def test_prune_method_file_reruns_only_its_branch(repo):
+    assert rerun_after_editing(repo, "src/pipeline/prune/magnitude.py") == branch("magnitude") | {"report"}
+
+
+def test_the_quantized_method_file_reruns_its_branch_and_quantization(repo):
+    # quantize.source is distill-heads, so the quantized model follows the heads branch
+    assert rerun_after_editing(repo, "src/pipeline/prune/heads.py") == branch("heads") | QUANTIZE | {"report"}
+
+
+def test_merge_method_file_reruns_merge_and_downstream(repo):
+    rerun = rerun_after_editing(repo, "src/pipeline/merge/linear.py")
+    assert "merge" in rerun and not rerun & {"prepare", "base", "pretrain@a", "pretrain@b"}
+    assert rerun_after_editing(repo, "src/pipeline/merge/slerp.py") == set()  # merge.method is linear
+
+
+def test_report_code_reruns_only_the_report(repo):
+    assert rerun_after_editing(repo, "src/pipeline/report/card.py") == {"report"}
+
+
+def test_training_loop_reruns_training_and_downstream_never_data(repo):
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        every = {stage.name for stage in dvc.index.stages}
+    assert rerun_after_editing(repo, "src/pipeline/train/loop.py") == every - {"prepare", "base"}
+
+
+def test_compact_storage_reruns_no_training_from_scratch(repo):
+    rerun = rerun_after_editing(repo, "src/pipeline/models/compact.py")
+    assert {"prune@cls-magnitude", "evaluate@cls-finetune"} <= rerun
+    assert not rerun & {"prepare", "base", "pretrain@a", "merge", "finetune@cls", "teacher@cls"}
