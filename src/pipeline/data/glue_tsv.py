@@ -90,8 +90,8 @@ def read_glue_tsv(path: str, text: str, task: str) -> Table:
         PipelineError: the header lacks a column the task needs (most likely the wrong ``glue`` task).
     """
     layout = LAYOUTS[task]
-    table = read_delimited(path, text, "\t", csv.QUOTE_NONE, layout.columns or None)
     needed = [col for _, col in layout.text] + [layout.label]
+    table = read_delimited(path, text, "\t", csv.QUOTE_NONE, layout.columns or None, set(needed))
     missing = [col for col in needed if col not in table.columns]
     if missing:
         raise PipelineError(

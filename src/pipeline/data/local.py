@@ -111,7 +111,8 @@ def read_file(file: Path, schema: str, glue: str = "") -> Table:
         if schema != "qa":
             raise PipelineError(f"{name}: SQuAD articles (data -> paragraphs -> qas) for a '{schema}' data set")
         return squad.flatten(name, records)
-    bad = {i: f"expected a JSON object, got {type(r).__name__}" for i, r in enumerate(records) if not isinstance(r, dict)}
+    bad = {i: f"expected a JSON object, got {type(r).__name__}" for i, r in enumerate(records)
+           if not isinstance(r, dict)}
     return Table(name, [r if isinstance(r, dict) else {} for r in records], bad=bad)
 
 
@@ -125,9 +126,10 @@ def read_dir(path: Path, schema: str, glue: str = "") -> dict[str, list[Table]]:
     found = split_files(path)
     for split in ("train", "validation"):
         if split not in found:
+            names = "/".join(SPLIT_NAMES[split])
             raise PipelineError(
-                f"{path}: no {split} file (looked for {'/'.join(SPLIT_NAMES[split][:4])}[-*] or *.{split}"
-                f" with extension {'/'.join(readers.SUFFIXES)}[.gz], or a {split}/ directory)"
+                f"{path}: no {split} file (looked for <name>, <name>-*, *.<name> with <name> {names} and "
+                f"extension {'/'.join(readers.SUFFIXES)}[.gz], or a <name>/ directory)"
             )
     for split, files in found.items():
         for file in files:

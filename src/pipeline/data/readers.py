@@ -94,12 +94,15 @@ def _lines(numbers: list[int]) -> Callable[[int], str]:
     return lambda i: f"line {numbers[i]}"
 
 
-def read_delimited(path: str, text: str, delimiter: str, quoting: int, columns: tuple | None = None) -> Table:
+def read_delimited(
+    path: str, text: str, delimiter: str, quoting: int, columns: tuple | None = None, keep: set | None = None
+) -> Table:
     """Rows of a CSV/TSV file as ``{column: string}``.
 
     Args:
         columns: the columns of a file without a header row; None: the first line is the header.
         quoting: a ``csv.QUOTE_*`` constant (``QUOTE_NONE`` for TSV files whose text holds quotes).
+        keep: the columns to keep (MNLI's parse trees are most of its bytes); None keeps all.
 
     Returns:
         A :class:`Table` (blank lines skipped). A line with another number of fields than the header is
@@ -117,7 +120,7 @@ def read_delimited(path: str, text: str, delimiter: str, quoting: int, columns: 
                 continue
             if len(record) != len(columns):
                 bad[len(rows)] = f"{len(record)} fields, expected {len(columns)} ({', '.join(columns)})"
-            rows.append(dict(zip(columns, record)))
+            rows.append({c: v for c, v in zip(columns, record) if keep is None or c in keep})
             numbers.append(reader.line_num)
     except csv.Error as err:
         raise PipelineError(f"{path}: line {reader.line_num}: {err}") from None
@@ -174,11 +177,12 @@ def records_of(path: str, doc: object) -> list:
 
 def read_parquet(path: str, data: bytes) -> Table:
     """Rows of a Parquet file as plain Python values (lists and dicts for nested columns)."""
-    import pyarrow.parquet as pq  # a dependency of ``datasets``; heavy, only for Parquet sources
+    import pyarrow as pa  # a dependency of ``datasets``; heavy, only for Parquet sources
+    import pyarrow.parquet as pq
 
     try:
         return Table(path, pq.read_table(io.BytesIO(data)).to_pylist())
-    except Exception as err:  # pyarrow raises several types for a truncated or non-Parquet file
+    except pa.ArrowException as err:  # the base of pyarrow's errors for a truncated or non-Parquet file
         raise PipelineError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
 
 
