@@ -81,14 +81,15 @@ def test_mrpc_with_bom_quotes_and_original_files_ignored(tmp_path):
     src = glue_source(tmp_path, "mrpc", {
         "train.tsv": tsv(header, f"1\t702876\t702977\t{a1}\t{a2}",
                          "0\t2108705\t2108831\tYucaipa owned it .\tYucaipa bought it ."),
-        "dev.tsv": tsv(header, "1\t1355540\t1355592\tHe said so .\tSo he said ."),
+        "dev.tsv": tsv(header, '1\t1355540\t1355592\t" Not now , " he said .\tHe said " not now " .'),
         "msr_paraphrase_train.txt": tsv(header, "1\t1\t2\tnot\tread"),
         "dev_ids.tsv": tsv("1355540\t1355592"),
     })
     out = fetch(src, "mrpc", 0)
     assert out["train"][0] == {"sentence1": a1, "sentence2": a2, "label": 1, "idx": 0}
     assert out["train"][1]["label"] == 0 and len(out["train"]) == 2
-    assert out["validation"] == [{"sentence1": "He said so .", "sentence2": "So he said .", "label": 1, "idx": 0}]
+    assert out["validation"] == [{"sentence1": '" Not now , " he said .', "sentence2": 'He said " not now " .',
+                                  "label": 1, "idx": 0}]
 
 
 def test_qqp_stsb_qnli_rte_wnli_columns_and_labels(tmp_path):
@@ -189,6 +190,8 @@ def test_squad_v1_and_v2_official_json(tmp_path):
          "id": "q2", "is_impossible": False},
         {"plausible_answers": [{"answer_start": 34, "text": "Catholic"}], "question": "What is not there?",
          "id": "q3", "answers": [], "is_impossible": True},
+        {"plausible_answers": [{"answer_start": 82, "text": "golden statue"}], "question": "Who is not there?",
+         "id": "q4", "is_impossible": True},  # no answers at all: still unanswerable
     ]))
     out = fetch(DataSource(type="qa", source=str(d)), "qa", 0)
     assert CONTEXT[82:95] == "golden statue"
@@ -196,8 +199,8 @@ def test_squad_v1_and_v2_official_json(tmp_path):
                              "question": "What character?", "answers": {"text": ["Catholic"], "answer_start": [34]}}]
     assert out["validation"][0]["answers"] == {"text": ["Catholic", "golden statue", "Catholic"],
                                                "answer_start": [34, 82, 34]}
-    assert out["validation"][1]["answers"] == {"text": [], "answer_start": []}
-    assert out["validation"][1]["id"] == "q3"
+    assert [(r["id"], r["answers"]) for r in out["validation"][1:]] == [
+        ("q3", {"text": [], "answer_start": []}), ("q4", {"text": [], "answer_start": []})]
 
 
 def qa_source(tmp_path, starts: list, policy: str = "error", text: str = "golden statue") -> DataSource:

@@ -81,8 +81,10 @@ def _number(value, what: str) -> int | float:
                 number = float(value.strip())
             except ValueError:
                 raise RowError(f"{what} {value!r} is not a number") from None
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-        raise RowError(f"{what} {value!r} is not a finite number")
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise RowError(f"{what} {value!r} is not a number")
+    if not math.isfinite(number):
+        raise RowError(f"{what} {value!r} is not finite")
     return number
 
 
