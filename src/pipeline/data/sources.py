@@ -61,7 +61,10 @@ def _read(src: DataSource, name: str) -> dict[str, list[Table]]:
         path = Path(src.source)
         if not path.is_dir():
             raise PipelineError(f"prepare.datasets.{name}.source: '{path}' is not a directory")
-        return local.read_dir(path, src.type, src.glue)
+        try:
+            return local.read_dir(path, src.type, src.glue)
+        except PipelineError as err:  # the file is named; add the data set's key
+            raise PipelineError(f"prepare.datasets.{name}: {err}") from None
     try:
         tables = _hub(src)
     except Exception as err:  # datasets raises many types (network, format, missing config)
