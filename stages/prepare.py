@@ -6,15 +6,16 @@ from pathlib import Path
 
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
-from pipeline.core.files import atomic_dir
+from pipeline.core.files import atomic_dir, write_json
 from pipeline.data.io import write_jsonl
 from pipeline.data.params import PrepareParams
-from pipeline.data.sources import fetch
+from pipeline.data.sources import fetch_counted
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("out", type=Path, help="data directory: <out>/tokenizer and <out>/<dataset>/")
+    p.add_argument("--metrics", type=Path, help="JSON file for rows kept, dropped and fixed per data set and split")
     return p
 
 
@@ -27,7 +28,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     (cfg,) = loader.load(reads(args))
     # Fetch and check everything before writing anything.
-    data = {name: fetch(src, name, cfg.seed) for name, src in cfg.datasets.items()}
+    fetched = {name: fetch_counted(src, name, cfg.seed) for name, src in cfg.datasets.items()}
     with atomic_dir(args.out / "tokenizer") as tmp:
         if cfg.tokenizer == "synthetic":
             from pipeline.data.vocab import build_tokenizer
@@ -37,10 +38,12 @@ def main(argv=None):
             from pipeline.data.tokenizer import load_tokenizer
 
             load_tokenizer(cfg.tokenizer).save_pretrained(tmp)
-    for name, splits in data.items():
+    for name, (splits, _) in fetched.items():
         with atomic_dir(args.out / name) as tmp:
             for split, rows in splits.items():
                 write_jsonl(tmp / f"{split}.jsonl", rows)
+    if args.metrics:
+        write_json(args.metrics, {name: counts for name, (_, counts) in fetched.items()})
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pipeline.data.glue_tsv import LAYOUTS
+
 
 @dataclass
 class DataSource:
@@ -13,13 +15,28 @@ class DataSource:
     type: Literal["text", "classification", "qa"]
     """Schema: ``text`` (MLM corpus), ``classification`` (sentence/label/idx), ``qa`` (SQuAD)."""
     source: str = "synthetic"
-    """``synthetic`` (embedded generator), ``hub:<name>[/<config>]`` or a local file/directory."""
+    """``synthetic`` (embedded generator), ``hub:<name>[/<config>]`` or a local directory of files as downloaded
+    (GLUE task TSVs, SQuAD JSON, WikiText, or train/dev CSV, JSON(L), Parquet; see :mod:`pipeline.data.local`)."""
     train_size: int = 0
-    """Rows generated (synthetic) or the first N rows kept (others); 0 keeps all."""
+    """Rows generated (synthetic) or the first N good rows kept (others; after dropped rows); 0 keeps all."""
     validation_size: int = 0
     """Same for the validation split."""
     unanswerable_fraction: float = 0.0
     """Synthetic QA only: share of questions with no answer in their context (SQuAD v2 style), in [0, 1)."""
+    glue: str = ""
+    """Classification only: the GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) the source holds.
+    Its original ``.tsv`` files are read with that task's columns (:mod:`pipeline.data.glue_tsv`) and labels are
+    checked against its classes. Empty: the pipeline's own columns (``sentence``/``label``/``idx`` or a pair)."""
+    label_names: list[str] = field(default_factory=list)
+    """Classification only: label names in id order (``[negative, positive]``: ``positive`` becomes 1), for a
+    source whose labels are names. Empty: labels must be numbers (``1`` and ``1.0`` both give 1)."""
+    answer_mismatch: Literal["error", "fix", "drop"] = "error"
+    """QA only: what to do with an answer whose ``answer_start`` does not point at its text (wrong, negative,
+    past the context, null): stop (``error``), move it to the nearest occurrence of the text (``fix``) or drop
+    the question (``drop``). Fixed and dropped rows are counted in the prepare metrics."""
+    bad_rows: Literal["error", "drop"] = "error"
+    """A row that cannot be used (a missing or empty column, a wrong field count, an impossible label): stop
+    naming its file and line (``error``), or drop it and count it in the prepare metrics (``drop``)."""
 
     def __post_init__(self):
         if self.train_size < 0 or self.validation_size < 0:
@@ -30,6 +47,28 @@ class DataSource:
             raise ValueError(f"unanswerable_fraction must be in [0, 1), got {self.unanswerable_fraction}")
         if self.unanswerable_fraction and (self.type != "qa" or self.source != "synthetic"):
             raise ValueError("unanswerable_fraction applies only to synthetic qa data")
+        self._check_labels()
+        if self.answer_mismatch != "error" and self.type != "qa":
+            raise ValueError("answer_mismatch applies only to qa data")
+
+    def _check_labels(self) -> None:
+        """``glue`` and ``label_names``: classification data from files or the hub, and a consistent label set."""
+        if not (self.glue or self.label_names):
+            return
+        if self.type != "classification" or self.source == "synthetic":
+            raise ValueError("glue and label_names apply only to classification data from the hub or files")
+        if len(set(self.label_names)) != len(self.label_names) or not all(self.label_names):
+            raise ValueError(f"label_names must be distinct non-empty names, got {self.label_names}")
+        if not self.glue:
+            return
+        if self.glue not in LAYOUTS:
+            raise ValueError(f"glue must be one of {', '.join(LAYOUTS)}, got {self.glue!r}")
+        layout = LAYOUTS[self.glue]
+        if self.label_names and (layout.label_names or layout.regression or len(self.label_names) != layout.num_labels):
+            raise ValueError(
+                f"label_names: GLUE task '{self.glue}' has its own labels "
+                f"({list(layout.label_names) or layout.num_labels})"
+            )
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Fetching data sets: embedded synthetic generators, hub data sets, or local files via ``datasets``."""
+"""Fetching data sets: embedded synthetic generators, hub data sets (via ``datasets``), or local files as
+downloaded (:mod:`pipeline.data.local`), every row checked (:mod:`pipeline.data.validate`)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import functools
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
-from pipeline.data import synthetic
-from pipeline.data.io import EXTRA_SPLITS, SPLITS, check_rows
+from pipeline.data import local, synthetic
+from pipeline.data.io import EXTRA_SPLITS, SPLITS
 from pipeline.data.params import DataSource
+from pipeline.data.readers import Table
+from pipeline.data.validate import clean_split
 
 _GENERATORS = {
     "text": lambda n, seed: [{"text": line} for line in synthetic.generate_corpus(n, seed)],
     "classification": synthetic.generate_classification,
     "qa": synthetic.generate_qa,
 }
-_LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 # Hub splits renamed to the pipeline's split names (the others keep theirs): MNLI has no plain
 # "validation" but a matched and a mismatched one (its test splits are unlabelled and not used).
 _HUB_SPLIT_NAMES = {"glue/mnli": {"validation_matched": "validation"}}
@@ -40,75 +42,67 @@ def _synthetic(src: DataSource, seed: int) -> dict[str, list[dict]]:
     return {"train": gen(src.train_size, seed * 1000 + 1), "validation": gen(src.validation_size, seed * 1000 + 2)}
 
 
-def _local_files(path: Path) -> dict[str, tuple[str, str]]:
-    """``{split: (format, file)}`` for a directory with ``train.*``/``validation.*`` files (and optionally
-    ``validation_mismatched.*``)."""
-    found = {}
-    for split in (*SPLITS, *EXTRA_SPLITS):
-        for suffix, fmt in _LOCAL_FORMATS.items():
-            if (path / f"{split}{suffix}").is_file():
-                found[split] = (fmt, str(path / f"{split}{suffix}"))
-                break
-        else:
-            if split in SPLITS:
-                raise PipelineError(f"{path}: no {split}.json/.jsonl/.csv/.parquet file")
-    return found
-
-
-def _with_datasets(src: DataSource, name: str) -> dict[str, list[dict]]:
+def _hub(src: DataSource) -> dict[str, list[Table]]:
+    """``{split: [table]}`` of a hub data set (``hub:<name>[/<config>]``)."""
     import datasets  # heavy import, only for non-synthetic sources
 
+    spec = src.source[4:]
+    hub_name, _, config = spec.partition("/")
+    loaded = datasets.load_dataset(hub_name, config or None)
+    return {
+        ours: [Table(f"{src.source} {theirs}", loaded[theirs].to_list())]
+        for ours, theirs in hub_splits(spec, list(loaded)).items()
+    }
+
+
+def _read(src: DataSource, name: str) -> dict[str, list[Table]]:
+    """The raw tables of each split of a hub or local source; library errors become one line naming it."""
+    if not src.source.startswith("hub:"):
+        path = Path(src.source)
+        if not path.is_dir():
+            raise PipelineError(f"prepare.datasets.{name}.source: '{path}' is not a directory")
+        try:
+            return local.read_dir(path, src.type, src.glue)
+        except PipelineError as err:  # the file is named; add the data set's key
+            raise PipelineError(f"prepare.datasets.{name}: {err}") from None
     try:
-        if src.source.startswith("hub:"):
-            spec = src.source[4:]
-            hub_name, _, config = spec.partition("/")
-            loaded = datasets.load_dataset(hub_name, config or None)
-            splits = {ours: loaded[theirs] for ours, theirs in hub_splits(spec, list(loaded)).items()}
-        else:
-            path = Path(src.source)
-            if not path.is_dir():
-                raise PipelineError(f"prepare.datasets.{name}.source: '{path}' is not a directory")
-            datasets.disable_progress_bars()  # local files load in a blink; keep stderr to the error
-            files = _local_files(path)
-            for split, (_, file) in files.items():
-                if Path(file).stat().st_size == 0:  # datasets fails on it with an unrelated message
-                    raise PipelineError(f"prepare.datasets.{name}.source: {file}: {split} split is empty")
-            splits = {
-                split: datasets.load_dataset(fmt, data_files=file, split="train")
-                for split, (fmt, file) in files.items()
-            }
-    except PipelineError:
-        raise
+        tables = _hub(src)
     except Exception as err:  # datasets raises many types (network, format, missing config)
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]  # some messages are empty
         raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': {first}") from None
-    out = {}
-    for split in (*SPLITS, *EXTRA_SPLITS):
-        if split not in splits:
-            if split in EXTRA_SPLITS:
-                continue
-            raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': no '{split}' split")
-        limit = src.train_size if split == "train" else src.validation_size
-        table = splits[split]
-        if limit:
-            table = table.select(range(min(limit, len(table))))
-        rows = table.to_list()
-        if src.type == "text":
-            rows = [r for r in rows if str(r.get("text", "")).strip()]  # wikitext has blank lines
-        out[split] = rows
-    return out
+    if "train" not in tables or "validation" not in tables:
+        missing = "train" if "train" not in tables else "validation"
+        raise PipelineError(f"prepare.datasets.{name}.source '{src.source}': no '{missing}' split")
+    return tables
 
 
-def fetch(src: DataSource, name: str, seed: int) -> dict[str, list[dict]]:
-    """The splits of one data set (train, validation, and validation_mismatched where the source has it),
-    checked against its schema.
+def fetch_counted(src: DataSource, name: str, seed: int) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]]]:
+    """The checked splits of one data set (train, validation, and validation_mismatched where the source has
+    it) and, per split, counts of rows kept, dropped and fixed (:func:`pipeline.data.validate.clean_split`).
 
     Args:
         src: where the data come from (``prepare.datasets.<name>``).
         name: the data set's name, used in error messages.
         seed: seed of the synthetic generators.
+
+    Raises:
+        PipelineError: a missing source, file or split, an unreadable file, or a bad row (one line naming the
+            file and line).
     """
-    rows = _synthetic(src, seed) if src.source == "synthetic" else _with_datasets(src, name)
-    for split, split_rows in rows.items():
-        check_rows(split_rows, src.type, f"prepare.datasets.{name} ({src.source}) {split}")
-    return rows
+    key = f"prepare.datasets.{name}"
+    if src.source == "synthetic":
+        tables = {split: [Table(f"synthetic {split}", rows)] for split, rows in _synthetic(src, seed).items()}
+        limits = dict.fromkeys(tables, 0)  # the generators made exactly the sizes asked for
+    else:
+        tables = _read(src, name)
+        limits = {split: src.train_size if split == "train" else src.validation_size for split in tables}
+    out, counts = {}, {}
+    for split in (*SPLITS, *EXTRA_SPLITS):
+        if split in tables:
+            out[split], counts[split] = clean_split(tables[split], src, key, limits[split])
+    return out, counts
+
+
+def fetch(src: DataSource, name: str, seed: int) -> dict[str, list[dict]]:
+    """The checked splits of one data set, as :func:`fetch_counted` without the counts."""
+    return fetch_counted(src, name, seed)[0]

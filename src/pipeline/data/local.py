@@ -1,0 +1,138 @@
+"""A local data directory as downloaded: which files hold which split, and reading them into tables.
+
+A file belongs to a split when its name, without the format extension (:data:`readers.SUFFIXES`) and an
+optional ``.gz``, is
+
+* the split's name: ``train``; ``validation``, ``valid``, ``dev`` or ``val`` (also ``dev_matched``,
+  ``validation_matched``); ``validation_mismatched`` or ``dev_mismatched`` (MNLI's second dev set),
+* that name and a ``-`` suffix: ``train-v1.1.json`` (SQuAD), ``train-00000-of-00002.parquet`` (hub shards),
+* or a prefix and ``.`` then the name: ``wiki.train.raw``, ``wiki.valid.tokens`` (WikiText).
+
+A subdirectory named like a split (``train/``, ``valid/``) holds that split in any number of files. The
+files of one split are read in name order and concatenated; they must share one extension (so a
+``train.jsonl`` next to a ``train.jsonl.gz`` copy is an error, not twice the data). Other files
+(``test.tsv``, ``README``, MRPC's ``msr_paraphrase_train.txt``, ``dev_ids.tsv``) are ignored.
+
+Examples: GLUE's ``MNLI/`` (``train.tsv``, ``dev_matched.tsv``, ``dev_mismatched.tsv``), SQuAD's
+``train-v1.1.json``/``dev-v1.1.json`` side by side, ``wikitext-103-raw/`` (``wiki.train.raw``,
+``wiki.valid.raw``), or ``train.csv``/``dev.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from pipeline.core.errors import PipelineError
+from pipeline.data import readers, squad
+from pipeline.data.glue_tsv import read_glue_tsv
+from pipeline.data.readers import Table
+
+SPLIT_NAMES: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "validation": ("validation", "valid", "dev", "val", "validation_matched", "dev_matched"),
+    "validation_mismatched": ("validation_mismatched", "dev_mismatched"),
+}
+
+
+def split_of(name: str) -> str | None:
+    """The split a file or directory name belongs to (see the module doc), or None."""
+    stem = name.lower().removesuffix(".gz")
+    suffix = readers.suffix_of(stem)
+    stem = stem.removesuffix(suffix) if suffix else stem
+    for split, aliases in SPLIT_NAMES.items():
+        for alias in aliases:
+            if stem == alias or stem.startswith(f"{alias}-") or stem.endswith(f".{alias}"):
+                return split
+    return None
+
+
+def split_files(path: Path) -> dict[str, list[Path]]:
+    """``{split: files in name order}`` of a data directory; splits without files are left out.
+
+    Raises:
+        PipelineError: one split's files have different extensions (naming them).
+    """
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(path.iterdir()):
+        split = split_of(entry.name)
+        if split is None:
+            continue
+        if entry.is_dir():
+            files = sorted(f for f in entry.iterdir() if f.is_file() and readers.suffix_of(f.name))
+            found.setdefault(split, []).extend(files)
+        elif readers.suffix_of(entry.name):
+            found.setdefault(split, []).append(entry)
+    for split, files in found.items():
+        kinds = {_extension(f) for f in files}
+        if len(kinds) > 1:
+            raise PipelineError(
+                f"{path}: the {split} split has files of different formats "
+                f"({', '.join(f.name for f in files)}); keep one"
+            )
+    return found
+
+
+def _extension(file: Path) -> str:
+    """``.tsv.gz`` of ``dev.tsv.gz``: the format extension and the compression one."""
+    suffix = readers.suffix_of(file.name)
+    return suffix + (".gz" if file.name.lower().endswith(".gz") else "")
+
+
+def read_file(file: Path, schema: str, glue: str = "") -> Table:
+    """Rows of one file for a data set of ``schema`` (``text``/``classification``/``qa``).
+
+    Args:
+        glue: a GLUE task whose original layout ``.tsv`` files have (:mod:`pipeline.data.glue_tsv`).
+
+    Raises:
+        PipelineError: a plain-text file for a schema other than ``text``, bytes that are not UTF-8,
+            malformed JSON/CSV/Parquet, SQuAD articles for another schema; always naming the file.
+    """
+    suffix, name = readers.suffix_of(file.name), str(file)
+    data = readers.read_bytes(file)
+    if suffix == ".parquet":
+        return readers.read_parquet(name, data)
+    text = readers.decode(name, data)
+    if suffix in readers.TEXT_SUFFIXES:
+        if schema != "text":
+            raise PipelineError(f"{name}: a plain-text file holds a text corpus, not a '{schema}' data set")
+        return readers.read_text_lines(name, text)
+    if suffix == ".tsv" and glue:
+        return read_glue_tsv(name, text, glue)
+    if suffix in (".tsv", ".csv"):
+        tsv = suffix == ".tsv"
+        return readers.read_delimited(name, text, "\t" if tsv else ",", csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    doc = readers.parse_json(name, text) if suffix == ".json" else None
+    if doc is None:
+        return readers.read_json_lines(name, text)
+    records = readers.records_of(name, doc)
+    if squad.is_squad(records):
+        if schema != "qa":
+            raise PipelineError(f"{name}: SQuAD articles (data -> paragraphs -> qas) for a '{schema}' data set")
+        return squad.flatten(name, records)
+    bad = {i: f"expected a JSON object, got {type(r).__name__}" for i, r in enumerate(records)
+           if not isinstance(r, dict)}
+    return Table(name, [r if isinstance(r, dict) else {} for r in records], bad=bad)
+
+
+def read_dir(path: Path, schema: str, glue: str = "") -> dict[str, list[Table]]:
+    """``{split: tables}`` of a local data directory (train and validation required).
+
+    Raises:
+        PipelineError: the directory lacks a train or validation file (naming what was looked for), a file
+            is empty, or a file cannot be read.
+    """
+    found = split_files(path)
+    for split in ("train", "validation"):
+        if split not in found:
+            names = "/".join(SPLIT_NAMES[split])
+            raise PipelineError(
+                f"{path}: no {split} file (looked for <name>, <name>-*, *.<name> with <name> {names} and "
+                f"extension {'/'.join(readers.SUFFIXES)}[.gz], or a <name>/ directory)"
+            )
+    for split, files in found.items():
+        for file in files:
+            if file.stat().st_size == 0:
+                raise PipelineError(f"{file}: {split} split is empty")
+    return {split: [read_file(f, schema, glue) for f in files] for split, files in found.items()}
