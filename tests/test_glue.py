@@ -245,7 +245,7 @@ def test_missing_local_file_names_the_split(tmp_path):
     d = tmp_path / "raw"
     d.mkdir()
     _write_json(d / "train.jsonl", [{"sentence1": "a", "sentence2": "b", "label": 1}])
-    with pytest.raises(PipelineError, match="no validation.json/.jsonl/.csv/.parquet file"):
+    with pytest.raises(PipelineError, match="raw: no validation file \\(looked for"):
         fetch(DataSource(type="classification", source=str(d)), "cls", 0)
 
 
