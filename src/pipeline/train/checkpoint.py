@@ -41,7 +41,8 @@ INDEX = "state.json"
 LEGACY = "state.pt"  # the pickle checkpoints of earlier versions: never read
 TENSOR_FILE = re.compile(r"tensors-[0-9a-f]{16}\.safetensors")
 # What reading a damaged or hand-made checkpoint can raise (json/safetensors parsing, missing keys, wrong
-# shapes or types in load_state_dict/set_state, RecursionError from deep nesting); each becomes one "delete the checkpoint" line.
+# shapes or types in load_state_dict/set_state, RecursionError from deep nesting); each becomes one
+# "delete the checkpoint" line.
 DAMAGE = (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError)
 
 
@@ -211,8 +212,10 @@ def set_rng_state(rng: dict[str, torch.Tensor], rank: int, collate_fn) -> None:
     Raises:
         RuntimeError, ValueError, TypeError, IndexError: states of the wrong size or type (a damaged file).
     """
-    row = {k: v[rank] for k, v in rng.items()}
-    torch.set_rng_state(row["torch"].to(torch.uint8).contiguous())
+    # Copies, not views into the gathered rows: torch's set_state ignores a view's storage offset (it reads
+    # another row's bytes, or crashes - measured with torch 2.13).
+    row = {k: v[rank].clone() for k, v in rng.items()}
+    torch.set_rng_state(row["torch"].to(torch.uint8))
     mt, (has_gauss, gauss) = row["python"].tolist(), row["python_gauss"].tolist()
     random.setstate((mt[0], tuple(mt[1:]), gauss if has_gauss else None))
     pos, np_has_gauss = row["numpy_pos"].tolist()
@@ -221,4 +224,4 @@ def set_rng_state(rng: dict[str, torch.Tensor], rank: int, collate_fn) -> None:
     if "cuda" in row and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(list(row["cuda"].to(torch.uint8)))
     if "collate" in row:
-        collate_fn.generator.set_state(row["collate"].to(torch.uint8).contiguous())
+        collate_fn.generator.set_state(row["collate"].to(torch.uint8))
