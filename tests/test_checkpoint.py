@@ -117,10 +117,11 @@ def _garbage_with_matching_hash(ckpt):
     _edit_index(ckpt, lambda i: i.update(sha256=file_hash(path)))
 
 
-def _wrong_shape(ckpt):
+def _edit_tensors(ckpt, change):
+    """Change the tensor file and give the index its new hash (a hand-made checkpoint, not a damaged one)."""
     path = ckpt / index_of(ckpt)["tensors"]
     tensors = load_file(path)
-    tensors["model/classifier.weight"] = torch.zeros(3, 3)
+    change(tensors)
     save_file(tensors, path)
     _edit_index(ckpt, lambda i: i.update(sha256=file_hash(path)))
 
@@ -135,7 +136,9 @@ DAMAGE = {
     "not safetensors": _garbage_with_matching_hash,
     "unknown tensor": lambda c: _edit_index(c, lambda i: i["state"]["model"].update(
         {"classifier.bias": {"$tensor": "model/nothing"}})),
-    "wrong shape": _wrong_shape,
+    "wrong shape": lambda c: _edit_tensors(c, lambda t: t.update({"model/classifier.weight": torch.zeros(3, 3)})),
+    "python rng out of range": lambda c: _edit_tensors(c, lambda t: t["rng/python"][0].fill_(-1)),
+    "torch rng garbage": lambda c: _edit_tensors(c, lambda t: t["rng/torch"].fill_(7)),
     "bad progress": lambda c: _edit_index(c, lambda i: i["state"].update(step=10**9)),
     "bad rng": lambda c: _edit_index(c, lambda i: i["state"]["rng"].update(torch=[1, 2])),
 }

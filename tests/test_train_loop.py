@@ -286,6 +286,17 @@ def test_settings_are_validated():
         setup(0, LaunchParams(command="accelerate launch --num_processes 2", num_processes=2))
 
 
+def test_accelerate_launch_settings_do_not_change_the_loop(tiny_config, monkeypatch):
+    """``accelerate launch --gradient_accumulation_steps/--mixed_precision`` set these; the Accelerator of the
+    loop must ignore them (accumulation and precision are TrainArgs)."""
+    args, feats = TrainArgs(epochs=1, batch_size=16), parity_feats(32)
+    plain, _ = trained(tiny_config, feats, args)
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    launched, _ = trained(tiny_config, feats, args)
+    assert all(torch.equal(v, launched.state_dict()[k]) for k, v in plain.state_dict().items())
+
+
 def test_precision_auto_is_fp32_on_cpu():
     assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp32", CPU) is None
     assert autocast_dtype("bf16", CPU) is torch.bfloat16

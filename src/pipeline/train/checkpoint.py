@@ -43,7 +43,8 @@ TENSOR_FILE = re.compile(r"tensors-[0-9a-f]{16}\.safetensors")
 # What reading a damaged or hand-made checkpoint can raise (json/safetensors parsing, missing keys, wrong
 # shapes or types in load_state_dict/set_state, RecursionError from deep nesting); each becomes one
 # "delete the checkpoint" line.
-DAMAGE = (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError)
+DAMAGE = (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError,
+          OverflowError)
 
 
 def fingerprint(args: TrainArgs, num_examples: int, world_size: int, desc: str) -> str:
@@ -55,7 +56,7 @@ def fingerprint(args: TrainArgs, num_examples: int, world_size: int, desc: str) 
 
 def unreadable(ckpt: Path, err: BaseException | str) -> PipelineError:
     """The one-line error for a checkpoint that cannot be used (damaged, truncated, hand-made)."""
-    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    reason = " ".join(str(err).split())[:300] or type(err).__name__  # one line, however long the cause
     return PipelineError(f"{ckpt} is not a usable checkpoint ({reason}); delete {ckpt} to start over")
 
 
@@ -102,12 +103,18 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def decode(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`encode`. Raises KeyError for a tensor name missing from ``tensors``."""
+    """Inverse of :func:`encode`.
+
+    Raises:
+        ValueError: the tree names a tensor that ``tensors`` lacks.
+    """
     if isinstance(node, list):
         return [decode(v, tensors) for v in node]
     if not isinstance(node, dict):
         return node
     if node.keys() == {"$tensor"}:
+        if node["$tensor"] not in tensors:
+            raise ValueError(f"no tensor {node['$tensor']!r} in the tensor file")
         return tensors[node["$tensor"]]
     if node.keys() == {"$tuple"}:
         return tuple(decode(v, tensors) for v in node["$tuple"])
@@ -210,7 +217,8 @@ def set_rng_state(rng: dict[str, torch.Tensor], rank: int, collate_fn) -> None:
     """Restore process ``rank``'s generators from gathered :func:`rng_state` tensors (``[world, ...]`` each).
 
     Raises:
-        RuntimeError, ValueError, TypeError, IndexError: states of the wrong size or type (a damaged file).
+        RuntimeError, ValueError, TypeError, IndexError, OverflowError: states of the wrong size, type or range
+            (a damaged file).
     """
     # Copies, not views into the gathered rows: torch's set_state ignores a view's storage offset (it reads
     # another row's bytes, or crashes - measured with torch 2.13).
@@ -222,6 +230,6 @@ def set_rng_state(rng: dict[str, torch.Tensor], rank: int, collate_fn) -> None:
     np.random.set_state(("MT19937", row["numpy"].numpy().astype(np.uint32), pos, np_has_gauss,
                          float(row["numpy_gauss"][0])))
     if "cuda" in row and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(row["cuda"].to(torch.uint8)))
+        torch.cuda.set_rng_state_all([state.clone() for state in row["cuda"].to(torch.uint8)])
     if "collate" in row:
         collate_fn.generator.set_state(row["collate"].to(torch.uint8))

@@ -16,13 +16,16 @@ the collectives (broadcast of the initial weights, the gradient and loss sums, g
   leaves some processes an empty piece; one flat all-reduce after the step's micro-batches is used instead.
 - ``accumulate()`` / ``gradient_accumulation_steps``: it divides each loss by the step count, which is wrong
   for the uneven pieces of a short last batch; the loop weights each piece by its share.
-- ``prepare(dataloader)``, ``prepare(scheduler)``: see :mod:`pipeline.train.batches`; the prepared scheduler
-  steps once per process per step, while the schedule here counts global optimizer steps.
-- ``mixed_precision`` / ``autocast``: the AcceleratorState is one per process and cannot change between
-  ``fit`` calls (tests and the pipeline train with different ``precision`` in one process), so autocast is
-  entered with ``torch.autocast`` from ``TrainArgs.precision``.
-- ``device``: the same singleton fixes one device per process; ``fit`` places the model on the ``device`` it is
-  given (in a multi-process run :func:`pipeline.core.runtime.setup` returns accelerate's per-process device).
+- ``prepare(dataloader)``: see :mod:`pipeline.train.batches`. ``prepare(scheduler)``: the prepared scheduler
+  steps once per process per optimizer step (without ``split_batches``), while the schedule here counts
+  global optimizer steps. ``prepare(optimizer)`` adds nothing without an fp16 scaler.
+- ``mixed_precision`` / ``autocast``: the AcceleratorState is one per process and refuses another
+  ``mixed_precision`` later in the same process (tests train with several ``precision`` values in one
+  process; ``auto`` means bf16 only on a GPU that has it), so autocast is entered with ``torch.autocast``
+  from ``TrainArgs.precision``; the Accelerator is always built with ``mixed_precision="no"``.
+- ``device``: the same singleton fixes one device per process (tests train on CPU and GPU in one process);
+  ``fit`` places the model on the ``device`` it is given. In a multi-process run that device comes from
+  accelerate's ``PartialState`` (:func:`pipeline.core.runtime.setup`), so it is the Accelerator's.
 - ``save_state``/``load_state``: they pickle (RNG states); see :mod:`pipeline.train.checkpoint`.
 """
 
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast
+from accelerate.utils import DistributedType, GradientAccumulationPlugin, broadcast
 from tqdm.auto import tqdm
 
 from pipeline.config.args import TrainArgs
@@ -200,7 +203,7 @@ def _setup(model, feats, collate_fn, args: TrainArgs, device: torch.device, desc
     Raises:
         PipelineError: checkpoints asked for with an ``after_step`` hook that cannot save its state.
     """
-    accelerator = Accelerator(mixed_precision="no")  # autocast is ours (see the module docstring)
+    accelerator = _accelerator(desc)
     model.to(device).train()
     if accelerator.num_processes > 1:
         broadcast([t.data for t in (*model.parameters(), *model.buffers())], from_process=0)
@@ -222,6 +225,23 @@ def _setup(model, feats, collate_fn, args: TrainArgs, device: torch.device, desc
     )
 
 
+def _accelerator(desc: str) -> Accelerator:
+    """The process's Accelerator with nothing of its own that changes numerics: no mixed precision and no
+    loss division for accumulation, whatever ``accelerate launch`` put in the environment
+    (``ACCELERATE_MIXED_PRECISION``, ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS``).
+
+    Raises:
+        PipelineError: launched with DeepSpeed, FSDP, Megatron or XLA (this loop is plain data parallel).
+    """
+    one_step = GradientAccumulationPlugin(num_steps=1)
+    accelerator = Accelerator(mixed_precision="no", gradient_accumulation_plugin=one_step)
+    if accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP,
+                                        DistributedType.MEGATRON_LM, DistributedType.XLA):
+        raise PipelineError(f"{desc}: accelerate launched with {accelerator.distributed_type.value}; the training "
+                            "loop is data parallel only (launch.command: 'accelerate launch --multi_gpu ...')")
+    return accelerator
+
+
 def _resumable(hook) -> bool:
     """A hook resumes exactly if it is a plain function (stateless, e.g. re-applying fixed masks) or saves state."""
     return hook is None or isinstance(hook, types.FunctionType) or (
@@ -238,12 +258,14 @@ def _resume(run: _Run) -> None:
         return
     main = run.accelerator.is_main_process
     index = checkpoint.read_index(run.ckpt)
-    if index is None and main and (run.ckpt / checkpoint.LEGACY).exists():
-        print(f"{run.desc}: ignoring {run.ckpt / checkpoint.LEGACY} (a pickle checkpoint: never loaded)", flush=True)
-    elif index is not None and index["state"]["fingerprint"] != run.fingerprint:
+    if index is None:
+        if main and (run.ckpt / checkpoint.LEGACY).exists():
+            legacy = run.ckpt / checkpoint.LEGACY
+            print(f"{run.desc}: ignoring {legacy} (a pickle checkpoint: never loaded)", flush=True)
+    elif index["state"]["fingerprint"] != run.fingerprint:
         if main:
             print(f"{run.desc}: ignoring {run.ckpt} (written by other settings)", flush=True)
-    elif index is not None:
+    else:
         try:
             _restore(run, checkpoint.read_state(run.ckpt, index))
         except checkpoint.DAMAGE as err:
