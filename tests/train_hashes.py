@@ -1,8 +1,14 @@
 """Parameter hashes of tiny training runs under several loop settings (a before/after check for loop changes).
 
-Run ``python tests/train_hashes.py OUT.json`` with ``PYTHONPATH=src`` and ``OMP_NUM_THREADS=1`` before and after a
-change to :mod:`pipeline.train.loop`; the two files must be equal (``sha256`` of every parameter, the history and
-the curve files). ``--ddp`` runs the same under ``accelerate launch`` with 2 gloo processes (rank 0 writes).
+Not a test module: run it before and after a change to :mod:`pipeline.train.loop` and compare the outputs
+(``sha256`` of every parameter, of the history and of every curve file, per setting)::
+
+    export OMP_NUM_THREADS=1 PYTHONPATH=src
+    python tests/train_hashes.py before.json
+    python -m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
+        --dynamo_backend no tests/train_hashes.py before-ddp.json --ddp      # 2 gloo processes; rank 0 writes
+    ... change the loop, write after.json / after-ddp.json the same way ...
+    cmp before.json after.json && cmp before-ddp.json after-ddp.json
 """
 
 from __future__ import annotations
