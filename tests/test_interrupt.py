@@ -17,14 +17,15 @@ from transformers import BertForMaskedLM
 
 from conftest import WORDS
 from import_closure import ROOT
-from pipeline.artifacts import atomic_dir, clean_stale_tmp, save_model
+from pipeline.core.files import atomic_dir, clean_stale_tmp
+from pipeline.models.store import save_model
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 
 # A child that enters atomic_dir, writes a partial file, reports its temp dir and waits to be killed.
 WRITER = """
 import sys, time
-from pipeline.artifacts import atomic_dir
+from pipeline.core.files import atomic_dir
 with atomic_dir(sys.argv[1]) as tmp:
     (tmp / "model.safetensors").write_bytes(b"partial")
     print(tmp, flush=True)
@@ -97,7 +98,7 @@ def finetune_inputs(tmp_path, tiny_config, tokenizer):
 
 
 FINETUNE = [sys.executable, str(ROOT / "stages" / "finetune.py"), "--task", "cls", "models/merged", "data/cls",
-            "models/cls/finetune"]
+            "models/cls/finetune", "--live", "metrics/train/finetune/cls"]
 
 
 def wait_for_training(proc: subprocess.Popen) -> None:
@@ -111,22 +112,45 @@ def wait_for_training(proc: subprocess.Popen) -> None:
     assert proc.poll() is None
 
 
-def test_killed_finetune_leaves_nothing_and_rerun_completes(finetune_inputs):
+def set_epochs(cwd: Path, epochs: int) -> None:
+    params = yaml.safe_load((cwd / "params.yaml").read_text())
+    params["finetune"]["cls"]["epochs"] = epochs
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def finetune_to_the_end(cwd: Path) -> None:
+    result = subprocess.run(FINETUNE, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def files_of(*dirs: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for d in dirs for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_killed_finetune_keeps_the_previous_outputs_and_rerun_completes(finetune_inputs):
     cwd = finetune_inputs
-    cls = cwd / "models" / "cls"
+    cls, curves = cwd / "models" / "cls", cwd / "metrics" / "train" / "finetune" / "cls"
+    set_epochs(cwd, 1)
+    finetune_to_the_end(cwd)
+    previous = files_of(cls / "finetune", curves)
+    assert any(name.endswith("eval/accuracy.tsv") for name in previous)
+
+    set_epochs(cwd, 500)  # far longer than the test waits
     for sig in (signal.SIGTERM, signal.SIGKILL):
         proc = subprocess.Popen(FINETUNE, cwd=cwd, env=ENV, stderr=subprocess.PIPE, text=True)
         wait_for_training(proc)
         proc.send_signal(sig)
         assert proc.wait(timeout=60) != 0, sig
         proc.stderr.close()
-        assert not (cls / "finetune").exists() and leftovers(cls, "finetune") == [], sig
+        # no partial artifact or truncated curves: the previous run's files are untouched
+        assert files_of(cls / "finetune", curves) == previous, sig
+        assert leftovers(cls, "finetune") == [], sig
 
-    params = yaml.safe_load((cwd / "params.yaml").read_text())
-    params["finetune"]["cls"]["epochs"] = 1
-    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
-    rerun = subprocess.run(FINETUNE, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    set_epochs(cwd, 2)
+    finetune_to_the_end(cwd)
     meta = json.loads((cls / "finetune" / "pipeline.json").read_text())
-    assert meta["stage"] == "finetune" and meta["history"] and (cls / "finetune" / "model.safetensors").is_file()
-    assert leftovers(cls, "finetune") == []
+    assert meta["stage"] == "finetune" and len(meta["history"]) == 2
+    assert (cls / "finetune" / "model.safetensors").is_file()
+    assert leftovers(cls, "finetune") == [] and leftovers(curves.parent, "cls") == []  # killed runs' too
+    steps = (curves / "plots/metrics/eval/accuracy.tsv").read_text().splitlines()
+    assert len(steps) == 1 + 2  # complete curves of the new run

@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from pipeline.errors import PipelineError
-from pipeline.features import collate
-from pipeline.params import TrainArgs
-from pipeline.train import fit, linear_schedule
+from pipeline.config.args import TrainArgs
+from pipeline.core.errors import PipelineError
+from pipeline.data.features import collate
+from pipeline.train.loop import fit, linear_schedule
 
 
 def parity_feats(n=256, seed=0):

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification
 
-from pipeline.errors import PipelineError
-from pipeline.features import collate
-from pipeline.params import LaunchParams, TrainArgs
-from pipeline.runtime import autocast_dtype, setup
-from pipeline.train import RunFiles, epoch_order, fit, rank_microbatches
+from pipeline.config.args import LaunchParams, TrainArgs
+from pipeline.core.errors import PipelineError
+from pipeline.core.runtime import autocast_dtype, setup
+from pipeline.data.features import collate
+from pipeline.train.loop import RunFiles, epoch_order, fit, rank_microbatches
 from test_train import parity_feats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +130,7 @@ def test_worker_processes_collate_the_same_batches(tiny_config):
 def test_mlm_masks_with_workers_differ_per_batch_and_resume_exactly(tokenizer, tmp_path):
     from transformers import BertForMaskedLM
 
-    from pipeline.features import MlmCollator, encode_text
+    from pipeline.data.features import MlmCollator, encode_text
 
     rows = [{"text": " ".join(["the movie was good and not bad"] * (1 + i % 3))} for i in range(40)]
     feats = encode_text(rows, tokenizer, 32)
@@ -163,8 +164,10 @@ def test_mlm_masks_with_workers_differ_per_batch_and_resume_exactly(tokenizer, t
 def test_dvclive_curves_per_step_and_epoch_are_reproducible(tiny_config, tmp_path):
     args = TrainArgs(epochs=2, batch_size=16)
     for run in ("a", "b"):
-        trained(tiny_config, parity_feats(64), args, on_epoch=lambda e, m: {"accuracy": 0.5 + e / 10},
-                files=RunFiles(log_dir=tmp_path / run))
+        files = RunFiles(log_dir=tmp_path / run)
+        trained(tiny_config, parity_feats(64), args, on_epoch=lambda e, m: {"accuracy": 0.5 + e / 10}, files=files)
+        assert not (tmp_path / run).exists()  # staged until the stage has written its artifact
+        files.done()
     plots = tmp_path / "a" / "plots" / "metrics"
     loss = (plots / "train" / "loss.tsv").read_text().splitlines()
     assert loss[0] == "step\tloss" and [r.split("\t")[0] for r in loss[1:]] == [str(s) for s in range(1, 9)]
@@ -174,6 +177,36 @@ def test_dvclive_curves_per_step_and_epoch_are_reproducible(tiny_config, tmp_pat
     assert all(p.suffix == ".tsv" for p in files)  # every file is a plot (dvc.yaml plots the directory)
     for p in files:  # no timestamps: a rerun writes the same bytes
         assert (tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes()
+
+
+def test_a_killed_run_leaves_the_previous_curves_and_no_temporary_directory(tiny_config, tmp_path):
+    live = tmp_path / "metrics" / "live"
+    files = RunFiles.beside(tmp_path / "model", live)
+
+    def train(lr, **kwargs):
+        args = TrainArgs(epochs=2, batch_size=16, lr=lr)
+        trained(tiny_config, parity_feats(64), args, on_epoch=lambda e, m: {"x": float(e)}, files=files, **kwargs)
+
+    def curves():
+        return {str(p.relative_to(live)): p.read_bytes() for p in live.rglob("*") if p.is_file()}
+
+    train(1e-3)
+    files.done()
+    previous = curves()
+    assert "plots/metrics/eval/x.tsv" in previous
+    with pytest.raises(Crash):  # dies mid-training, after 3 of 8 steps
+        train(2e-3, after_step=crash_after(3))
+    assert curves() == previous and sorted(live.parent.iterdir()) == [live]
+    stale = live.parent / ".live.tmp-999999999"  # what a SIGKILLed run leaves (its pid is gone)
+    stale.mkdir()
+    (stale / "loss.tsv").write_text("step\tloss\n1\t0.7\n")
+    train(2e-3)
+    assert not stale.exists() and curves() == previous  # the next run cleans up, still staging its own
+    files.done()
+    assert sorted(live.parent.iterdir()) == [live]
+    new = curves()
+    assert new.keys() == previous.keys() and new != previous
+    assert len(new["plots/metrics/train/loss.tsv"].decode().splitlines()) == 1 + 8
 
 
 # ------------------------------------------------------------------------------ checkpoints
@@ -195,20 +228,25 @@ def crash_after(step):
 def test_killed_run_resumes_to_byte_identical_weights_and_curves(tiny_config, tmp_path):
     feats = varied_feats(70)  # dropout stays on: RNG state must be restored too
     args = TrainArgs(epochs=2.5, batch_size=8, grad_accum_steps=2, group_by_length=True, checkpoint_every=3)
+    ref_files = RunFiles(tmp_path / "ref")
     ref, ref_history = trained(tiny_config, feats, TrainArgs(**{**vars(args), "checkpoint_every": 0}),
-                               on_epoch=lambda e, m: {"x": float(e)}, files=RunFiles(tmp_path / "ref"))
+                               on_epoch=lambda e, m: {"x": float(e)}, files=ref_files)
+    ref_files.done()
     files = RunFiles.beside(tmp_path / "model", tmp_path / "live")
     with pytest.raises(Crash):  # dies in epoch 2 (5 steps per epoch), last checkpoint at step 6
         trained(tiny_config, feats, args, after_step=crash_after(8), on_epoch=lambda e, m: {"x": float(e)}, files=files)
-    assert (tmp_path / "model.ckpt" / "state.pt").exists() and not (tmp_path / "model").exists()
+    ckpt = tmp_path / "model.ckpt"
+    names = sorted(p.name for p in ckpt.iterdir())
+    assert names[0] == "state.json" and len(names) == 2 and names[1].endswith(".safetensors")  # tensors + index
+    assert not (tmp_path / "model").exists() and not (tmp_path / "live").exists()
     resumed, history = trained(tiny_config, feats, args, on_epoch=lambda e, m: {"x": float(e)}, files=files)
+    files.done()
     a, b = ref.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert history == ref_history
-    for tsv in ("train/loss.tsv", "train/lr.tsv", "eval/x.tsv"):
+    for tsv in ("train/loss.tsv", "train/lr.tsv", "train/epoch_loss.tsv", "eval/x.tsv"):
         assert (tmp_path / "live/plots/metrics" / tsv).read_bytes() == (tmp_path / "ref/plots/metrics" / tsv).read_bytes()
-    files.done()
-    assert not (tmp_path / "model.ckpt").exists()
+    assert not ckpt.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["live", "ref"]
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tiny_config, tmp_path, capsys):
@@ -248,6 +286,17 @@ def test_settings_are_validated():
         setup(0, LaunchParams(command="accelerate launch --num_processes 2", num_processes=2))
 
 
+def test_accelerate_launch_settings_do_not_change_the_loop(tiny_config, monkeypatch):
+    """``accelerate launch --gradient_accumulation_steps/--mixed_precision`` set these; the Accelerator of the
+    loop must ignore them (accumulation and precision are TrainArgs)."""
+    args, feats = TrainArgs(epochs=1, batch_size=16), parity_feats(32)
+    plain, _ = trained(tiny_config, feats, args)
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    launched, _ = trained(tiny_config, feats, args)
+    assert all(torch.equal(v, launched.state_dict()[k]) for k, v in plain.state_dict().items())
+
+
 def test_precision_auto_is_fp32_on_cpu():
     assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp32", CPU) is None
     assert autocast_dtype("bf16", CPU) is torch.bfloat16
@@ -255,13 +304,15 @@ def test_precision_auto_is_fp32_on_cpu():
 
 DDP_SCRIPT = """
 import sys, torch
+from pathlib import Path
+from safetensors.torch import save_file
 from transformers import BertConfig, BertForSequenceClassification
 sys.path.insert(0, {tests!r})
 from test_train import parity_feats
-from pipeline.features import collate
-from pipeline.params import LaunchParams, TrainArgs
-from pipeline.runtime import is_main, setup, world
-from pipeline.train import RunFiles, fit
+from pipeline.config.args import LaunchParams, TrainArgs
+from pipeline.core.runtime import is_main, setup, world
+from pipeline.data.features import collate
+from pipeline.train.loop import RunFiles, fit
 
 device = setup(0, LaunchParams(command="accelerate launch", num_processes=2))
 config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -269,11 +320,13 @@ config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_atte
 torch.manual_seed(world()[0])  # different on each rank: fit must start every rank from rank 0's weights
 model = BertForSequenceClassification(config)
 if is_main():
-    torch.save(model.state_dict(), {out!r} + "/init.pt")
+    save_file(model.state_dict(), {out!r} + "/init.safetensors")
+files = RunFiles(log_dir=Path({out!r}) / "live")
 fit(model, parity_feats(26), lambda f: collate(f, 0), TrainArgs(epochs=1, batch_size=4, grad_accum_steps=2, lr=1e-2),
-    device, "ddp", files=RunFiles(log_dir=__import__("pathlib").Path({out!r}) / "live"))
+    device, "ddp", files=files)
+files.done()
 if is_main():
-    torch.save(model.state_dict(), {out!r} + "/model.pt")
+    save_file(model.state_dict(), {out!r} + "/model.safetensors")
     with open({out!r} + "/writes.log", "a") as f:
         f.write("written\\n")
 with open({out!r} + f"/done-{{world()[0]}}-of-{{world()[1]}}", "w") as f:
@@ -309,9 +362,9 @@ def test_two_processes_under_accelerate_launch_equal_one_process_on_the_global_b
     model = BertForSequenceClassification(no_dropout(BertConfig(
         vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         max_position_embeddings=64, pad_token_id=0)))
-    model.load_state_dict(torch.load(tmp_path / "init.pt"))
+    model.load_state_dict(load_file(tmp_path / "init.safetensors"))
     fit(model, parity_feats(26), lambda f: collate(f, 0), TrainArgs(epochs=1, batch_size=16, lr=1e-2), CPU, "one")
-    assert close(model.state_dict(), torch.load(tmp_path / "model.pt"), atol=1e-5)
+    assert close(model.state_dict(), load_file(tmp_path / "model.safetensors"), atol=1e-5)
 
 
 DDP_RESUME_SCRIPT = """
@@ -320,10 +373,10 @@ from pathlib import Path
 from transformers import BertConfig, BertForSequenceClassification
 sys.path.insert(0, {tests!r})
 from test_train_loop import Crash, crash_after, varied_feats
-from pipeline.features import collate
-from pipeline.params import LaunchParams, TrainArgs
-from pipeline.runtime import is_main, setup
-from pipeline.train import RunFiles, fit
+from pipeline.config.args import LaunchParams, TrainArgs
+from pipeline.core.runtime import is_main, setup
+from pipeline.data.features import collate
+from pipeline.train.loop import RunFiles, fit
 
 device = setup(0, LaunchParams(command="accelerate launch", num_processes=2))
 config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
