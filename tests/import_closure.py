@@ -2,7 +2,8 @@
 plug-in modules (one method per file) it runs, which ``dvc.yaml`` templates (e.g.
 ``src/pipeline/prune/${item.method}.py``) because the script imports them by name at run time.
 
-Run as a script to print every stage's code deps, ready for ``dvc.yaml``.
+Run as a script to print every stage's code deps, ready for ``dvc.yaml``; ``--write`` puts them into
+``dvc.yaml`` in place (data deps and comments kept).
 """
 
 from __future__ import annotations
@@ -111,14 +112,36 @@ def expand(deps: set[str]) -> set[str]:
     return out
 
 
-if __name__ == "__main__":
-    import yaml
+def rewrite_dvc_yaml(text: str) -> str:
+    """``dvc.yaml`` text with every stage's code deps (``stages/``, ``src/``) replaced by the expected ones:
+    the script first, templated plug-in paths next, then the rest (:func:`compress`ed); data deps, their
+    comments and everything else are kept as written."""
+    out, lines, i, stage = [], text.split("\n"), 0, None
+    while i < len(lines):
+        line = lines[i]
+        if (m := re.match(r"^  ([\w-]+):$", line)) and not line.startswith("   "):
+            stage = m.group(1)
+        if (dm := re.match(r"^(\s+)deps:$", line)) and stage:
+            indent = dm.group(1) + "  "
+            out.append(line)
+            i += 1
+            code, data = [], []
+            while i < len(lines) and lines[i].startswith(indent + "- "):
+                item = lines[i].strip()[2:].split("#")[0].strip()
+                (code if item.startswith(("src/", "stages/")) else data).append(item if item.startswith(("src/", "stages/")) else lines[i])
+                i += 1
+            script = next(d for d in code if d.startswith("stages/"))
+            templated = [d for d in code if TEMPLATED.match(d)]
+            first = [script, *templated]
+            out += [f"{indent}- {d}" for d in first + compress(expected_code_deps(script, templated) - set(first))]
+            out += data
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
 
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    for name, stage in stages.items():
-        body = stage.get("do", stage)
-        script = next(a for a in body["cmd"].split() if a.startswith("stages/"))
-        templated = [d for d in body.get("deps", []) if isinstance(d, str) and TEMPLATED.match(d)]
-        print(f"{name}:")
-        for dep in compress(expected_code_deps(script, templated)):
-            print(f"      - {dep}")
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:  # rewrite dvc.yaml's code deps in place
+        (ROOT / "dvc.yaml").write_text(rewrite_dvc_yaml((ROOT / "dvc.yaml").read_text()))
+        sys.exit(0)
