@@ -1,0 +1,1 @@
+"""The directory ``evaluate.load`` takes for the ``squad_v2`` metric module (its script is ``squad_v2.py``); a package so that it installs."""
