@@ -42,14 +42,14 @@ class Glue(evaluate.Metric):
     def _info(self):
         if self.config_name not in metrics.GLUE_CONFIGS:
             raise KeyError(f"glue config must be one of {sorted(metrics.GLUE_CONFIGS)}, got {self.config_name!r}")
-        # float64 scores (the hub module stores float32) keep the values the pipeline computes from its logits.
+        # float64 scores and no numpy format (the hub module has both as float32; datasets' numpy format
+        # returns float32) keep the values the pipeline computes from its logits.
         kind = "float64" if self.config_name == "stsb" else "int64"
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_INPUTS,
             features=datasets.Features({"predictions": datasets.Value(kind), "references": datasets.Value(kind)}),
-            format="numpy",
             reference_urls=["https://gluebenchmark.com/"],
         )
 
