@@ -47,8 +47,6 @@ def test_roc_curve_and_auc_by_hand():
     # scores 0.9(+) 0.8(-) 0.7(+) 0.1(-): thresholds pass +, -, +, -
     positive, scores = np.array([1, 0, 1, 0], bool), np.array([0.9, 0.8, 0.7, 0.1])
     fpr, tpr, thr = roc_curve(positive, scores)
-    # Every distinct score keeps its point, (0.5, 1) included, which lies on the straight segment from
-    # (0.5, 0.5) to (1, 1) and would be dropped by scikit-learn's default drop_intermediate=True.
     assert fpr.tolist() == [0, 0, 0.5, 0.5, 1] and tpr.tolist() == [0, 0.5, 0.5, 1, 1]
     assert thr[0] == np.inf and thr[1:].tolist() == [0.9, 0.8, 0.7, 0.1]
     assert roc_auc(positive, scores) == pytest.approx(0.75)  # 3 of 4 positive/negative pairs ranked right
@@ -88,6 +86,8 @@ def test_binary_report_by_hand():
     # {1, -2}: 2>1, 2>-2, 0.5>-2, -1>-2 -> 4 of 6.
     assert report["auc"] == pytest.approx(4 / 6)
     assert list(report["roc"]) == [1]  # binary: the class-1 curve only
+    # One point per distinct score: (0.5, 2/3) lies inside the vertical segment from (0.5, 1/3) to (0.5, 1)
+    # and is kept (scikit-learn's default drop_intermediate=True would drop it).
     assert report["roc"][1]["fpr"] == [0, 0, 0.5, 0.5, 0.5, 1] and report["roc"][1]["tpr"] == pytest.approx(
         [0, 1 / 3, 1 / 3, 2 / 3, 1, 1])
 

@@ -69,6 +69,9 @@ def test_rouge_n_and_l():
     rev = t("c b a")
     assert rouge_n(rev, t("a b c"), 1) == 1.0 and rouge_l(rev, t("a b c")) == pytest.approx(1 / 3)
     assert rouge_n([], REF, 1) == 0.0 and rouge_l(HYP, []) == 0.0
+    # Tokens are compared as given (no lowercasing, punctuation kept): only "sat" matches -> P = R = 1/2.
+    assert rouge_n(t("Cat sat"), t("cat sat"), 1) == pytest.approx(0.5)
+    assert rouge_l(t("u.s. army"), t("u s army")) == pytest.approx(2 * 1 / (2 + 3))
 
 
 def test_rouge_takes_best_reference_and_averages_segments():
