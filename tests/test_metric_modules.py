@@ -198,8 +198,8 @@ def test_modules_load_offline_from_a_copy_of_the_source_tree(tmp_path):
         import json, pipeline
         from pipeline.tasks.metric_modules import load_module, path
         glue = load_module("glue", "cola").compute(predictions=[1, 0, 1], references=[1, 0, 1])
-        squad = load_module("squad").compute(predictions=[{"id": "q", "prediction_text": "a cat"}],
-                                             references=[{"id": "q", "answers": {"text": ["cat"], "answer_start": [0]}}])
+        refs = [{"id": "q", "answers": {"text": ["cat"], "answer_start": [0]}}]
+        squad = load_module("squad").compute(predictions=[{"id": "q", "prediction_text": "a cat"}], references=refs)
         print(json.dumps({"file": pipeline.__file__, "path": str(path("glue")), "glue": glue, "squad": squad}))
         ''')
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "src"), "HF_MODULES_CACHE": str(tmp_path / "modules"),
@@ -208,7 +208,8 @@ def test_modules_load_offline_from_a_copy_of_the_source_tree(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["file"].startswith(str(tmp_path)) and out["path"] == str(tmp_path / "src/pipeline/tasks/metric_modules/glue")
+    assert out["file"].startswith(str(tmp_path))
+    assert out["path"] == str(tmp_path / "src" / "pipeline" / "tasks" / "metric_modules" / "glue")
     assert out["glue"] == {"matthews_correlation": 1.0} and out["squad"] == {"exact_match": 100.0, "f1": 100.0}
     copies = list((tmp_path / "modules").rglob("glue.json"))  # evaluate's record of each copied script
     assert copies and all(json.loads(c.read_text())["original file path"].startswith(str(tmp_path)) for c in copies)

@@ -269,6 +269,17 @@ def f1_score(pred: str, golds: Sequence[str]) -> float:
     return max(_token_f1(p, normalize_answer(g).split()) for g in golds)
 
 
+def _check_ids(references: Mapping[str, object], given: Mapping[str, object], what: str) -> None:
+    """``ValueError`` if ``references`` is empty or some of its ids are not in ``given`` (the message names
+    up to ten of them, calling the missing values ``what``)."""
+    if not references:
+        raise ValueError("references is empty")
+    missing = [qid for qid in references if qid not in given]
+    if missing:
+        shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+        raise ValueError(f"no {what} for {len(missing)} question id(s): {shown}")
+
+
 def squad_v1(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, float]:
     """SQuAD v1.1 exact match and F1, averaged over the questions in ``references``.
 
@@ -283,12 +294,7 @@ def squad_v1(predictions: Mapping[str, str], references: Mapping[str, Sequence[s
         ValueError: if ``references`` is empty or some of its ids have no prediction (the message names
             them); the official script would quietly score those 0, which hides pipeline bugs.
     """
-    if not references:
-        raise ValueError("references is empty")
-    missing = [qid for qid in references if qid not in predictions]
-    if missing:
-        shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        raise ValueError(f"no prediction for {len(missing)} question id(s): {shown}")
+    _check_ids(references, predictions, "prediction")
     em = sum(exact_match(predictions[qid], golds) for qid, golds in references.items())
     f1 = sum(f1_score(predictions[qid], golds) for qid, golds in references.items())
     n = len(references)
@@ -378,14 +384,9 @@ def squad_v2(
     Raises:
         ValueError: if ``references`` is empty or some reference id lacks a prediction or a diff.
     """
-    if not references:
-        raise ValueError("references is empty")
     diffs = dict.fromkeys(references, 0.0) if score_diffs is None else score_diffs
-    for what, given in (("prediction", predictions), ("score diff", diffs)):
-        missing = [qid for qid in references if qid not in given]
-        if missing:
-            shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-            raise ValueError(f"no {what} for {len(missing)} question id(s): {shown}")
+    _check_ids(references, predictions, "prediction")
+    _check_ids(references, diffs, "score diff")
     has_ans = {qid: len(golds) > 0 for qid, golds in references.items()}
     raw: dict[str, dict[str, float]] = {"exact": {}, "f1": {}}
     for qid, answers in references.items():

@@ -155,7 +155,8 @@ METRICS: dict[str, Callable[[Sequence[Tokens], Sequence[Sequence[Tokens]]], dict
 }
 
 
-def compute(names: Sequence[str], hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]]) -> dict[str, float]:
+def compute(names: Sequence[str], hypotheses: Sequence[Tokens],
+            references: Sequence[Sequence[Tokens]]) -> dict[str, float]:
     """The metrics ``names`` (keys of :data:`METRICS`) as percentages in ``[0, 100]``, like SQuAD's EM/F1.
 
     Raises:
