@@ -2,13 +2,14 @@
 
 Classification and regression metrics call the libraries that define them for the field: scikit-learn's
 ``accuracy_score``, ``f1_score`` and ``matthews_corrcoef`` and scipy's ``pearsonr``/``spearmanr``/``rankdata``
-(what the hub's ``glue`` metric calls). What is left here is input checking and one convention: a metric
-that is undefined for the inputs (a correlation with a constant side) is ``None``, which a metrics file
-stores as JSON ``null``; NaN would make the file invalid JSON. Each function names its definition's source.
+(the hub's ``glue`` metric calls the same ones for F1, Matthews and the correlations). What is left here is
+input checking and one convention: a metric that is undefined for the inputs (a correlation with a
+constant side) is ``None``, which a metrics file stores as JSON ``null``; NaN would make the file invalid
+JSON. Each function names its definition's source.
 
 The SQuAD metrics are written out here, following the official evaluation scripts (v1.1 and v2.0 of
 Rajpurkar et al., 2016 and 2018): answer normalisation, the maximum over gold answers, v2's HasAns/NoAns
-split and best-threshold search. No maintained PyPI package ships them for offline use: the hub's
+split and best-threshold search. No maintained PyPI package ships these rules for offline use: the hub's
 ``squad``/``squad_v2`` ``evaluate`` modules are fetched from the hub, transformers 5 dropped its
 ``squad_metrics`` copy, and torchmetrics has v1.1 only (no unanswerable questions, no threshold search,
 and a missing prediction silently scores 0).
