@@ -1,14 +1,18 @@
-"""Classification, GLUE and SQuAD metrics against hand-computed values (GLUE ones also against scipy/sklearn)."""
+"""Classification, GLUE and SQuAD metrics against hand-computed values and, for random inputs, against their
+definitions computed exactly (integers and fractions), independently of scikit-learn and scipy."""
 
-import warnings
+import json
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.metrics import accuracy, binary_f1, exact_match, f1_score, normalize_answer, squad_v1
-from pipeline.metrics import matthews_corrcoef, pearson, rank_average, spearman
+from pipeline.tasks.metrics import GLUE_CONFIGS, GLUE_METRICS, accuracy, binary_f1, exact_match, f1_score
+from pipeline.tasks.metrics import glue_scores, matthews_corrcoef, normalize_answer, pearson, rank_average
+from pipeline.tasks.metrics import spearman, squad_v1
 
 
 def test_accuracy_lists_and_arrays():
@@ -120,8 +124,11 @@ def test_matthews_multiclass_hand_computed():
 
 
 def test_matthews_undefined_is_zero_and_bad_input_raises():
+    # 0/0: a constant prediction or constant labels. 0.0 by the convention of scikit-learn and the GLUE
+    # metric (documented in matthews_corrcoef), a number a report can compare, never NaN.
     assert matthews_corrcoef([1, 1, 1], [0, 1, 0]) == 0.0
     assert matthews_corrcoef([0, 1, 0], [1, 1, 1]) == 0.0
+    assert matthews_corrcoef([2, 2], [2, 2]) == 0.0
     with pytest.raises(ValueError, match="length"):
         matthews_corrcoef([1, 0], [1])
     with pytest.raises(ValueError, match="empty"):
@@ -133,7 +140,6 @@ def test_pearson_hand_computed():
     assert pearson([1, 2, 3], [0, 3, 3]) == pytest.approx(3 / np.sqrt(12))
     assert pearson([1.0, 2.0, 3.0], [10.0, 20.0, 30.0]) == pytest.approx(1.0)
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert pearson([1, 1, 1], [1, 2, 3]) == 0.0  # undefined
     assert isinstance(pearson(np.array([1.0, 2.0]), np.array([2.0, 1.0])), float)
     with pytest.raises(ValueError, match="length"):
         pearson([1.0, 2.0], [1.0])
@@ -160,36 +166,114 @@ def test_average_ranks_and_spearman_with_ties():
     assert spearman([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)  # monotone, not linear
 
 
+def test_undefined_correlations_are_none_and_json_null():
+    # A constant side makes the correlation 0/0; scipy returns NaN, which a strict JSON file refuses.
+    assert pearson([1, 1, 1], [1, 2, 3]) is None
+    assert pearson([1.0, 2.0, 3.0], [0.5, 0.5, 0.5]) is None
+    assert spearman([4, 4, 4], [1, 2, 3]) is None
+    assert pearson([2.0], [3.0]) is None and spearman([2.0], [3.0]) is None  # one example: constant
+    scores = glue_scores("stsb", [0.2, 0.2, 0.2, 0.2], [1.0, 2.0, 3.0, 4.0])
+    assert scores == {"pearson": None, "spearmanr": None}
+    assert json.loads(json.dumps(scores, allow_nan=False)) == scores
+
+
+def test_glue_configs_and_registry():
+    assert set(GLUE_CONFIGS) == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "mnli_mismatched", "mnli_matched",
+                                 "qnli", "rte", "wnli", "hans"}
+    assert {m for names in GLUE_CONFIGS.values() for m in names} == set(GLUE_METRICS)
+    # preds [1, 0, 1, 1] vs labels [1, 0, 0, 1]: 3 of 4 right; TP 2, FP 1, FN 0 -> F1 4/5
+    assert glue_scores("mrpc", [1, 0, 1, 1], [1, 0, 0, 1]) == pytest.approx({"accuracy": 0.75, "f1": 0.8})
+    assert glue_scores("rte", [1, 0, 1, 1], [1, 0, 0, 1]) == {"accuracy": 0.75}
+    with pytest.raises(KeyError, match="unknown GLUE config 'sts'"):
+        glue_scores("sts", [1.0], [1.0])
+
+
+def test_results_are_plain_python_numbers():
+    for value in (accuracy([1, 0], [1, 1]), binary_f1([1, 0], [1, 1]), matthews_corrcoef([1, 0], [1, 0]),
+                  pearson([1, 2, 3], [1, 3, 2]), spearman([1, 2, 3], [1, 3, 2])):
+        assert type(value) is float
+
+
+# --------------------------------------------- random inputs against the definitions, computed exactly
+
 _labels = st.lists(st.integers(0, 3), min_size=1, max_size=60)
-# Subnormal floats are left out: there scipy loses precision (e.g. r(x=[0, 0, 5e-324], y=[0, 0, .5]) is
-# 0.82 in scipy 1.17, exactly 1 here), see test_pearson_is_scale_free.
-_float = st.floats(-5, 5, allow_subnormal=False)
-_scores = st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, -1.0]) | _float, min_size=2, max_size=60)
+
+
+def _same_length_labels(data, labels):
+    return data.draw(st.lists(st.integers(0, 3), min_size=len(labels), max_size=len(labels)))
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.data())
-def test_matthews_matches_scikit_learn(data):
-    from sklearn.metrics import matthews_corrcoef as reference
-
+def test_accuracy_and_f1_follow_their_counts(data):
     labels = data.draw(_labels)
-    preds = data.draw(st.lists(st.integers(0, 3), min_size=len(labels), max_size=len(labels)))
-    with warnings.catch_warnings():  # sklearn warns when only one class occurs
-        warnings.simplefilter("ignore")
-        expected = reference(labels, preds)
-    assert matthews_corrcoef(preds, labels) == pytest.approx(expected, abs=1e-9)
+    preds = _same_length_labels(data, labels)
+    pairs = list(zip(preds, labels))
+    assert accuracy(preds, labels) == pytest.approx(sum(p == y for p, y in pairs) / len(pairs))
+    for positive in (0, 1):
+        tp = sum(p == positive and y == positive for p, y in pairs)
+        fp = sum(p == positive and y != positive for p, y in pairs)
+        fn = sum(p != positive and y == positive for p, y in pairs)
+        expected = 0.0 if 2 * tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+        assert binary_f1(preds, labels, positive) == pytest.approx(expected)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.data())
-def test_pearson_and_spearman_match_scipy(data):
-    import scipy.stats
+def test_matthews_follows_gorodkins_formula(data):
+    labels = data.draw(_labels)
+    preds = _same_length_labels(data, labels)
+    classes = sorted(set(labels) | set(preds))
+    s = len(labels)
+    c = sum(p == y for p, y in zip(preds, labels))
+    t = [labels.count(k) for k in classes]
+    q = [preds.count(k) for k in classes]
+    # Integers throughout; one square root at the end.
+    num = c * s - sum(a * b for a, b in zip(t, q))
+    den = (s * s - sum(b * b for b in q)) * (s * s - sum(a * a for a in t))
+    expected = 0.0 if den == 0 else num / math.sqrt(den)
+    assert matthews_corrcoef(preds, labels) == pytest.approx(expected, abs=1e-12)
 
-    y = data.draw(_scores)
-    x = data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0]) | _float, min_size=len(y), max_size=len(y)))
-    with warnings.catch_warnings():  # scipy warns on constant input
-        warnings.simplefilter("ignore")
-        ref_p, ref_s = scipy.stats.pearsonr(x, y)[0], scipy.stats.spearmanr(x, y)[0]
-    # scipy gives NaN where the correlation is undefined (a constant side); we give 0.0.
-    assert pearson(x, y) == (pytest.approx(ref_p, abs=1e-7) if np.isfinite(ref_p) else 0.0)
-    assert spearman(x, y) == (pytest.approx(ref_s, abs=1e-7) if np.isfinite(ref_s) else 0.0)
+
+def _exact_pearson(x: list[Fraction], y: list[Fraction]) -> float | None:
+    """r from its definition in exact arithmetic: sign(cov) * sqrt(cov^2 / (var_x var_y))."""
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    cov = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    vx, vy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    if vx == 0 or vy == 0:
+        return None
+    return math.copysign(math.sqrt(cov * cov / (vx * vy)), cov)
+
+
+def _exact_average_ranks(v: list) -> list[Fraction]:
+    """Rank by definition: 1 + the number of smaller values + half the number of other equal values."""
+    return [1 + sum(w < a for w in v) + Fraction(sum(w == a for w in v) - 1, 2) for a in v]
+
+
+# Exact decimals (multiples of 1/4) keep the definitions exact; repeats make ties and constant sides.
+_quarters = st.integers(-40, 40).map(lambda k: k / 4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_pearson_spearman_and_ranks_follow_their_definitions(data):
+    y = data.draw(st.lists(_quarters, min_size=1, max_size=40))
+    x = data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0]) | _quarters, min_size=len(y), max_size=len(y)))
+    fx, fy = [Fraction(v) for v in x], [Fraction(v) for v in y]
+    assert rank_average(x).tolist() == [float(r) for r in _exact_average_ranks(fx)]
+    for got, expected in ((pearson(x, y), _exact_pearson(fx, fy)),
+                          (spearman(x, y), _exact_pearson(_exact_average_ranks(fx), _exact_average_ranks(fy)))):
+        assert got is None if expected is None else got == pytest.approx(expected, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=30), st.floats(1e-3, 1e3), st.floats(-1e3, 1e3))
+def test_pearson_is_invariant_to_positive_affine_maps(x, scale, shift):
+    y = [v * v for v in x]
+    r = pearson(x, y)
+    mapped = pearson([scale * v + shift for v in x], y)
+    if r is None or mapped is None:  # constant sides stay constant (up to rounding of the map)
+        return
+    assert mapped == pytest.approx(r, abs=1e-6)
+    assert pearson([-v for v in x], y) == pytest.approx(-r, abs=1e-9)

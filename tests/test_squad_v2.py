@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.metrics import squad_v1, squad_v2
+from pipeline.tasks.metrics import squad_v1, squad_v2
 
 # Three answerable questions (a, b, e) and two unanswerable ones (c, d). The predictions are what each
 # question gets if answered; a diff above the threshold replaces it by "".
@@ -40,7 +40,8 @@ def test_all_unanswered_can_be_best():
     # Answering anything only loses: the best is the start, whose threshold lies just below every diff.
     assert m["best_exact"] == pytest.approx(200 / 3) and m["best_f1"] == pytest.approx(200 / 3)
     assert m["best_exact_thresh"] < 1.0 and m["best_exact_thresh"] == pytest.approx(1.0)
-    assert squad_v2(preds, refs, {"x": 1.0, "y": 2.0, "z": 3.0}, threshold=m["best_exact_thresh"])["exact"] == pytest.approx(200 / 3)
+    at_best = squad_v2(preds, refs, {"x": 1.0, "y": 2.0, "z": 3.0}, threshold=m["best_exact_thresh"])
+    assert at_best["exact"] == pytest.approx(200 / 3)
 
 
 def test_equal_diffs_flip_together():
@@ -85,17 +86,22 @@ def test_missing_ids_are_named():
 
 
 def test_task_params_for_v2_and_text_metrics(tmp_path):
-    from pipeline.errors import PipelineError
-    from pipeline.params import TaskParams, load
+    from pipeline.config.loader import load
+    from pipeline.core.errors import PipelineError
+    from pipeline.tasks import TaskParams
+    from pipeline.tasks.qa import QAParams
 
     file = tmp_path / "params.yaml"
     file.write_text("tasks:\n  qa: {type: qa, version_2_with_negative: true, null_score_diff_threshold: -1.5, "
                     "text_metrics: [rouge, bleu]}\n")
-    (task,) = load("tasks.qa", file=file)
+    (task,) = load({"tasks.qa": TaskParams}, file=file)
+    assert isinstance(task, QAParams)
     assert task.version_2_with_negative and task.null_score_diff_threshold == -1.5
     assert task.text_metrics == ["rouge", "bleu"]
     file.write_text("tasks:\n  qa: {type: qa, text_metrics: [meteor]}\n")
     with pytest.raises(PipelineError, match=r"tasks.qa.text_metrics\[0\]"):
-        load("tasks.qa", file=file)
-    with pytest.raises(ValueError, match="only to qa"):
-        TaskParams(type="classification", version_2_with_negative=True)
+        load({"tasks.qa": TaskParams}, file=file)
+    # The v2 settings belong to QA tasks only: a classification task does not know the key.
+    file.write_text("tasks:\n  cls: {type: classification, version_2_with_negative: true}\n")
+    with pytest.raises(PipelineError, match="unknown key 'tasks.cls.version_2_with_negative'"):
+        load({"tasks.cls": TaskParams}, file=file)

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from pipeline import text_metrics
-from pipeline.params import TaskParams
-from pipeline.text_metrics import METRICS, bleu, compute, lcs_length, rouge, rouge_l, rouge_n
+from pipeline.tasks import text_metrics
+from pipeline.tasks.qa import QAParams
+from pipeline.tasks.text_metrics import METRICS, bleu, compute, rouge, rouge_l, rouge_n
 
 
 def t(s: str) -> list[str]:
@@ -62,12 +62,16 @@ def test_rouge_n_and_l():
     assert rouge_n(HYP, REF, 1) == pytest.approx(10 / 12)
     assert rouge_n(HYP, REF, 2) == pytest.approx(0.6)
     # LCS "the cat on the mat" = 5 -> P = R = 5/6.
-    assert lcs_length(HYP, REF) == 5
     assert rouge_l(HYP, REF) == pytest.approx(5 / 6)
+    # LCS of 2 ("a c") of 3 and 4 tokens: P = 2/3, R = 2/4 -> F = 2PR / (P + R) = 4/7
+    assert rouge_l(t("a b c"), t("a x c y")) == pytest.approx(4 / 7)
     # Order matters for ROUGE-L, not for ROUGE-1: reversed text keeps all unigrams, LCS of 1.
     rev = t("c b a")
     assert rouge_n(rev, t("a b c"), 1) == 1.0 and rouge_l(rev, t("a b c")) == pytest.approx(1 / 3)
     assert rouge_n([], REF, 1) == 0.0 and rouge_l(HYP, []) == 0.0
+    # Tokens are compared as given (no lowercasing, punctuation kept): only "sat" matches -> P = R = 1/2.
+    assert rouge_n(t("Cat sat"), t("cat sat"), 1) == pytest.approx(0.5)
+    assert rouge_l(t("u.s. army"), t("u s army")) == pytest.approx(2 * 1 / (2 + 3))
 
 
 def test_rouge_takes_best_reference_and_averages_segments():
@@ -83,10 +87,10 @@ def test_compute_as_percentages_and_registry_matches_params():
     with pytest.raises(ValueError, match="unknown"):
         compute(["meteor"], [HYP], [[REF]])
     # params accepts exactly the registered names
-    TaskParams(type="qa", text_metrics=sorted(METRICS))
+    QAParams(type="qa", text_metrics=sorted(METRICS))
     import typing
 
-    (item,) = typing.get_args(typing.get_type_hints(TaskParams)["text_metrics"])
+    (item,) = typing.get_args(typing.get_type_hints(QAParams)["text_metrics"])
     assert set(typing.get_args(item)) == set(text_metrics.METRICS)
 
 
@@ -97,3 +101,20 @@ def test_bad_inputs():
         rouge([HYP], [REF])  # a token list, not a list of token lists
     with pytest.raises(ValueError, match="empty"):
         bleu([], [])
+    # The libraries split joined text on whitespace: a token holding a space (or an empty one) would not
+    # survive the round trip, so it is refused.
+    with pytest.raises(ValueError, match="without whitespace"):
+        bleu([["new york", "city"]], [[t("new york city")]])
+    with pytest.raises(ValueError, match="without whitespace"):
+        rouge([HYP], [[["", "cat"]]])
+    with pytest.raises(ValueError, match="list of tokens"):
+        rouge_n("the cat", REF, 1)
+
+
+def test_bleu_with_segments_of_different_reference_counts():
+    # Segment 1 has two references, segment 2 one. Unigrams: red, fox matched, cat not -> 2/3. Bigrams:
+    # "red fox" matched, "cat" has none -> 1/1, (1+1)/(1+1) smoothed. Lengths: c = 2 + 1; the reference
+    # lengths closest to 2 (of 2 and 3) and to 1 (of 1) sum to r = 3 -> no brevity penalty.
+    hyps = [t("red fox"), t("cat")]
+    refs = [[t("a dog"), t("the red fox")], [t("dog")]]
+    assert bleu(hyps, refs, max_order=2) == pytest.approx(math.sqrt(2 / 3 * 1))

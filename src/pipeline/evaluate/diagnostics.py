@@ -1,110 +1,134 @@
 """Classification diagnostics from logits and labels: confusion matrix, precision/recall/F1, ROC and AUC.
 
-Pure numpy, so the numbers can be checked by hand. Conventions: ``N`` examples, ``C`` classes,
-confusion rows are the actual class and columns the predicted class.
+Computed by scikit-learn (``confusion_matrix``, ``precision_recall_fscore_support``, ``roc_curve``,
+``roc_auc_score``) and scipy (``softmax``); this module fixes the conventions. ``N`` examples, ``C``
+classes; confusion rows are the actual class and columns the predicted class; a precision or recall
+with nothing to divide by is 0 (scikit-learn's ``zero_division=0``); an AUC that is undefined (the labels
+hold one class) is ``None``, JSON ``null``, never NaN.
+
+ROC curves keep one point per distinct score (``drop_intermediate=False``), as the curves and the
+``roc.csv`` plot data had before scikit-learn computed them: its default drops the points inside straight
+segments, which keeps the area but changes the points a plot or a test sees.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.special
+import sklearn.metrics
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of ``(N, C)`` logits, computed stably (max subtracted first)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    """Row-wise softmax of ``(N, C)`` logits in float64 (``scipy.special.softmax``, stable for large logits)."""
+    return scipy.special.softmax(np.asarray(logits, dtype=np.float64), axis=1)
+
+
+def _class_ids(values, num_classes: int, what: str) -> np.ndarray:
+    """``values`` as an int64 array ``(N,)``; ``ValueError`` naming ``what`` for an id outside ``[0, C)``."""
+    ids = np.asarray(values, dtype=np.int64).reshape(-1)
+    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+        raise ValueError(f"{what} must be class ids in [0, {num_classes}), got {ids.min()}..{ids.max()}")
+    return ids
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
-    """``(C, C)`` int64 counts: ``[actual, predicted]``."""
-    out = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(out, (np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64)), 1)
-    return out
+    """``(C, C)`` int64 counts ``[actual, predicted]`` of ``(N,)`` gold and predicted class ids.
+
+    Raises:
+        ValueError: a label or prediction outside ``[0, num_classes)`` (scikit-learn would drop it silently).
+    """
+    y, p = _class_ids(labels, num_classes, "labels"), _class_ids(preds, num_classes, "preds")
+    return sklearn.metrics.confusion_matrix(y, p, labels=np.arange(num_classes)).astype(np.int64)
 
 
-def per_class(confusion: np.ndarray) -> dict[str, list[float]]:
-    """Per-class precision, recall, F1 and support from a confusion matrix.
+def per_class(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dict[str, list]:
+    """Per-class precision, recall, F1 and support of ``(N,)`` gold and predicted class ids.
 
-    A class never predicted has precision 0 (and never present, recall 0), the usual zero-division choice.
+    A class never predicted has precision 0 (never present: recall 0), and F1 0 when both are 0.
 
     Returns:
-        ``{"precision", "recall", "f1": list of C floats, "support": list of C ints}``.
+        ``{"precision", "recall", "f1": list of C floats, "support": list of C ints}`` (class order).
     """
-    cm = np.asarray(confusion, dtype=np.float64)
-    tp = np.diag(cm)
-    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    y, p = _class_ids(labels, num_classes, "labels"), _class_ids(preds, num_classes, "preds")
+    precision, recall, f1, support = sklearn.metrics.precision_recall_fscore_support(
+        y, p, labels=np.arange(num_classes), zero_division=0)
     return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
-            "support": actual.astype(np.int64).tolist()}
+            "support": support.astype(np.int64).tolist()}
+
+
+def _both_classes(positive: np.ndarray) -> bool:
+    return 0 < int(positive.sum()) < positive.size
 
 
 def roc_curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC points of a score against binary truth, one point per distinct threshold.
+    """ROC points of a score against binary truth, one per distinct score (Fawcett, 2006; scikit-learn).
 
     Args:
-        positive: ``(N,)`` bools, the positive class.
+        positive: ``(N,)`` bools, the positive class; both classes must occur.
         scores: ``(N,)`` floats, higher means more positive.
 
     Returns:
         ``(fpr, tpr, thresholds)``, each ``(P,)``, starting at (0, 0) with threshold ``+inf``; tied scores
         make one point (so the curve of a constant score is the diagonal).
+
+    Raises:
+        ValueError: when ``positive`` holds one class only (a rate would be 0/0).
     """
     positive = np.asarray(positive, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], positive[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each run of tied scores
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    p, n = max(int(positive.sum()), 1), max(int((~positive).sum()), 1)
-    return np.r_[0.0, fps / n], np.r_[0.0, tps / p], np.r_[np.inf, s[last]]
+    if not _both_classes(positive):
+        raise ValueError("a ROC curve needs both positive and negative examples")
+    fpr, tpr, thresholds = sklearn.metrics.roc_curve(positive, np.asarray(scores, dtype=np.float64),
+                                                      drop_intermediate=False)
+    return fpr, tpr, thresholds
 
 
-def auc(x: np.ndarray, y: np.ndarray) -> float:
-    """Area under a curve by the trapezoidal rule (``x`` ascending)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``(N,)`` scores against ``(N,)`` binary truth (``roc_auc_score``): the
+    probability that a random positive scores above a random negative, ties counting half (Hanley & McNeil,
+    1982). ``None`` when ``positive`` holds one class only (undefined)."""
+    positive = np.asarray(positive, dtype=bool)
+    if not _both_classes(positive):
+        return None
+    return float(sklearn.metrics.roc_auc_score(positive, np.asarray(scores, dtype=np.float64)))
 
 
 def roc(logits: np.ndarray, labels: np.ndarray) -> dict:
-    """ROC curve(s) and AUC from ``(N, C)`` logits.
+    """ROC curve(s) and AUC from ``(N, C)`` logits and ``(N,)`` gold class ids.
 
-    Binary (C == 2): one curve of the class-1 probability. Multi-class: one-vs-rest curve per class and the
-    macro mean of their AUCs (classes absent from ``labels`` are left out of the mean).
+    Binary (C == 2): the curve of the class-1 probability. Multi-class: one-vs-rest curves of each class's
+    probability and the macro mean of their AUCs. A class that is absent from ``labels`` (or is every label)
+    has no curve and stays out of the mean, which is ``None`` when no class is left.
 
     Returns:
-        ``{"auc": float, "curves": {class: {"fpr": [...], "tpr": [...]}}}``.
+        ``{"auc": float | None, "curves": {class id: {"fpr": [...], "tpr": [...]}}}``.
     """
     probs = softmax(logits)
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = _class_ids(labels, probs.shape[1], "labels")
     classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
     curves, aucs = {}, []
     for c in classes:
         positive = labels == c
-        fpr, tpr, _ = roc_curve(positive, probs[:, c])
-        curves[int(c)] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
-        if 0 < positive.sum() < len(labels):
-            aucs.append(auc(fpr, tpr))
-    return {"auc": float(np.mean(aucs)) if aucs else float("nan"), "curves": curves}
+        if _both_classes(positive):
+            fpr, tpr, _ = roc_curve(positive, probs[:, c])
+            curves[int(c)] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+            aucs.append(roc_auc(positive, probs[:, c]))
+    return {"auc": float(np.mean(aucs)) if aucs else None, "curves": curves}
 
 
 def classification_report(logits: np.ndarray, labels: np.ndarray) -> dict:
     """Everything above from ``(N, C)`` logits and ``(N,)`` labels.
 
     Returns:
-        ``{"confusion": (C, C) list, "per_class": per_class(...), "macro_f1", "auc", "roc": curves}``;
-        for C == 1 (regression) an empty dict, as there are no classes to confuse.
+        ``{"confusion": (C, C) list, "per_class": per_class(...), "macro_f1", "auc", "roc": curves}``
+        (``macro_f1``: the mean F1 over all C classes); for C == 1 (regression) an empty dict, as there are
+        no classes to confuse.
     """
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[1] < 2:
         return {}
     num_classes = logits.shape[1]
-    cm = confusion_matrix(labels, logits.argmax(axis=1), num_classes)
-    classes = per_class(cm)
+    preds = logits.argmax(axis=1)
+    classes = per_class(labels, preds, num_classes)
     curves = roc(logits, labels)
-    return {"confusion": cm.tolist(), "per_class": classes, "macro_f1": float(np.mean(classes["f1"])),
-            "auc": curves["auc"], "roc": curves["curves"]}
+    return {"confusion": confusion_matrix(labels, preds, num_classes).tolist(), "per_class": classes,
+            "macro_f1": float(np.mean(classes["f1"])), "auc": curves["auc"], "roc": curves["curves"]}

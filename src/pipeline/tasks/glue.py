@@ -5,11 +5,13 @@ official metrics (Wang et al., 2019; the names follow the hub's ``glue`` metric)
 positive class for MRPC/QQP; Matthews correlation for CoLA; Pearson/Spearman for STS-B, the only
 regression task (one output, float labels). MNLI is scored on the matched validation set under the plain
 metric names and on the mismatched one under names with a ``_mismatched`` suffix.
+
+Scores go through the ``glue`` ``evaluate`` module of :mod:`pipeline.tasks.metric_modules` with the task's
+config, the call a user with hub access can repeat with the official ``evaluate.load("glue", config)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,15 +19,11 @@ import numpy as np
 from pipeline.core.errors import PipelineError
 from pipeline.data.io import check_columns
 from pipeline.tasks import metrics
+from pipeline.tasks.metric_modules import load_module
 
-# Metric registry: name -> (predictions, labels) -> float. Class ids for classification, floats for regression.
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "accuracy": metrics.accuracy,
-    "f1": metrics.binary_f1,
-    "matthews_correlation": metrics.matthews_corrcoef,
-    "pearson": metrics.pearson,
-    "spearmanr": metrics.spearman,
-}
+# Metric registry: name -> (predictions, labels) -> float, or None where undefined. Class ids for
+# classification, floats for regression.
+METRICS = metrics.GLUE_METRICS
 
 
 @dataclass(frozen=True)
@@ -34,14 +32,20 @@ class GlueTask:
 
     text_columns: tuple[str, ...]
     """One column (single sentence) or two (a pair, encoded as ``[CLS] a [SEP] b [SEP]``)."""
-    metrics: tuple[str, ...]
-    """Names in :data:`METRICS`, reported on every validation split."""
+    config: str
+    """The config of the ``glue`` metric module that scores the task (a key of
+    :data:`pipeline.tasks.metrics.GLUE_CONFIGS`, the GLUE task's name)."""
     primary: str
     """The metric reports sort by."""
     eval_splits: dict[str, str] = field(default_factory=lambda: {"validation": ""})
     """Prepared split -> suffix of its metric names; splits other than ``validation`` are optional."""
     num_labels: int = 2
     """1 means regression."""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Names in :data:`METRICS` that :attr:`config` reports, on every validation split."""
+        return metrics.GLUE_CONFIGS[self.config]
 
     @property
     def regression(self) -> bool:
@@ -53,22 +57,22 @@ class GlueTask:
         return (*self.text_columns, "label")
 
 
-_ACC = ("accuracy",)
-_ACC_F1 = ("accuracy", "f1")
+_PAIR = ("sentence1", "sentence2")
 TASKS: dict[str, GlueTask] = {
-    "cola": GlueTask(("sentence",), ("matthews_correlation",), "matthews_correlation"),
-    "sst2": GlueTask(("sentence",), _ACC, "accuracy"),
-    "mrpc": GlueTask(("sentence1", "sentence2"), _ACC_F1, "f1"),
-    "qqp": GlueTask(("question1", "question2"), _ACC_F1, "f1"),
-    "stsb": GlueTask(("sentence1", "sentence2"), ("pearson", "spearmanr"), "pearson", num_labels=1),
-    "mnli": GlueTask(("premise", "hypothesis"), _ACC, "accuracy",
+    "cola": GlueTask(("sentence",), "cola", "matthews_correlation"),
+    "sst2": GlueTask(("sentence",), "sst2", "accuracy"),
+    "mrpc": GlueTask(_PAIR, "mrpc", "f1"),
+    "qqp": GlueTask(("question1", "question2"), "qqp", "f1"),
+    "stsb": GlueTask(_PAIR, "stsb", "pearson", num_labels=1),
+    "mnli": GlueTask(("premise", "hypothesis"), "mnli", "accuracy",
                      {"validation": "", "validation_mismatched": "_mismatched"}, num_labels=3),
-    "qnli": GlueTask(("question", "sentence"), _ACC, "accuracy"),
-    "rte": GlueTask(("sentence1", "sentence2"), _ACC, "accuracy"),
-    "wnli": GlueTask(("sentence1", "sentence2"), _ACC, "accuracy"),
+    "qnli": GlueTask(("question", "sentence"), "qnli", "accuracy"),
+    "rte": GlueTask(_PAIR, "rte", "accuracy"),
+    "wnli": GlueTask(_PAIR, "wnli", "accuracy"),
 }
-# The pipeline's own classification schema (``tasks.<name>.glue`` empty): SST-2 columns, accuracy and F1.
-DEFAULT = GlueTask(("sentence",), _ACC_F1, "accuracy")
+# The pipeline's own classification schema (``tasks.<name>.glue`` empty): SST-2 columns, scored like MRPC
+# (accuracy and F1 of class 1).
+DEFAULT = GlueTask(("sentence",), "mrpc", "accuracy")
 
 
 def spec(name: str, num_labels: int) -> GlueTask:
@@ -76,8 +80,8 @@ def spec(name: str, num_labels: int) -> GlueTask:
     default task is a regression scored like STS-B."""
     if not name:
         if num_labels == 1:
-            return GlueTask(DEFAULT.text_columns, TASKS["stsb"].metrics, TASKS["stsb"].primary, num_labels=1)
-        return GlueTask(DEFAULT.text_columns, DEFAULT.metrics, DEFAULT.primary, num_labels=num_labels)
+            return GlueTask(DEFAULT.text_columns, TASKS["stsb"].config, TASKS["stsb"].primary, num_labels=1)
+        return GlueTask(DEFAULT.text_columns, DEFAULT.config, DEFAULT.primary, num_labels=num_labels)
     if name not in TASKS:  # the params validate the name too; this guards direct callers
         raise PipelineError(f"unknown GLUE task '{name}' (known: {', '.join(TASKS)})")
     return TASKS[name]
@@ -106,7 +110,12 @@ def predictions(glue: GlueTask, logits: np.ndarray) -> np.ndarray:
     return logits[:, 0] if glue.regression else logits.argmax(-1)
 
 
-def score(glue: GlueTask, logits: np.ndarray, labels, suffix: str = "") -> dict[str, float]:
-    """The task's metrics of ``logits`` ``(N, C)`` against gold ``labels`` ``(N,)``, names ending in ``suffix``."""
-    preds = predictions(glue, logits)
-    return {f"{name}{suffix}": METRICS[name](preds, np.asarray(labels)) for name in glue.metrics}
+def score(glue: GlueTask, logits: np.ndarray, labels, suffix: str = "") -> dict[str, float | None]:
+    """The task's metrics of ``logits`` ``(N, C)`` against gold ``labels`` ``(N,)``, names ending in ``suffix``.
+
+    Computed by the ``glue`` metric module with the task's config; an undefined metric (a correlation with a
+    constant side) is None.
+    """
+    module = load_module("glue", glue.config)
+    scores = module.compute(predictions=predictions(glue, logits), references=np.asarray(labels))
+    return {f"{name}{suffix}": scores[name] for name in glue.metrics}

@@ -1,17 +1,34 @@
-"""Task metrics written out by hand (no ``evaluate``/hub access): classification and SQuAD v1.1.
+"""Task metrics: GLUE classification/regression (scikit-learn, scipy) and SQuAD v1.1/v2.0 (the official rules).
 
-Everything here is a pure function of Python/numpy values and returns plain ``float``s, so results
-can go straight into a JSON metrics file.
+Classification and regression metrics call the libraries that define them for the field: scikit-learn's
+``accuracy_score``, ``f1_score`` and ``matthews_corrcoef`` and scipy's ``pearsonr``/``spearmanr``/``rankdata``
+(the hub's ``glue`` metric calls the same ones for F1, Matthews and the correlations). What is left here is
+input checking and one convention: a metric that is undefined for the inputs (a correlation with a
+constant side) is ``None``, which a metrics file stores as JSON ``null``; NaN would make the file invalid
+JSON. Each function names its definition's source.
+
+The SQuAD metrics are written out here, following the official evaluation scripts (v1.1 and v2.0 of
+Rajpurkar et al., 2016 and 2018): answer normalisation, the maximum over gold answers, v2's HasAns/NoAns
+split and best-threshold search. No maintained PyPI package ships these rules for offline use: the hub's
+``squad``/``squad_v2`` ``evaluate`` modules are fetched from the hub, transformers 5 dropped its
+``squad_metrics`` copy, and torchmetrics has v1.1 only (no unanswerable questions, no threshold search,
+and a missing prediction silently scores 0).
+
+:mod:`pipeline.tasks.metric_modules` wraps these functions as ``evaluate`` modules with the hub's names,
+inputs and output keys; the pipeline scores through those modules.
 """
 
 from __future__ import annotations
 
 import re
 import string
+import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import scipy.stats
+import sklearn.metrics
 
 # Compiled once: these run for every answer of every example.
 _PUNCTUATION = frozenset(string.punctuation)
@@ -29,7 +46,7 @@ def _as_label_arrays(preds, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def accuracy(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
-    """Fraction of positions where ``preds`` equals ``labels``.
+    """Fraction of positions where ``preds`` equals ``labels`` (scikit-learn ``accuracy_score``).
 
     Args:
         preds: predicted class ids, shape ``(N,)`` (list or array).
@@ -39,58 +56,51 @@ def accuracy(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarr
         A float in ``[0, 1]``. Raises ``ValueError`` on empty or mismatched inputs.
     """
     p, y = _as_label_arrays(preds, labels)
-    return float(np.mean(p == y))
+    return float(sklearn.metrics.accuracy_score(y, p))
 
 
 def binary_f1(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray, positive: int = 1) -> float:
-    """F1 of the ``positive`` class: ``2 TP / (2 TP + FP + FN)``.
+    """F1 of the ``positive`` class, ``2 TP / (2 TP + FP + FN)`` (scikit-learn ``f1_score``; MRPC/QQP's GLUE metric).
+
+    Every other class id counts as negative, so multi-class inputs are fine (the hub's ``glue`` metric would
+    refuse them).
 
     Args:
         preds: predicted class ids, shape ``(N,)``.
         labels: gold class ids, shape ``(N,)``.
-        positive: the class counted as positive (default ``1``); every other id is negative.
+        positive: the class counted as positive (default ``1``).
 
     Returns:
-        A float in ``[0, 1]``; ``0.0`` when undefined (no positive predictions and no positive labels),
-        the scikit-learn ``zero_division=0`` convention.
+        A float in ``[0, 1]``; ``0.0`` when no prediction and no label is positive (scikit-learn's
+        ``zero_division=0``, as the hub's ``glue`` metric reports it).
     """
     p, y = _as_label_arrays(preds, labels)
-    pred_pos, gold_pos = p == positive, y == positive
-    tp = int(np.sum(pred_pos & gold_pos))
-    fp = int(np.sum(pred_pos & ~gold_pos))
-    fn = int(np.sum(~pred_pos & gold_pos))
-    # This form equals 2PR/(P+R) whenever that is defined and avoids dividing by an empty P or R.
-    denom = 2 * tp + fp + fn
-    return 0.0 if denom == 0 else 2 * tp / denom
+    scores = sklearn.metrics.f1_score(y, p, labels=[positive], average=None, zero_division=0)
+    return float(scores[0])
 
 
 def matthews_corrcoef(preds: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
-    """Matthews correlation coefficient (the multi-class form of Gorodkin, 2004; CoLA's GLUE metric).
+    """Matthews correlation coefficient (Matthews, 1975; multi-class form of Gorodkin, 2004; CoLA's GLUE
+    metric), by scikit-learn ``matthews_corrcoef``.
 
-    From the confusion matrix ``C`` (rows gold, columns predicted) with ``s = N``, ``c = trace(C)``, gold
-    counts ``t_k`` and predicted counts ``p_k``: ``(c s - t.p) / sqrt((s^2 - p.p) (s^2 - t.t))``. For two
-    classes this is ``(TP TN - FP FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))``.
+    From the confusion matrix with ``s = N`` examples, ``c`` correct, gold counts ``t_k`` and predicted counts
+    ``p_k``: ``(c s - t.p) / sqrt((s^2 - p.p) (s^2 - t.t))``; for two classes
+    ``(TP TN - FP FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))``.
 
     Args:
         preds: predicted class ids, shape ``(N,)``.
         labels: gold class ids, shape ``(N,)``.
 
     Returns:
-        A float in ``[-1, 1]``; ``0.0`` when undefined (all predictions or all labels one class), the
-        scikit-learn convention.
+        A float in ``[-1, 1]``. When all predictions or all labels are one class the formula is 0/0; then
+        this returns ``0.0``, not ``None``: that is the value scikit-learn, the hub's ``glue`` metric and
+        so published CoLA scores use for a constant classifier (no better than chance), and a report
+        comparing variants needs a number there. Raises ``ValueError`` on empty or mismatched inputs.
     """
     p, y = _as_label_arrays(preds, labels)
-    classes, index = np.unique(np.concatenate([y, p]), return_inverse=True)
-    k, n = len(classes), y.size
-    y_idx, p_idx = index[:n], index[n:]
-    conf = np.zeros((k, k), dtype=np.float64)
-    np.add.at(conf, (y_idx, p_idx), 1.0)
-    t, q = conf.sum(1), conf.sum(0)
-    s, c = float(n), float(np.trace(conf))
-    denom = (s * s - q @ q) * (s * s - t @ t)
-    if denom <= 0:
-        return 0.0
-    return float(np.clip((c * s - t @ q) / np.sqrt(denom), -1.0, 1.0))
+    with warnings.catch_warnings():  # one class in both: scikit-learn warns about the matrix shape, then gives 0.0
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        return float(sklearn.metrics.matthews_corrcoef(y, p))
 
 
 def _as_float_arrays(preds, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -102,38 +112,36 @@ def _as_float_arrays(preds, labels) -> tuple[np.ndarray, np.ndarray]:
     return p, y
 
 
-def pearson(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float:
-    """Pearson correlation between predictions and gold scores (STS-B's GLUE metric).
+def _correlation(statistic: Callable, p: np.ndarray, y: np.ndarray) -> float | None:
+    """``statistic(p, y).statistic`` as a float, or ``None`` when undefined (a constant side, ``N == 1``)."""
+    if np.all(p == p[0]) or np.all(y == y[0]):  # checked first: scipy would warn and return NaN
+        return None
+    # Correlations are invariant to positive scaling, and scaling each side to [-1, 1] keeps scipy exact
+    # on subnormal values (scipy 1.17 gives r = 0.82, not 1, for x = [0, 0, 5e-324], y = [0, 0, .5]).
+    p, y = p / np.abs(p).max(), y / np.abs(y).max()
+    with warnings.catch_warnings():  # near-constant inputs warn; the result is checked below
+        warnings.simplefilter("ignore")
+        r = float(statistic(p, y).statistic)
+    return r if np.isfinite(r) else None
+
+
+def pearson(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float | None:
+    """Pearson correlation between predictions and gold scores (STS-B's GLUE metric), by ``scipy.stats.pearsonr``.
 
     Args:
         preds: predicted scores, shape ``(N,)``.
         labels: gold scores, shape ``(N,)``.
 
     Returns:
-        A float in ``[-1, 1]``; ``0.0`` when undefined (either side constant, or ``N == 1``), where scipy
-        would return NaN: a metrics file must stay valid JSON. Raises ``ValueError`` on empty, mismatched
-        or non-finite inputs.
+        A float in ``[-1, 1]``, or ``None`` when undefined (either side constant, which includes ``N == 1``),
+        where scipy returns NaN. Raises ``ValueError`` on empty, mismatched or non-finite inputs.
     """
-    p, y = _as_float_arrays(preds, labels)
-    if np.all(p == p[0]) or np.all(y == y[0]):  # tested exactly: the mean of equal values may be off by an ulp
-        return 0.0
-    # Scaling each side to [-1, 1] (before and after centring) keeps tiny (1e-300, subnormal) or huge
-    # values from under/overflowing in the squares; centring avoids the cancellation of the textbook
-    # sum-of-products form. Correlation is invariant to both.
-    p, y = p / np.abs(p).max(), y / np.abs(y).max()
-    dp, dy = p - p.mean(), y - y.mean()
-    sp, sy = np.abs(dp).max(), np.abs(dy).max()
-    if sp == 0 or sy == 0:  # distinct values that the scaling rounded together (subnormal spreads)
-        return 0.0
-    dp, dy = dp / sp, dy / sy
-    denom = np.sqrt((dp @ dp) * (dy @ dy))
-    return float(np.clip((dp @ dy) / denom, -1.0, 1.0))
+    return _correlation(scipy.stats.pearsonr, *_as_float_arrays(preds, labels))
 
 
 def rank_average(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """1-based ranks of ``values`` with ties given the mean of the ranks they span.
-
-    Example: ``[10, 20, 20, 5]`` -> ``[2, 3.5, 3.5, 1]``.
+    """1-based ranks of ``values``, ties given the mean of the ranks they span (``scipy.stats.rankdata``,
+    ``method="average"``): ``[10, 20, 20, 5]`` -> ``[2, 3.5, 3.5, 1]``.
 
     Args:
         values: shape ``(N,)``.
@@ -141,31 +149,52 @@ def rank_average(values: Sequence[float] | np.ndarray) -> np.ndarray:
     Returns:
         float64 ranks, shape ``(N,)``.
     """
-    v = np.asarray(values).reshape(-1)
-    order = np.argsort(v, kind="mergesort")
-    sorted_v = v[order]
-    # Start of each run of equal values in sorted order; a run from i to j-1 gets rank (i + 1 + j) / 2.
-    starts = np.flatnonzero(np.r_[True, sorted_v[1:] != sorted_v[:-1]])
-    ends = np.r_[starts[1:], v.size]
-    run_rank = (starts + 1 + ends) / 2.0
-    ranks = np.empty(v.size, dtype=np.float64)
-    ranks[order] = np.repeat(run_rank, ends - starts)
-    return ranks
+    return scipy.stats.rankdata(np.asarray(values).reshape(-1), method="average").astype(np.float64)
 
 
-def spearman(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float:
-    """Spearman rank correlation: :func:`pearson` of the :func:`rank_average` ranks (STS-B's GLUE metric).
+def spearman(preds: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float | None:
+    """Spearman rank correlation, the Pearson correlation of the average ranks (STS-B's GLUE metric), by
+    ``scipy.stats.spearmanr``.
 
     Args:
         preds: predicted scores, shape ``(N,)``.
         labels: gold scores, shape ``(N,)``.
 
     Returns:
-        A float in ``[-1, 1]``; ``0.0`` when undefined (either side constant). Raises ``ValueError`` on
+        A float in ``[-1, 1]``, or ``None`` when undefined (either side constant). Raises ``ValueError`` on
         empty, mismatched or non-finite inputs.
     """
-    p, y = _as_float_arrays(preds, labels)
-    return pearson(rank_average(p), rank_average(y))
+    return _correlation(scipy.stats.spearmanr, *_as_float_arrays(preds, labels))
+
+
+# The GLUE metrics by name -> (predictions (N,), labels (N,)) -> value; class ids, or floats for regression.
+GLUE_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float | None]] = {
+    "accuracy": accuracy,
+    "f1": binary_f1,
+    "matthews_correlation": matthews_corrcoef,
+    "pearson": pearson,
+    "spearmanr": spearman,
+}
+_ACC, _ACC_F1 = ("accuracy",), ("accuracy", "f1")
+# The configs of the hub's ``glue`` metric and the metrics each reports (Wang et al., 2019; HANS: McCoy et al., 2019).
+GLUE_CONFIGS: dict[str, tuple[str, ...]] = {
+    "cola": ("matthews_correlation",),
+    "stsb": ("pearson", "spearmanr"),
+    "mrpc": _ACC_F1,
+    "qqp": _ACC_F1,
+    **dict.fromkeys(("sst2", "mnli", "mnli_mismatched", "mnli_matched", "qnli", "rte", "wnli", "hans"), _ACC),
+}
+
+
+def glue_scores(config: str, preds: Sequence | np.ndarray, labels: Sequence | np.ndarray) -> dict[str, float | None]:
+    """The metrics of the GLUE config ``config`` (a key of :data:`GLUE_CONFIGS`) of ``preds`` against ``labels``.
+
+    Raises:
+        KeyError: for an unknown config (the message lists the known ones).
+    """
+    if config not in GLUE_CONFIGS:
+        raise KeyError(f"unknown GLUE config {config!r}: choose one of {sorted(GLUE_CONFIGS)}")
+    return {name: GLUE_METRICS[name](preds, labels) for name in GLUE_CONFIGS[config]}
 
 
 def normalize_answer(s: str) -> str:
@@ -241,6 +270,17 @@ def f1_score(pred: str, golds: Sequence[str]) -> float:
     return max(_token_f1(p, normalize_answer(g).split()) for g in golds)
 
 
+def _check_ids(references: Mapping[str, object], given: Mapping[str, object], what: str) -> None:
+    """``ValueError`` if ``references`` is empty or some of its ids are not in ``given`` (the message names
+    up to ten of them, calling the missing values ``what``)."""
+    if not references:
+        raise ValueError("references is empty")
+    missing = [qid for qid in references if qid not in given]
+    if missing:
+        shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+        raise ValueError(f"no {what} for {len(missing)} question id(s): {shown}")
+
+
 def squad_v1(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, float]:
     """SQuAD v1.1 exact match and F1, averaged over the questions in ``references``.
 
@@ -255,12 +295,7 @@ def squad_v1(predictions: Mapping[str, str], references: Mapping[str, Sequence[s
         ValueError: if ``references`` is empty or some of its ids have no prediction (the message names
             them); the official script would quietly score those 0, which hides pipeline bugs.
     """
-    if not references:
-        raise ValueError("references is empty")
-    missing = [qid for qid in references if qid not in predictions]
-    if missing:
-        shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        raise ValueError(f"no prediction for {len(missing)} question id(s): {shown}")
+    _check_ids(references, predictions, "prediction")
     em = sum(exact_match(predictions[qid], golds) for qid, golds in references.items())
     f1 = sum(f1_score(predictions[qid], golds) for qid, golds in references.items())
     n = len(references)
@@ -328,7 +363,8 @@ def squad_v2(
     A prediction of ``""`` means "unanswerable". Unanswerable questions (no gold answer) score 1 for
     ``""`` and 0 for any text; answerable ones score exact match / token F1 against their golds (golds
     that normalise to nothing are ignored). With ``score_diffs`` (the script's "no-answer
-    probabilities"; here ``null score - best span score`` from :func:`pipeline.tasks.squad.postprocess_predictions_v2`),
+    probabilities"; here ``null score - best span score`` from
+    :func:`pipeline.tasks.squad.postprocess_predictions_v2`),
     a question whose diff is ``> threshold`` is predicted unanswerable whatever its text, and
     ``best_exact``/``best_f1`` search the threshold that maximises each score. For the search to see
     what *would* be answered, pass the best non-null answer as each prediction (``answers`` of the
@@ -349,14 +385,9 @@ def squad_v2(
     Raises:
         ValueError: if ``references`` is empty or some reference id lacks a prediction or a diff.
     """
-    if not references:
-        raise ValueError("references is empty")
     diffs = dict.fromkeys(references, 0.0) if score_diffs is None else score_diffs
-    for what, given in (("prediction", predictions), ("score diff", diffs)):
-        missing = [qid for qid in references if qid not in given]
-        if missing:
-            shown = ", ".join(map(repr, missing[:10])) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-            raise ValueError(f"no {what} for {len(missing)} question id(s): {shown}")
+    _check_ids(references, predictions, "prediction")
+    _check_ids(references, diffs, "score diff")
     has_ans = {qid: len(golds) > 0 for qid, golds in references.items()}
     raw: dict[str, dict[str, float]] = {"exact": {}, "f1": {}}
     for qid, answers in references.items():
