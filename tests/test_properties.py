@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) of the pure functions: masks, merges, quantization, metrics.
 
 Each property is checked on random inputs against a definition or an independent reference
-(scikit-learn for the classification metrics, a direct transcription of the SQuAD rules for EM/F1).
+(a direct transcription of the SQuAD rules for EM/F1).
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ import re
 import string
 from collections import Counter
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import accuracy_score
-from sklearn.metrics import f1_score as sk_f1
 
 from pipeline.tasks import metrics
 from pipeline.merge import METHODS, merge_states
@@ -175,19 +172,6 @@ def test_dynamic_int8_weights_within_half_a_step_and_survive_storage(out_f, in_f
 
 
 # ----------------------------------------------------------------------------------------------- metrics
-label_lists = st.integers(1, 40).flatmap(
-    lambda n: st.tuples(st.lists(st.integers(0, 2), min_size=n, max_size=n),
-                        st.lists(st.integers(0, 2), min_size=n, max_size=n)))
-
-
-@given(pl=label_lists, positive=st.integers(0, 2))
-def test_classification_metrics_match_scikit_learn(pl, positive):
-    preds, labels = pl
-    assert metrics.accuracy(preds, labels) == pytest.approx(accuracy_score(labels, preds))
-    reference = sk_f1(labels, preds, labels=[positive], average="macro", zero_division=0)
-    assert metrics.binary_f1(np.array(preds), np.array(labels), positive=positive) == pytest.approx(reference)
-
-
 def ref_normalize(text: str) -> str:
     """The SQuAD v1.1 normalisation written out: lower, strip punctuation, strip articles, squeeze spaces."""
     text = text.lower()

@@ -19,7 +19,6 @@ import numpy as np
 from pipeline.core.errors import PipelineError
 from pipeline.data.io import check_columns
 from pipeline.tasks import metrics
-from pipeline.tasks.metric_modules import load_module
 
 # Metric registry: name -> (predictions, labels) -> float, or None where undefined. Class ids for
 # classification, floats for regression.
@@ -113,9 +112,9 @@ def predictions(glue: GlueTask, logits: np.ndarray) -> np.ndarray:
 def score(glue: GlueTask, logits: np.ndarray, labels, suffix: str = "") -> dict[str, float | None]:
     """The task's metrics of ``logits`` ``(N, C)`` against gold ``labels`` ``(N,)``, names ending in ``suffix``.
 
-    Computed by the ``glue`` metric module with the task's config; an undefined metric (a correlation with a
-    constant side) is None.
+    Computed by :func:`pipeline.tasks.metrics.glue_scores` with the task's config, the functions the local
+    ``glue`` metric module (:mod:`pipeline.tasks.metric_modules`) wraps, so the module gives the same values;
+    an undefined metric (a correlation with a constant side) is None.
     """
-    module = load_module("glue", glue.config)
-    scores = module.compute(predictions=predictions(glue, logits), references=np.asarray(labels))
+    scores = metrics.glue_scores(glue.config, predictions(glue, logits), np.asarray(labels))
     return {f"{name}{suffix}": scores[name] for name in glue.metrics}

@@ -352,6 +352,17 @@ def _best_threshold(
     return best_thresh, 100.0 * best_score / len(diffs)
 
 
+def _v2_raw_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, dict]:
+    """``{"exact": {qid: 0/1}, "f1": {qid: token F1}}`` of each prediction as given (no threshold applied)."""
+    raw: dict[str, dict[str, float]] = {"exact": {}, "f1": {}}
+    for qid, answers in references.items():
+        golds = _v2_golds(answers)
+        pred = normalize_answer(predictions[qid])
+        raw["exact"][qid] = float(any(pred == normalize_answer(g) for g in golds))
+        raw["f1"][qid] = max(_token_f1(pred.split(), normalize_answer(g).split()) for g in golds)
+    return raw
+
+
 def squad_v2(
     predictions: Mapping[str, str],
     references: Mapping[str, Sequence[str]],
@@ -389,12 +400,7 @@ def squad_v2(
     _check_ids(references, predictions, "prediction")
     _check_ids(references, diffs, "score diff")
     has_ans = {qid: len(golds) > 0 for qid, golds in references.items()}
-    raw: dict[str, dict[str, float]] = {"exact": {}, "f1": {}}
-    for qid, answers in references.items():
-        golds = _v2_golds(answers)
-        pred = normalize_answer(predictions[qid])
-        raw["exact"][qid] = float(any(pred == normalize_answer(g) for g in golds))
-        raw["f1"][qid] = max(_token_f1(pred.split(), normalize_answer(g).split()) for g in golds)
+    raw = _v2_raw_scores(predictions, references)
     null = {qid: float(not has_ans[qid]) for qid in references}  # what "" scores
     n = len(references)
     out: dict[str, float] = {"total": n}

@@ -3,8 +3,8 @@
 Rows follow SQuAD's flat schema (``id``, ``title``, ``context``, ``question``,
 ``answers={"text": [...], "answer_start": [...]}``). Long contexts become several overlapping windows
 (:mod:`pipeline.tasks.squad`); the model predicts start and end logits per token; scoring maps the best span
-back to text and applies the official SQuAD metrics (:mod:`pipeline.tasks.metrics`) through the ``squad`` and
-``squad_v2`` ``evaluate`` modules of :mod:`pipeline.tasks.metric_modules` (the hub's inputs and keys).
+back to text and applies the official SQuAD metrics (:mod:`pipeline.tasks.metrics`, the functions the local
+``squad`` and ``squad_v2`` ``evaluate`` modules of :mod:`pipeline.tasks.metric_modules` wrap).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pipeline.data.features import Batch, Feature
 from pipeline.data.io import read_split
 from pipeline.tasks import metrics, squad, text_metrics
 from pipeline.tasks.base import Task, TaskParams, all_logits, register
-from pipeline.tasks.metric_modules import load_module
 
 
 @dataclass
@@ -98,21 +97,15 @@ class QATask(Task):
         start, end = all_logits(model, encode_features(features, with_labels=False), tokenizer.pad_token_id,
                                 batch_size, device)
         spans = {"n_best_size": p.n_best_size, "max_answer_length": p.max_answer_length}
-        references = [{"id": r["id"], "answers": {k: list(r["answers"][k]) for k in ("text", "answer_start")}}
-                      for r in rows]
         if p.version_2_with_negative:
             v2 = squad.postprocess_predictions_v2(rows, features, start, end,
                                                    null_score_diff_threshold=p.null_score_diff_threshold, **spans)
             # The best non-null answers, so that the threshold search sees what each question would get.
-            records = [{"id": qid, "prediction_text": text, "no_answer_probability": float(v2.score_diffs[qid])}
-                       for qid, text in v2.answers.items()]
-            scores = load_module("squad_v2").compute(predictions=records, references=references,
-                                                     no_answer_threshold=p.null_score_diff_threshold)
+            scores = metrics.squad_v2(v2.answers, refs, v2.score_diffs, p.null_score_diff_threshold)
             preds = v2.predictions
         else:
             preds = squad.postprocess_predictions(rows, features, start, end, **spans)
-            records = [{"id": qid, "prediction_text": text} for qid, text in preds.items()]
-            scores = load_module("squad").compute(predictions=records, references=references)
+            scores = metrics.squad_v1(preds, refs)
         if p.text_metrics:
             scores.update(answer_text_metrics(p.text_metrics, preds, refs))
         return scores, None

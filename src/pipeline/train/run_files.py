@@ -78,12 +78,14 @@ class Curves:
             self.live = Live(dir=str(self.dir), dvcyaml=False, save_dvc_exp=False, report=None)
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        """Append one row ``step, value`` to each named curve (e.g. ``train/loss``)."""
+        """Append one row ``step, value`` to each named curve (e.g. ``train/loss``); an undefined metric
+        (``None``, e.g. the correlation of a constant prediction) leaves no row rather than a made-up number."""
         if self.live is None:
             return
         self.live.step = step
         for name, value in values.items():
-            self.live.log_metric(name, value)
+            if value is not None:
+                self.live.log_metric(name, value)
 
     def replay(self, step_log: list[list], history: list[dict]) -> None:
         """Log the rows of a resumed run's earlier steps and epochs, as first logged."""

@@ -2,9 +2,11 @@
 
 ``glue/glue.py``, ``squad/squad.py`` and ``squad_v2/squad_v2.py`` take the inputs and return the keys of the
 hub's official ``glue`` (one config per GLUE task), ``squad`` and ``squad_v2`` metrics, and compute through
-:mod:`pipeline.tasks.metrics`, so their values are the pipeline's. The pipeline scores through
-:func:`load_module`; with hub access ``evaluate.load("glue", "cola")`` is the official module for the same
-call, to compare against::
+:mod:`pipeline.tasks.metrics`, the functions the pipeline scores with, so their values are the pipeline's
+(tested). The stages call those functions directly: importing ``evaluate`` costs seconds per process, and a
+stage script's directory (``stages/``, first on ``sys.path``) holds an ``evaluate.py`` that would shadow the
+library. With hub access ``evaluate.load("glue", "cola")`` is the official module for the same call, to
+compare against::
 
     from pipeline.tasks.metric_modules import load_module, path
     load_module("glue", "cola").compute(predictions=[1, 0, 1], references=[1, 1, 1])
@@ -21,15 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    # Never imported at run time (evaluate.load imports them, and importing evaluate takes seconds); named
-    # here so that static import analysis (the stages' code deps in dvc.yaml) sees the scripts as code this
-    # package runs.
-    from pipeline.tasks.metric_modules.glue import glue  # noqa: F401
-    from pipeline.tasks.metric_modules.squad import squad  # noqa: F401
-    from pipeline.tasks.metric_modules.squad_v2 import squad_v2  # noqa: F401
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 """The directory of the module directories; from ``__file__``, so it works installed or from a source tree."""
@@ -58,7 +52,7 @@ def load_module(name: str, config: str | None = None):
     Raises:
         ValueError: for an unknown name; ``KeyError`` for a config the module does not have.
     """
-    import evaluate  # here: importing it costs seconds, and only scoring needs it
+    import evaluate  # here: importing it costs seconds
 
     return evaluate.load(str(path(name)), config, keep_in_memory=True)
 
