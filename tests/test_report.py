@@ -2,8 +2,12 @@
 
 import json
 
+import pandas as pd
 import pytest
+import yaml
 from PIL import Image
+
+from import_closure import ROOT
 
 from pipeline.report.collect import frame
 from pipeline.report.tables import markdown, pareto, pareto_front, records, summary
@@ -206,3 +210,32 @@ def test_unmeasured_values_are_dashes_and_the_json_stays_strict(tmp_path, capsys
     card = (tmp_path / "reports" / "cls" / "MODEL_CARD.md").read_text()
     diag = _row(card.split("## Classification diagnostics")[1], "prune-magnitude")
     assert diag[:3] == ["0.8000", "0.7900", "-"]
+
+
+def test_every_top_level_plot_reads_a_long_format_file_the_report_writes(tmp_path, capsys):
+    """Each file a ``dvc.yaml`` plot reads from ``reports/`` is written, holds the plot's x and y fields and, for
+    the templates that draw one series per variant, a ``variant`` column (and the confusion counts)."""
+    from test_params import plot_definitions
+
+    _write_inputs(tmp_path)
+    code, err = _run(tmp_path, capsys)
+    assert code == 0, err
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    specs = {name: spec for entry in dvc["plots"] if isinstance(entry, dict) for name, spec in entry.items()}
+    checked = 0
+    for name, d in plot_definitions().items():
+        for file in (f for f in d["files"] if f.startswith("reports/")):
+            path = tmp_path / file
+            assert path.is_file(), f"{name}: the report does not write {file}"
+            if path.suffix != ".csv":
+                continue
+            table = pd.read_csv(path)
+            needed = {specs[name]["x"], specs[name]["y"][file]}
+            needed |= {"variant"} if d["template"].endswith("by_variant") else set()
+            needed |= {"count"} if d["template"] == "confusion_by_variant" else set()
+            assert needed <= set(table.columns), f"{name}: {file} lacks {needed - set(table.columns)}"
+            assert set(table["variant"]) == set(CLS if "/cls/" in file else QA), name
+            checked += 1
+    assert checked >= 8
+    confusion = pd.read_csv(tmp_path / "reports" / "cls" / "data" / "confusion.csv")
+    assert confusion.query("variant == 'prune-heads'")["count"].tolist() == [7, 1, 1, 7]
