@@ -12,7 +12,7 @@ from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.evaluate import EvaluateParams
 from pipeline.evaluate.facts import model_facts
-from pipeline.evaluate.outputs import flat_diagnostics, size_facts, write_details, write_plot_data
+from pipeline.evaluate.outputs import flat_diagnostics, size_facts, write_details
 from pipeline.evaluate.speed import latency_inputs, speed_facts
 from pipeline.evaluate.task_metrics import task_metrics
 from pipeline.models.store import format_devices, load_model
@@ -22,8 +22,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--task", required=True, help="task name in params.yaml tasks")
     p.add_argument("--baseline", type=Path, required=True, help="dense fine-tuned artifact timed alongside")
-    p.add_argument("--details", type=Path, required=True, help="JSON of per-layer and per-class results")
-    p.add_argument("--plots", type=Path, required=True, help="directory of DVC plot data")
+    p.add_argument("--details", type=Path, required=True,
+                   help="JSON of per-layer and per-class results (the report's plot data is made from it)")
     p.add_argument("model", type=Path, help="artifact to evaluate")
     p.add_argument("data", type=Path, help="task data directory")
     p.add_argument("out", type=Path, help="metrics JSON (flat scalars)")
@@ -51,7 +51,6 @@ def main(argv=None):
               "method": meta.get("method", meta["stage"]), "primary_metric": task.primary_metric,
               "eval_device": measured.device, **measured.scores, **flat_diagnostics(measured.diagnostics), **facts,
               **size_facts(args.model), **speed}
-    write_plot_data(args.plots, layers, measured.diagnostics, measured.labels, measured.predictions)
     write_details(args.details, facts, layers, measured.diagnostics, meta)
     write_json(args.out, result)
 

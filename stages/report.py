@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pipeline.core.errors import PipelineError, stage_main
 from pipeline.core.files import atomic_dir, write_json
-from pipeline.report.card import task_report
 from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
-from pipeline.report.tables import markdown, summarize
+from pipeline.report.tables import markdown, records, summarize
+from pipeline.report.task import task_report
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,13 +31,13 @@ def main(argv=None):
     if not results:
         raise PipelineError(f"{args.metrics}: no evaluation metrics found (run the evaluate stages first)")
     details = collect_details(args.details)
-    table = summarize(results)
+    tables = summarize(results)
     with atomic_dir(args.out) as tmp:
         for task, variants in results.items():
             task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
                         eval_curves(args.train, task))
-        write_json(tmp / "summary.json", table)
-        (tmp / "summary.md").write_text(markdown(table))
+        write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
+        (tmp / "summary.md").write_text(markdown(tables))
 
 
 if __name__ == "__main__":

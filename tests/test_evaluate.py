@@ -161,11 +161,11 @@ def test_cuda_speed_with_events_and_bf16(tiny_config):
     assert "cuda_bs1_p50_ms" not in speed_facts(model, model, ("cpu",), make, 4, 1, 2, 1)
 
 
-def test_evaluate_stage_writes_flat_metrics_details_and_plots(workdir, variants, cls_data, capsys):
+def test_evaluate_stage_writes_flat_metrics_and_details(workdir, variants, cls_data, capsys):
     paths, _ = variants
     for name in ("quantize", "sparse"):
         argv = ["--task", "cls", "--baseline", str(paths["finetune"]), "--details", f"details/{name}.json",
-                "--plots", f"plots/{name}", str(paths[name]), str(cls_data), f"eval/{name}.json"]
+                str(paths[name]), str(cls_data), f"eval/{name}.json"]
         code, err = run_stage("evaluate", argv, capsys)
         assert code == 0, err
         metrics = json.loads((workdir / "eval" / f"{name}.json").read_text())
@@ -176,20 +176,20 @@ def test_evaluate_stage_writes_flat_metrics_details_and_plots(workdir, variants,
         details = json.loads((workdir / "details" / f"{name}.json").read_text())
         cm = np.array(details["classification"]["confusion"])
         assert cm.sum() == 4 and np.trace(cm) / 4 == pytest.approx(metrics["accuracy"])
-        confusion = (workdir / "plots" / name / "confusion.csv").read_text().splitlines()
-        assert confusion[0] == "actual,predicted" and len(confusion) == 5
-        assert [int(r.split(",")[0]) for r in confusion[1:]] == [0, 1, 0, 1]  # the gold labels, in order
-        roc = (workdir / "plots" / name / "roc.csv").read_text().splitlines()
-        assert roc[0] == "fpr,tpr" and roc[1] == "0.0,0.0" and roc[-1] == "1.0,1.0"
-        layers = (workdir / "plots" / name / "layers.csv").read_text().splitlines()
-        assert len(layers) == 3
+        assert cm.sum(axis=1).tolist() == [2, 2]  # rows are the gold labels 0, 1, 0, 1
+        # the report draws its plots from the details: the positive-class ROC points and the per-layer facts
+        (roc,) = details["classification"]["roc"].values()
+        assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0) and (roc["fpr"][-1], roc["tpr"][-1]) == (1.0, 1.0)
+        assert len(details["layers"]) == 2
+        assert {"layer", "sparsity", "heads", "ffn_neurons"} <= set(details["layers"][0])
     assert metrics["quantization"] == "none" and metrics["sparsity"] > 0.3
+    assert not (workdir / "plots").exists()  # no per-variant plot files: the report writes long-format ones
 
 
 def test_evaluate_stage_missing_baseline_writes_nothing(workdir, variants, cls_data, capsys):
     paths, _ = variants
-    argv = ["--task", "cls", "--baseline", "models/cls/nope", "--details", "d.json", "--plots", "p",
+    argv = ["--task", "cls", "--baseline", "models/cls/nope", "--details", "d.json",
             str(paths["sparse"]), str(cls_data), "m.json"]
     code, err = run_stage("evaluate", argv, capsys)
     assert code == 2 and len(err) == 1 and "models/cls/nope" in err[0]
-    assert not any((workdir / n).exists() for n in ("d.json", "p", "m.json"))
+    assert not any((workdir / n).exists() for n in ("d.json", "m.json"))

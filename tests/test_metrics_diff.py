@@ -72,30 +72,76 @@ def test_metrics_diff_between_branches_has_a_row_per_variant(tmp_path):
     assert md[0].replace(" ", "") == "|Path|Metric|main|feature|Change|"
 
 
-@needs_dvc
-def test_plot_data_renders_with_the_confusion_and_simple_templates(tmp_path):
-    import numpy as np
+# Tiny hand-made long-format files, one per view, at the paths dvc.yaml's cls plots read.
+LONG = {
+    "reports/cls/data/pareto.csv": ["variant,accuracy,size_mb,latency_ms_p50,size_front,latency_front",
+                                    "finetune,0.875,4.0,10.0,1,1", "prune-heads,0.8125,3.0,6.5,1,1",
+                                    "quantize,0.86,1.1,7.0,1,0"],
+    "reports/cls/data/layers.csv": ["variant,layer,sparsity", "finetune,0,0.0", "finetune,1,0.0",
+                                    "prune-heads,0,0.1", "prune-heads,1,0.2", "quantize,0,0.0", "quantize,1,0.0"],
+    "reports/cls/data/roc.csv": ["variant,fpr,tpr", "finetune,0.0,0.0", "finetune,0.5,1.0", "finetune,1.0,1.0",
+                                 "prune-heads,0.0,0.0", "prune-heads,1.0,1.0", "quantize,0.0,0.0", "quantize,1.0,1.0"],
+    "reports/cls/data/confusion.csv": ["variant,actual,predicted,count"] + [
+        f"{v},{a},{p},{n}" for v, counts in (("finetune", (7, 1, 1, 7)), ("prune-heads", (6, 2, 1, 7)),
+                                             ("quantize", (7, 1, 2, 6)))
+        for (a, p), n in zip(((0, 0), (0, 1), (1, 0), (1, 1)), counts)],
+}
 
-    from pipeline.evaluate.diagnostics import classification_report
-    from pipeline.evaluate.outputs import write_plot_data
+
+def series(content: dict) -> tuple[set[tuple], list[str]]:
+    """The series a Vega-Lite spec draws: the distinct values, over its data, of the fields of its nominal
+    grouping channels (colour, dash, shape, detail, facet row/column), and those fields (sorted)."""
+    fields = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("color", "strokeDash", "shape", "detail", "row", "column") and isinstance(value, dict) \
+                        and value.get("type", "nominal") == "nominal" and "field" in value:
+                    fields.add(value["field"])
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk({k: v for k, v in content.items() if k != "data"})
+    return {tuple(row[f] for f in sorted(fields)) for row in content["data"]["values"]}, sorted(fields)
+
+
+@needs_dvc
+def test_plot_templates_draw_one_series_per_variant_and_revision(tmp_path):
+    """dvc.yaml's plots over long-format files render with the shipped templates: one line, point set or
+    confusion matrix per variant, and per variant and revision in ``dvc plots diff``."""
+    import yaml
+
+    from import_closure import ROOT
 
     repo = dvc_repo(tmp_path)
-    labels = np.array([0, 1, 1, 0, 1])
-    logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.2, 0.1], [0.0, 3.0]])
-    layers = [{"layer": 0, "params": 10, "nonzero": 5, "sparsity": 0.5, "heads": 4, "ffn_neurons": 8}]
-    write_plot_data(repo / "metrics/plots/cls/v", layers, classification_report(logits, labels), labels,
-                    logits.argmax(1))
-    (repo / "dvc.yaml").write_text(
-        "plots:\n"
-        "  - confusion: {template: confusion, x: predicted, y: {metrics/plots/cls/v/confusion.csv: actual}}\n"
-        "  - roc: {template: simple, x: fpr, y: {metrics/plots/cls/v/roc.csv: tpr}}\n"
-        "  - sparsity: {x: layer, y: {metrics/plots/cls/v/layers.csv: sparsity}}\n")
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
+    plots = [e for e in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if isinstance(e, dict)
+             and set(next(iter(e.values())).get("y") or ["none"]) <= set(LONG)]  # the cls plots of these files
+    templates = {next(iter(e.values()))["template"] for e in plots}
+    assert templates == {"by_variant", "scatter_by_variant", "confusion_by_variant"}, templates
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}))
+    for file, lines in LONG.items():
+        (repo / file).parent.mkdir(parents=True, exist_ok=True)
+        (repo / file).write_text("\n".join(lines) + "\n")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "main")
     shown = json.loads(sh(repo, "dvc", "plots", "show", "--json"))
     assert not shown.get("errors"), shown
-    values = {k: v[0]["content"]["data"]["values"] for k, v in shown["data"].items()}
-    assert [(r["actual"], r["predicted"]) for r in values["confusion"]] == [
-        ("0", "0"), ("1", "1"), ("1", "0"), ("0", "0"), ("1", "1")]
-    # class-1 margins: +3.0(+), +1.0(+), -0.1(-), -0.5(+), -2.0(-): one positive ranks below a negative
-    points = [(float(r["fpr"]), round(float(r["tpr"]), 4)) for r in values["roc"]]
-    assert points == [(0, 0), (0, 0.3333), (0, 0.6667), (0.5, 0.6667), (0.5, 1), (1, 1)]
-    assert float(values["sparsity"][0]["sparsity"]) == 0.5
+    assert len(shown["data"]) == len(plots) >= 4
+    for name, (plot,) in shown["data"].items():
+        drawn, fields = series(plot["content"])
+        assert fields == ["rev", "variant"], (name, fields)
+        assert drawn == {("workspace", v) for v in VARIANTS}, (name, drawn)
+    # a changed value on a branch: dvc plots diff main draws each variant once per revision
+    (repo / "reports/cls/data/layers.csv").write_text("\n".join(LONG["reports/cls/data/layers.csv"])
+                                                        .replace("prune-heads,1,0.2", "prune-heads,1,0.4") + "\n")
+    sh(repo, "git", "checkout", "-qb", "feature")
+    diffed = json.loads(sh(repo, "dvc", "plots", "diff", "main", "--json"))
+    drawn, _ = series(diffed["data"]["sparsity-per-layer-cls"][0]["content"])
+    assert drawn == {(rev, v) for rev in ("main", "workspace") for v in VARIANTS}
+    values = diffed["data"]["sparsity-per-layer-cls"][0]["content"]["data"]["values"]
+    assert {(r["rev"], r["sparsity"]) for r in values if r["variant"] == "prune-heads" and r["layer"] == "1"} == {
+        ("main", "0.2"), ("workspace", "0.4")}

@@ -192,17 +192,36 @@ def test_no_uncached_plain_outs():
     assert not offenders, offenders
 
 
-def test_top_level_plots_follow_the_variants():
-    """The top-level ``plots:`` list each evaluated variant by name (DVC cannot template them from ``vars``):
-    a variant added to or dropped from ``variants`` must be added to or dropped from them too."""
+def plot_definitions() -> dict[str, dict]:
+    """The top-level ``plots:`` of dvc.yaml as ``{id: {"template", "files"}}``; a bare path is its own file."""
+    out = {}
+    for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]:
+        (name, spec), = (entry if isinstance(entry, dict) else {entry: None}).items()
+        spec = spec or {}
+        files = list(spec["y"]) if isinstance(spec.get("y"), dict) else [name]
+        out[name] = {"template": spec.get("template"), "files": files}
+    return out
+
+
+def test_top_level_plots_name_no_variant_and_read_stage_outputs():
+    """The top-level ``plots:`` read long-format files (a ``variant`` column), so they name no variant and a variant
+    added to ``variants`` needs no plot edit; each template is DVC's or shipped in ``.dvc/plots``; each file they
+    read lies in some stage's output."""
+    from dvc.repo import Repo
+    from dvc_render.vega_templates import TEMPLATES
+
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    merged = {k: v for entry in dvc["vars"] for k, v in entry.items()}
-    plots = {name: spec for entry in dvc["plots"] if isinstance(entry, dict) for name, spec in entry.items()}
-    for task in merged["task_names"]:
-        layers = set(plots[f"sparsity-per-layer-{task}"]["y"])
-        assert layers == {f"metrics/plots/{task}/{v}/layers.csv" for v in merged["variants"]}, task
-    assert set(plots["roc-cls"]["y"]) == {f"metrics/plots/cls/{v}/roc.csv" for v in merged["variants"]}
-    confusion = {name.removeprefix("confusion-cls-") for name in plots if name.startswith("confusion-cls-")}
-    assert confusion == set(merged["variants"])
-    for v in merged["variants"]:
-        assert plots[f"confusion-cls-{v}"]["y"] == {f"metrics/plots/cls/{v}/confusion.csv": "actual"}
+    variants = next(entry["variants"] for entry in dvc["vars"] if "variants" in entry)
+    text = yaml.safe_dump(dvc["plots"])
+    assert [v for v in variants if v in text] == [], "top-level plots name variants"
+    definitions = plot_definitions()
+    builtin = {t.DEFAULT_NAME for t in TEMPLATES}
+    custom = {d["template"] for d in definitions.values()} - builtin - {None}
+    assert custom and all((ROOT / ".dvc" / "plots" / f"{t}.json").is_file() for t in custom), custom
+    with Repo(str(ROOT)) as repo:
+        outs = {str(Path(o.def_path)) for stage in repo.index.stages for o in stage.outs}
+    for name, d in definitions.items():
+        for file in d["files"]:
+            # a file in an output directory, an output, or a directory of outputs (metrics/train)
+            inside = [o for o in outs if file == o or file.startswith(o + "/") or o.startswith(file + "/")]
+            assert inside, f"{name}: no stage writes {file}"

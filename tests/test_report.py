@@ -2,10 +2,15 @@
 
 import json
 
+import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
-from pipeline.report.tables import pareto_front
+from import_closure import ROOT
+
+from pipeline.report.collect import frame
+from pipeline.report.tables import markdown, pareto, pareto_front, records, summary
 from test_stage_errors import run_stage
 
 # Hand-made measurements of three classification variants and two QA variants.
@@ -122,6 +127,13 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     assert "task metrics in fp32 on cpu (quantize), cuda (finetune))" in qa_card
     summary = json.loads((reports / "summary.json").read_text())
     assert {r["variant"] for r in summary["cls"]} == set(CLS)
+    heads = next(r for r in summary["cls"] if r["variant"] == "prune-heads")
+    assert heads == {"variant": "prune-heads", "metric_name": "accuracy", "metric": 0.8125, "vs_baseline": -0.0625,
+                     "size_mb": 3.0, "size_ratio": pytest.approx(4 / 3), "params": 750_000, "nonzero_params": 745_000,
+                     "latency_ms_p50": 6.5, "speedup": 1.5385}
+    assert isinstance(heads["params"], int)
+    md = (reports / "summary.md").read_text()
+    assert "| prune-heads | accuracy 0.8125 | -0.0625 | 3.000 | 1.33x | 750,000 | 745,000 | 6.50 | 1.54x |" in md
 
 
 def test_without_training_logs_no_loss_figure_and_the_card_says_so(tmp_path, capsys):
@@ -143,3 +155,87 @@ def test_no_metrics_is_one_error_line_and_nothing_written(tmp_path, capsys):
                                              ({"a": (1, 2), "b": (2, 1)}, ["a"])])
 def test_pareto_ties_and_domination(points, expected):
     assert pareto_front(points) == expected
+
+
+def _frame(variants: dict[str, dict], metric: str = "accuracy"):
+    return frame([{"variant": n, "primary_metric": metric, **m} for n, m in variants.items()], index="variant")
+
+
+def test_summary_deltas_ratios_and_speedup_from_latencies_when_not_measured():
+    variants = _frame({"finetune": dict(accuracy=0.9, size_bytes=4_000_000, params=10, nonzero_params=10,
+                                        latency_ms_p50=8.0),
+                       "quantize": dict(accuracy=0.85, size_bytes=1_000_000, params=10, nonzero_params=9,
+                                        latency_ms_p50=2.0),
+                       "teacher": dict(accuracy=0.95, size_bytes=8_000_000, params=20, nonzero_params=20)})
+    table = summary(variants)
+    assert table.at["quantize", "vs_baseline"] == pytest.approx(-0.05)
+    assert table.at["quantize", "size_ratio"] == 4.0 and table.at["teacher", "size_ratio"] == 0.5
+    assert table.at["quantize", "speedup"] == 4.0  # 8 ms / 2 ms: no interleaved speedup was measured
+    rows = {r["variant"]: r for r in records(table)}
+    assert "latency_ms_p50" not in rows["teacher"] and "speedup" not in rows["teacher"]  # not measured: absent
+    assert isinstance(rows["quantize"]["params"], int) and rows["quantize"]["nonzero_params"] == 9
+    teacher = next(line for line in markdown({"cls": table}).splitlines() if line.startswith("| teacher |"))
+    assert teacher == "| teacher | accuracy 0.95 | +0.05 | 8.000 | 0.50x | 20 | 20 | - | - |"
+
+
+def test_summary_without_baseline_has_no_deltas():
+    table = summary(_frame({"quantize": dict(accuracy=0.85, size_bytes=1_000_000, params=10, nonzero_params=9,
+                                             latency_ms_p50=2.0, speedup=1.5)}))
+    assert records(table) == [{"variant": "quantize", "metric_name": "accuracy", "metric": 0.85, "size_mb": 1.0,
+                               "params": 10, "nonzero_params": 9, "latency_ms_p50": 2.0, "speedup": 1.5}]
+
+
+def test_pareto_table_flags_the_fronts():
+    table, fronts = pareto(_frame({n: dict(accuracy=CLS[n]["accuracy"], size_bytes=CLS[n]["size_bytes"],
+                                           latency_ms_p50=CLS[n]["latency_ms_p50"]) for n in CLS}))
+    assert fronts == {"size": ["prune-heads", "finetune"], "latency": ["prune-heads", "finetune"]}
+    assert table["size_front"].to_dict() == {"finetune": 1, "prune-heads": 1, "prune-magnitude": 0}
+
+
+def test_unmeasured_values_are_dashes_and_the_json_stays_strict(tmp_path, capsys):
+    _write_inputs(tmp_path)
+    path = tmp_path / "metrics" / "eval" / "cls" / "prune-magnitude.json"
+    data = json.loads(path.read_text())
+    data.update(auc=float("nan"), speedup=float("inf"))  # e.g. a split with one class: no AUC
+    path.write_text(json.dumps(data))  # NaN/Infinity literals, as Python's json writes them
+    code, err = _run(tmp_path, capsys)
+    assert code == 0, err
+
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    summary = json.loads((tmp_path / "reports" / "summary.json").read_text(), parse_constant=refuse)
+    row = next(r for r in summary["cls"] if r["variant"] == "prune-magnitude")
+    assert row["speedup"] == pytest.approx(10.0 / 10.5)  # not measured: the ratio of the stored latencies
+    card = (tmp_path / "reports" / "cls" / "MODEL_CARD.md").read_text()
+    diag = _row(card.split("## Classification diagnostics")[1], "prune-magnitude")
+    assert diag[:3] == ["0.8000", "0.7900", "-"]
+
+
+def test_every_top_level_plot_reads_a_long_format_file_the_report_writes(tmp_path, capsys):
+    """Each file a ``dvc.yaml`` plot reads from ``reports/`` is written, holds the plot's x and y fields and, for
+    the templates that draw one series per variant, a ``variant`` column (and the confusion counts)."""
+    from test_params import plot_definitions
+
+    _write_inputs(tmp_path)
+    code, err = _run(tmp_path, capsys)
+    assert code == 0, err
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    specs = {name: spec for entry in dvc["plots"] if isinstance(entry, dict) for name, spec in entry.items()}
+    checked = 0
+    for name, d in plot_definitions().items():
+        for file in (f for f in d["files"] if f.startswith("reports/")):
+            path = tmp_path / file
+            assert path.is_file(), f"{name}: the report does not write {file}"
+            if path.suffix != ".csv":
+                continue
+            table = pd.read_csv(path)
+            needed = {specs[name]["x"], specs[name]["y"][file]}
+            needed |= {"variant"} if d["template"].endswith("by_variant") else set()
+            needed |= {"count"} if d["template"] == "confusion_by_variant" else set()
+            assert needed <= set(table.columns), f"{name}: {file} lacks {needed - set(table.columns)}"
+            assert set(table["variant"]) == set(CLS if "/cls/" in file else QA), name
+            checked += 1
+    assert checked >= 8
+    confusion = pd.read_csv(tmp_path / "reports" / "cls" / "data" / "confusion.csv")
+    assert confusion.query("variant == 'prune-heads'")["count"].tolist() == [7, 1, 1, 7]

@@ -1,10 +1,13 @@
-"""The evaluate stage's output files: flat metrics, details (per layer, per class) and DVC plot data."""
+"""The evaluate stage's output files: flat metrics and details (artifact, per layer, per class, ROC points).
+
+The report stage turns the details of every variant into long-format plot data (``pipeline.report.plotdata``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.core.files import atomic_dir, write_json
+from pipeline.core.files import write_json
 from pipeline.models.store import WEIGHTS
 
 
@@ -29,29 +32,6 @@ def flat_diagnostics(diag: dict) -> dict[str, float]:
     for key in ("precision", "recall", "f1"):
         out |= {f"{key}_{c}": v for c, v in enumerate(diag["per_class"][key])}
     return out
-
-
-def write_plot_data(out: str | Path, layers: list[dict], diag: dict, labels=None, preds=None) -> None:
-    """DVC plot data of one variant, written atomically into the directory ``out``.
-
-    Files: ``layers.csv`` (layer, params, nonzero, sparsity, heads, ffn_neurons) always; for
-    classification ``confusion.csv`` (one row per example: actual, predicted, for the ``confusion``
-    template) and ``roc.csv`` (fpr, tpr[, class] for the ``simple`` template; binary: the class-1 curve).
-    """
-    with atomic_dir(out) as tmp:
-        cols = ("layer", "params", "nonzero", "sparsity", "heads", "ffn_neurons")
-        lines = [",".join(cols)] + [",".join(str(row[c]) for c in cols) for row in layers]
-        (tmp / "layers.csv").write_text("\n".join(lines) + "\n")
-        if not diag:
-            return
-        pairs = "".join(f"{int(a)},{int(p)}\n" for a, p in zip(labels, preds))
-        (tmp / "confusion.csv").write_text("actual,predicted\n" + pairs)
-        curves = diag["roc"]
-        multi = len(curves) > 1
-        rows = ["fpr,tpr,class" if multi else "fpr,tpr"]
-        for c, curve in curves.items():
-            rows += [f"{f},{t},{c}" if multi else f"{f},{t}" for f, t in zip(curve["fpr"], curve["tpr"])]
-        (tmp / "roc.csv").write_text("\n".join(rows) + "\n")
 
 
 def describe(meta: dict) -> dict:

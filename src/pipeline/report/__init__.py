@@ -1,7 +1,9 @@
 """The report: every evaluated variant side by side, from the measured files only.
 
-Inputs are what earlier stages wrote: flat metrics ``<metrics>/<task>/<variant>.json``, details
-``<details>/<task>/<variant>.json`` (artifact description, per-layer facts, confusion, ROC) and training logs
-``<train>/<stage>/<key>/plots/metrics/train/loss.tsv`` (dvclive). Nothing here computes a model number; it
-selects, formats and compares.
+Inputs are what earlier stages wrote: flat metrics ``<metrics>/<task>/<variant>.json`` (read into one pandas
+DataFrame per task, a row per variant: :mod:`.collect`), details ``<details>/<task>/<variant>.json`` (artifact
+description, per-layer facts, confusion, ROC) and training logs ``<train>/<stage>/<key>/plots/metrics/train/loss.tsv``
+(dvclive). :mod:`.tables` builds the summary and Pareto tables, :mod:`.plotdata` the long-format plot data (a
+``variant`` column) that ``dvc.yaml``'s plots read, :mod:`.figures` the PNGs, :mod:`.card` the model card, and
+:mod:`.task` writes one task's directory. Nothing here computes a model number; it selects, formats and compares.
 """

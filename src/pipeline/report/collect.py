@@ -5,17 +5,51 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
+import pandas as pd
 
-def collect(metrics_dir: str | Path) -> dict[str, dict[str, dict]]:
-    """``{task: {variant: metrics}}`` from ``<metrics_dir>/<task>/<variant>.json`` (pretrain/merge excluded)."""
-    out: dict[str, dict[str, dict]] = {}
+
+def frame(rows: list[dict], index: str | None = None) -> pd.DataFrame:
+    """A DataFrame of ``rows`` (dicts that may lack keys; a missing value is NA).
+
+    A column whose present values are all integers stays integer (nullable ``Int64``) even when some rows
+    lack it, so counts print as ``750,000``, not ``750000.0``.
+
+    Args:
+        rows: one dict per row.
+        index: the column to index by (e.g. ``"variant"``), or None for a plain range index.
+
+    Returns:
+        the frame, sorted by ``index`` when one is given.
+    """
+    out = pd.DataFrame.from_records(rows)
+    for column in out.columns:
+        present = [r[column] for r in rows if r.get(column) is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            out[column] = out[column].astype("Int64")
+    return out.set_index(index).sort_index() if index and not out.empty else out
+
+
+def collect(metrics_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The evaluate stage's flat metrics, one DataFrame per task.
+
+    Args:
+        metrics_dir: directory of ``<task>/<variant>.json`` (files without a ``task`` key, e.g. pretrain
+            or merge metrics, are skipped).
+
+    Returns:
+        ``{task: frame}``: a row per variant (index ``variant``, the file's stem, sorted), a column per metric.
+        A NaN or infinite number (e.g. the AUC of a split with one class) is no measurement: it is NA.
+    """
+    rows: dict[str, list[dict]] = {}
     for path in sorted(Path(metrics_dir).glob("*/*.json")):
         data = json.loads(path.read_text())
         if "task" in data:
-            out.setdefault(path.parent.name, {})[path.stem] = data
-    return out
+            kept = {k: v for k, v in data.items() if not (isinstance(v, float) and not math.isfinite(v))}
+            rows.setdefault(path.parent.name, []).append({**kept, "variant": path.stem})
+    return {task: frame(task_rows, index="variant") for task, task_rows in rows.items()}
 
 
 def collect_details(details_dir: str | Path) -> dict[str, dict[str, dict]]:
