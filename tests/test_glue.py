@@ -338,7 +338,7 @@ def test_stages_run_mnli_from_local_files(tmp_path, monkeypatch):
     assert stage("base")(["data/tokenizer", "models/base"]) in (0, None)
     assert stage("finetune")(["--task", "cls", "models/base", "data/cls", "models/cls/finetune"]) in (0, None)
     assert stage("evaluate")(["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
-                              "--plots", "plots", "models/cls/finetune", "data/cls", "m.json"]) in (0, None)
+                              "models/cls/finetune", "data/cls", "m.json"]) in (0, None)
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["primary_metric"] == "accuracy"
     assert 0 <= result["accuracy"] <= 1 and 0 <= result["accuracy_mismatched"] <= 1

@@ -14,9 +14,9 @@ import pytest
 import torch
 from transformers import BertForQuestionAnswering
 
-import pipeline.tasks.metric_modules as metric_modules
+import pipeline.metric_modules as metric_modules
 from pipeline.tasks import glue, metrics
-from pipeline.tasks.metric_modules import load_module, path
+from pipeline.metric_modules import load_module, path
 from pipeline.tasks.qa import QAParams, QATask
 
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
@@ -196,7 +196,7 @@ def test_modules_load_offline_from_a_copy_of_the_source_tree(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     code = textwrap.dedent('''
         import json, pipeline
-        from pipeline.tasks.metric_modules import load_module, path
+        from pipeline.metric_modules import load_module, path
         glue = load_module("glue", "cola").compute(predictions=[1, 0, 1], references=[1, 0, 1])
         refs = [{"id": "q", "answers": {"text": ["cat"], "answer_start": [0]}}]
         squad = load_module("squad").compute(predictions=[{"id": "q", "prediction_text": "a cat"}], references=refs)
@@ -209,32 +209,13 @@ def test_modules_load_offline_from_a_copy_of_the_source_tree(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["file"].startswith(str(tmp_path))
-    assert out["path"] == str(tmp_path / "src" / "pipeline" / "tasks" / "metric_modules" / "glue")
+    assert out["path"] == str(tmp_path / "src" / "pipeline" / "metric_modules" / "glue")
     assert out["glue"] == {"matthews_correlation": 1.0} and out["squad"] == {"exact_match": 100.0, "f1": 100.0}
     copies = list((tmp_path / "modules").rglob("glue.json"))  # evaluate's record of each copied script
     assert copies and all(json.loads(c.read_text())["original file path"].startswith(str(tmp_path)) for c in copies)
 
 
-# ------------------------------------------------------------------------ the pipeline scores through them
-
-
-class _Spy:
-    """Stands in for :func:`load_module`: records each call and each compute's inputs, then delegates."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, name, config=None):
-        real = load_module(name, config)
-        spy = self
-
-        class Wrapped:
-            def compute(self, **inputs):
-                result = real.compute(**inputs)
-                spy.calls.append((name, config, inputs, result))
-                return result
-
-        return Wrapped()
+# ---------------------------------------------------------------- the modules give the pipeline's scores
 
 
 def test_glue_module_gives_the_pipelines_scores():

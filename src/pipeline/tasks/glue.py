@@ -6,7 +6,7 @@ positive class for MRPC/QQP; Matthews correlation for CoLA; Pearson/Spearman for
 regression task (one output, float labels). MNLI is scored on the matched validation set under the plain
 metric names and on the mismatched one under names with a ``_mismatched`` suffix.
 
-Scores go through the ``glue`` ``evaluate`` module of :mod:`pipeline.tasks.metric_modules` with the task's
+Scores go through the ``glue`` ``evaluate`` module of :mod:`pipeline.metric_modules` with the task's
 config, the call a user with hub access can repeat with the official ``evaluate.load("glue", config)``.
 """
 
@@ -113,7 +113,7 @@ def score(glue: GlueTask, logits: np.ndarray, labels, suffix: str = "") -> dict[
     """The task's metrics of ``logits`` ``(N, C)`` against gold ``labels`` ``(N,)``, names ending in ``suffix``.
 
     Computed by :func:`pipeline.tasks.metrics.glue_scores` with the task's config, the functions the local
-    ``glue`` metric module (:mod:`pipeline.tasks.metric_modules`) wraps, so the module gives the same values;
+    ``glue`` metric module (:mod:`pipeline.metric_modules`) wraps, so the module gives the same values;
     an undefined metric (a correlation with a constant side) is None.
     """
     scores = metrics.glue_scores(glue.config, predictions(glue, logits), np.asarray(labels))

@@ -14,7 +14,7 @@ split and best-threshold search. No maintained PyPI package ships these rules fo
 ``squad_metrics`` copy, and torchmetrics has v1.1 only (no unanswerable questions, no threshold search,
 and a missing prediction silently scores 0).
 
-:mod:`pipeline.tasks.metric_modules` wraps these functions as ``evaluate`` modules with the hub's names,
+:mod:`pipeline.metric_modules` wraps these functions as ``evaluate`` modules with the hub's names,
 inputs and output keys; the pipeline scores through those modules.
 """
 

@@ -4,7 +4,7 @@ Rows follow SQuAD's flat schema (``id``, ``title``, ``context``, ``question``,
 ``answers={"text": [...], "answer_start": [...]}``). Long contexts become several overlapping windows
 (:mod:`pipeline.tasks.squad`); the model predicts start and end logits per token; scoring maps the best span
 back to text and applies the official SQuAD metrics (:mod:`pipeline.tasks.metrics`, the functions the local
-``squad`` and ``squad_v2`` ``evaluate`` modules of :mod:`pipeline.tasks.metric_modules` wrap).
+``squad`` and ``squad_v2`` ``evaluate`` modules of :mod:`pipeline.metric_modules` wrap).
 """
 
 from __future__ import annotations

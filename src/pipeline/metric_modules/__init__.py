@@ -8,7 +8,7 @@ stage script's directory (``stages/``, first on ``sys.path``) holds an ``evaluat
 library. With hub access ``evaluate.load("glue", "cola")`` is the official module for the same call, to
 compare against::
 
-    from pipeline.tasks.metric_modules import load_module, path
+    from pipeline.metric_modules import load_module, path
     load_module("glue", "cola").compute(predictions=[1, 0, 1], references=[1, 1, 1])
     evaluate.load(str(path("squad_v2"))).compute(predictions=[...], references=[...])  # the same module
 

@@ -9,7 +9,7 @@ import datasets
 import evaluate
 
 from pipeline.tasks import metrics
-from pipeline.tasks.metric_modules import by_id
+from pipeline.metric_modules import by_id
 
 _CITATION = """\
 @inproceedings{rajpurkar2018know,
