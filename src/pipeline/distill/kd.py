@@ -51,6 +51,8 @@ class KDParams:
             raise ValueError("alpha must be in [0, 1]")
         if self.hidden_weight < 0 or self.attention_weight < 0:
             raise ValueError("hidden_weight and attention_weight must be >= 0")
+        if any(t < 1 for t in self.layer_map):
+            raise ValueError(f"layer_map entries are 1-based teacher layers (>= 1), got {self.layer_map}")
 
 
 def logit_kd_term(task: Task, temperature: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

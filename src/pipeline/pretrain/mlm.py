@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config.args import TrainArgs
+from pipeline.config.args import TrainArgs, check_seed
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Feature, MlmCollator, batches, encode_text
 from pipeline.data.io import read_split
@@ -20,6 +20,7 @@ class MlmParams:
     """Masked-LM data settings."""
 
     max_length: int = 64
+    """Longest training/held-out sequence in tokens (>= 8, at most the model's positions)."""
     probability: float = 0.15
     """Fraction of tokens selected for masking (80% [MASK], 10% random, 10% kept)."""
     num_shards: int = 1
@@ -30,6 +31,8 @@ class MlmParams:
             raise ValueError("probability must be in (0, 1)")
         if self.num_shards < 1:
             raise ValueError("num_shards must be >= 1")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
 
 
 @dataclass
@@ -40,6 +43,11 @@ class PretrainRun:
     """Seed of this run (replaces ``pretrain.train.seed``)."""
     shard: int = 0
     """Which corpus shard this run trains on (< ``mlm.num_shards``)."""
+
+    def __post_init__(self):
+        check_seed(self.seed)
+        if self.shard < 0:
+            raise ValueError(f"shard must be >= 0, got {self.shard}")
 
 
 # Masking of the held-out split is fixed so perplexities compare across models and runs.

@@ -44,6 +44,10 @@ class QAParams(TaskParams):
         super().__post_init__()
         if not 0 < self.doc_stride < self.max_length:
             raise ValueError("doc_stride must be in (0, max_length)")
+        if self.n_best_size < 1:
+            raise ValueError(f"n_best_size must be >= 1, got {self.n_best_size}")
+        if self.max_answer_length < 1:
+            raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}")
 
 
 def encode_features(features: dict[str, list], with_labels: bool) -> list[Feature]:
