@@ -12,6 +12,7 @@ from pipeline.config.args import TrainArgs, check_seed
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Feature, MlmCollator, batches, encode_text
 from pipeline.data.io import read_split
+from pipeline.models.structure import check_input_length
 from pipeline.train.loop import RunFiles, fit
 
 
@@ -85,7 +86,22 @@ def run_rows(corpus_dir: str | Path, name: str, run: PretrainRun, mlm: MlmParams
     """
     if run.shard >= mlm.num_shards:
         raise PipelineError(f"params.yaml: 'pretrain.runs.{name}.shard' must be < pretrain.mlm.num_shards")
-    return shard(read_split(corpus_dir, "train", "text"), run.shard, mlm.num_shards)
+    rows = read_split(corpus_dir, "train", "text")
+    mine = shard(rows, run.shard, mlm.num_shards)
+    if not mine:
+        raise PipelineError(
+            f"pretrain.runs.{name}.shard={run.shard}: shard {run.shard} of {mlm.num_shards} has no rows "
+            f"({Path(corpus_dir) / 'train.jsonl'} has {len(rows)}; lower pretrain.mlm.num_shards)"
+        )
+    return mine
+
+
+def check_mlm(mlm: MlmParams, model: torch.nn.Module, tokenizer, where: str) -> None:
+    """Before masked-LM training or perplexity: ``mlm.max_length`` fits the model's positions and the tokenizer
+    has a mask token; ``where`` names the artifact in errors."""
+    check_input_length(model, mlm.max_length, "pretrain.mlm.max_length", where)
+    if tokenizer.mask_token_id is None:
+        raise PipelineError(f"{where}: the tokenizer has no mask token (masked-LM training and perplexity need one)")
 
 
 def pretrain(model, train_rows, valid_rows, tokenizer, mlm: MlmParams, args: TrainArgs, device, desc: str,

@@ -124,6 +124,19 @@ def take(tensors: Tensors, key: str, source: str) -> torch.Tensor:
     return tensors.pop(key)
 
 
+def check_group_size(model: torch.nn.Module, paths: list[str], bits: int, params: GroupParams) -> None:
+    """Every quantized Linear's input dimension is a multiple of ``group_size`` (checked for all before any
+    is quantized; physically pruned FFN or head sizes are the usual culprits)."""
+    modules = dict(model.named_modules())
+    for path in paths:
+        cols = modules[path].in_features
+        if cols % params.group_size:
+            raise PipelineError(
+                f"quantize.weight_int{bits}.group_size={params.group_size}: input dimension {cols} of '{path}' is "
+                "not a multiple of it (choose a group size that divides every layer's input)"
+            )
+
+
 @torch.no_grad()
 def quantize_weights(model: torch.nn.Module, bits: int, params: GroupParams) -> tuple[Tensors, dict]:
     """The tensors to store for ``bits``-bit group-wise weights of every Linear, and the scheme description.
@@ -132,6 +145,7 @@ def quantize_weights(model: torch.nn.Module, bits: int, params: GroupParams) -> 
     """
     state = state_without_tied(model)
     paths = linear_paths(model)
+    check_group_size(model, paths, bits, params)
     weights = {f"{p}.weight" for p in paths}
     tensors = {k: v.contiguous() for k, v in state.items() if k not in weights}
     for path in paths:
