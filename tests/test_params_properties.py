@@ -216,3 +216,15 @@ def test_every_stage_reports_a_pipeline_error_in_one_line_with_exit_2(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {name}: "), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
+
+
+def test_launch_command_is_documented_as_run_by_the_shell():
+    """``launch.command`` is templated into dvc.yaml's ``cmd``, which DVC runs through the shell."""
+    assert all("${launch.command} " in line for line in (ROOT / "dvc.yaml").read_text().splitlines()
+               if "launch.command" in line and "cmd:" in line)
+    params = (ROOT / "params.yaml").read_text()
+    launch = params[params.index("\nlaunch:"):params.index("\npretrain:")]
+    assert "shell" in launch
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "`launch.command` is pasted verbatim in front of the stage script and DVC runs the resulting `cmd` " \
+           "through the shell" in readme

@@ -102,7 +102,9 @@ class LaunchParams:
     """How the training stages are started (the ``launch`` section, templated into their dvc.yaml cmd)."""
 
     command: str = "python"
-    """The launcher before the stage script: ``python`` or ``accelerate launch [--multi_gpu] --num_processes N``."""
+    """The launcher before the stage script: ``python`` or ``accelerate launch [--multi_gpu] --num_processes N``.
+    It is templated into the training stages' ``cmd`` in ``dvc.yaml``, which DVC runs through the shell: the
+    shell interprets it (quotes, variables, ``;``), so it can run any command."""
     num_processes: int = 1
     """Processes ``command`` starts in total (all machines); a stage run under another count fails."""
 
