@@ -57,6 +57,8 @@ CASES = {
     "config not JSON": (write("config.json", "{model_type: bert"), "config.json", "not valid JSON"),
     "config a list": (write("config.json", "[1, 2]"), "config.json", "must be a JSON object"),
     "config without model_type": (edit("config.json", lambda c: c.pop("model_type")), "config.json", "model_type"),
+    "config of an unsupported family": (edit("config.json", lambda c: c.update(model_type="gpt2")), "config.json",
+                                        "'gpt2' is not supported"),
     "config with a bad size": (edit("config.json", lambda c: c.update(hidden_size="wide")), "config.json",
                                "hidden_size"),
     "config vocab_size not a number": (edit("config.json", lambda c: c.update(vocab_size="many")), "config.json",

@@ -33,8 +33,9 @@ try:  # transformers 5 configs are strict dataclasses: a field of the wrong type
     from huggingface_hub.errors import StrictDataclassError
 except ImportError:  # pragma: no cover (older huggingface_hub)
     StrictDataclassError = ValueError
-CONFIG_ERRORS = (StrictDataclassError, TypeError, ValueError, AssertionError, RuntimeError, KeyError, AttributeError)
-"""What building a model from a ``config.json`` with wrong values raises (the constructors do not validate)."""
+CONFIG_ERRORS = (StrictDataclassError, TypeError, ValueError, AssertionError, RuntimeError)
+"""What a config class or a model constructor raises on a ``config.json`` with wrong values (the constructors
+do not validate their arguments)."""
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
@@ -97,7 +98,10 @@ def check_config(config: dict, where: Path) -> None:
     vocab = config.get("vocab_size")
     if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 1:
         raise PipelineError(f"{where}: 'vocab_size' must be a positive integer, got {vocab!r}")
-    config_class = families.family(config["model_type"]).config_class
+    try:
+        config_class = families.family(config["model_type"]).config_class
+    except PipelineError as err:  # an unsupported family
+        raise PipelineError(f"{where}: {err}") from None
     try:  # transformers' own field types (strict in v5); the model built later re-reads the same file
         config_class.from_dict(config)
     except CONFIG_ERRORS as err:
