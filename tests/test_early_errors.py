@@ -7,8 +7,6 @@ data file) and exit code 2 before reaching it, and write nothing.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
@@ -228,8 +226,3 @@ def test_prepare_checks_the_tokenizer_before_fetching_data(workdir, tiny_config,
     assert_one_line(code, err, "not_a_tokenizer", "no tokenizer vocabulary")
     assert not (workdir / "data").exists()
 
-
-def test_data_rows_are_read_as_prepared(workdir):
-    """The helpers above write the prepared format (one JSON object per line)."""
-    write_split(workdir / "d", "train", qa_rows(1))
-    assert json.loads((workdir / "d" / "train.jsonl").read_text())["id"] == "q0"
