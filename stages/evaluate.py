@@ -40,9 +40,9 @@ def main(argv=None):
     task_params, cfg = loader.load(reads(args))
     task = tasks.get(task_params)
     setup(0)
-    model, meta = load_model(args.model, task.head)
-    baseline, tokenizer = load_model(args.baseline, task.head)[0], load_tokenizer(args.model)
-    devices = format_devices(args.model, meta)
+    (model, meta), baseline = load_model(args.model, task.head), load_model(args.baseline, task.head)[0]
+    tokenizer, devices = load_tokenizer(args.model), format_devices(args.model, meta)
+    task.check(args.task, {args.model: model, args.baseline: baseline}, tokenizer, args.data, ("validation",))
     measured = task_metrics(task, model, args.data, tokenizer, cfg.batch_size, devices)
     facts, layers = model_facts(args.model)
     speed = speed_facts(model, baseline, devices, lambda bs: latency_inputs(task, args.data, tokenizer, bs),

@@ -27,7 +27,11 @@ def reads(args) -> dict[str, type]:
 def main(argv=None):
     args = parser().parse_args(argv)
     (cfg,) = loader.load(reads(args))
-    # Fetch and check everything before writing anything.
+    # Check the tokenizer, fetch and check the data, all before writing anything.
+    if cfg.tokenizer != "synthetic":
+        from pipeline.data.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.tokenizer)
     fetched = {name: fetch_counted(src, name, cfg.seed) for name, src in cfg.datasets.items()}
     with atomic_dir(args.out / "tokenizer") as tmp:
         if cfg.tokenizer == "synthetic":
@@ -35,9 +39,7 @@ def main(argv=None):
 
             build_tokenizer(tmp)
         else:
-            from pipeline.data.tokenizer import load_tokenizer
-
-            load_tokenizer(cfg.tokenizer).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     for name, (splits, _) in fetched.items():
         with atomic_dir(args.out / name) as tmp:
             for split, rows in splits.items():

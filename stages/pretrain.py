@@ -12,7 +12,7 @@ from pipeline.core.runtime import is_main, setup
 from pipeline.data.io import read_split
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.store import load_model, write_artifact
-from pipeline.pretrain.mlm import MlmParams, PretrainRun, pretrain, run_rows
+from pipeline.pretrain.mlm import MlmParams, PretrainRun, check_mlm, pretrain, run_rows
 from pipeline.train.loop import RunFiles
 
 
@@ -42,6 +42,7 @@ def main(argv=None):
     train.seed = run.seed
     model, _ = load_model(args.base, "mlm")
     tokenizer = load_tokenizer(args.base)
+    check_mlm(mlm, model, tokenizer, str(args.base))
     history = pretrain(model, rows, read_split(args.corpus, "validation", "text"), tokenizer, mlm, train,
                        device, f"pretrain {args.run}", files)
     meta = {"stage": "pretrain", "head": "mlm", "format": "dense", "method": "mlm", "run": args.run,

@@ -12,7 +12,7 @@ from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.store import load_model
-from pipeline.prune import METHODS, PruneContext, prune_, write_pruned
+from pipeline.prune import METHODS, PruneContext, check_method, prune_, write_pruned
 from pipeline.train.loop import RunFiles
 from pipeline.train.task import trainer
 
@@ -40,8 +40,9 @@ def main(argv=None):
     task, method = tasks.get(task_params), METHODS.get(args.method)
     setup(0, launch)
     files = RunFiles.beside(args.out, args.live)
-    model, _ = load_model(args.source, task.head)
-    tokenizer = load_tokenizer(args.source)
+    (model, _), tokenizer = load_model(args.source, task.head), load_tokenizer(args.source)
+    task.check(args.task, {args.source: model}, tokenizer, args.data)
+    check_method(model, method, cfg)  # before importance batches or training
     context = PruneContext.for_task(task, task.rows(args.data, "train"), tokenizer)
     if method.trains:
         device = setup(cfg.train.seed, launch)  # reseeded after loading: training starts from its own seed

@@ -82,3 +82,7 @@ class PrepareParams:
     ``pkg:<python package>/<dir>`` (a directory inside an installed package)."""
     datasets: dict[str, DataSource] = field(default_factory=dict)
     """Data sets by name; ``corpus`` feeds pretraining, the others are fine-tuning tasks."""
+
+    def __post_init__(self):
+        if not 0 <= self.seed < 2**32:  # the range of pipeline.config.args.check_seed (not imported: prepare's deps)
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")

@@ -22,6 +22,7 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch
+from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.losses import attention_mse, kd_logit_loss, kd_regression_loss, masked_mse
 from pipeline.prune.masks import apply_masks_, zero_masks
 from pipeline.tasks.base import LABEL_KEYS, Task
@@ -51,6 +52,8 @@ class KDParams:
             raise ValueError("alpha must be in [0, 1]")
         if self.hidden_weight < 0 or self.attention_weight < 0:
             raise ValueError("hidden_weight and attention_weight must be >= 0")
+        if any(t < 1 for t in self.layer_map):
+            raise ValueError(f"layer_map entries are 1-based teacher layers (>= 1), got {self.layer_map}")
 
 
 def logit_kd_term(task: Task, temperature: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -77,6 +80,30 @@ def resolve_layer_map(kd: KDParams, student_layers: int, teacher_layers: int) ->
     if bad:
         raise PipelineError(f"distill.kd.layer_map entries {bad} are outside the teacher's layers 1..{teacher_layers}")
     return list(kd.layer_map)
+
+
+def check_distillation(task: Task, name: str, kd: KDParams, models: dict[str, torch.nn.Module], tokenizer,
+                       data_dir) -> None:
+    """Everything distillation needs that can be checked before training, one line naming the key or artifact.
+
+    Args:
+        name: the task's name (``tasks.<name>``).
+        models: ``{student artifact: student, teacher artifact: teacher}``, in that order.
+        tokenizer: the student's tokenizer (the one batches are made with).
+
+    Checks: the task against both models and the data (:meth:`pipeline.tasks.base.Task.check`); the teacher's
+    tokenizer is the student's (the same ids must mean the same tokens to both); ``kd.layer_map`` against both
+    depths when hidden-state or attention KD is on.
+    """
+    task.check(name, models, tokenizer, data_dir)
+    (student_dir, student), (teacher_dir, teacher) = models.items()
+    if load_tokenizer(teacher_dir).get_vocab() != tokenizer.get_vocab():
+        raise PipelineError(
+            f"{teacher_dir}: the teacher's tokenizer differs from the student's ({student_dir}): the same token ids "
+            "would mean different tokens to them (distil from a teacher trained with the student's tokenizer)"
+        )
+    if kd.hidden_weight > 0 or kd.attention_weight > 0:
+        resolve_layer_map(kd, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
 
 
 def attach_projection(student: torch.nn.Module, teacher: torch.nn.Module) -> torch.nn.Module | None:

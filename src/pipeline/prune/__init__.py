@@ -60,6 +60,7 @@ class PruneContext:
 
 
 PruneFn = Callable[[torch.nn.Module, Any, PruneContext], dict]
+CheckFn = Callable[[torch.nn.Module, Any], None]
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,21 @@ class Method:
     """True: zeros weights in place, shapes unchanged (stored compactly); False: structural (shapes shrink)."""
     trains: bool = False
     """True: prunes while fine-tuning (needs ``context.train``; its schedules cannot resume from checkpoints)."""
+    check: CheckFn | None = None
+    """``(model, params) -> None``: raises a :class:`PipelineError` naming the key when the params cannot apply
+    to this model (more heads kept than it has...); run before any data is prepared or training starts."""
 
 
 METHODS: Registry[Method] = Registry("pipeline.prune", "pruning method")
 
 
-def register(name: str, params: type, zeroing: bool, trains: bool = False) -> Callable[[PruneFn], PruneFn]:
-    """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``)."""
+def register(name: str, params: type, zeroing: bool, trains: bool = False,
+             check: CheckFn | None = None) -> Callable[[PruneFn], PruneFn]:
+    """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``);
+    ``check`` is its early check of the params against the model (see :attr:`Method.check`)."""
 
     def add(fn: PruneFn) -> PruneFn:
-        METHODS.add(name, Method(name, params, fn, zeroing, trains), fn.__module__)
+        METHODS.add(name, Method(name, params, fn, zeroing, trains, check), fn.__module__)
         return fn
 
     return add
@@ -107,6 +113,14 @@ def prune_(model: torch.nn.Module, method: Method | str, params: Any, context: P
     """
     if isinstance(method, str):
         method = METHODS.get(method)
+    check_method(model, method, params)
     if method.trains and context.train is None:
         raise PipelineError(f"prune.{method.name} prunes while training: the stage must provide training")
     return method.fn(model, params, context)
+
+
+def check_method(model: torch.nn.Module, method: Method, params: Any) -> None:
+    """The method's check of ``params`` against ``model`` (a no-op for methods without one); stages call it
+    right after loading the model, before preparing data or training."""
+    if method.check is not None:
+        method.check(model, params)

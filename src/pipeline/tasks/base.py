@@ -18,6 +18,7 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch, Feature, batches, collate
+from pipeline.models.structure import check_input_length
 
 # Keys of a batch that are targets, not model inputs.
 LABEL_KEYS = ("labels", "start_positions", "end_positions")
@@ -84,6 +85,34 @@ class Task(ABC):
     def num_labels(self) -> int:
         """Outputs per example of the classification head (2 for QA's start/end logits)."""
         return 2
+
+    # --------------------------------------------------------------------------------------- early checks
+    def check(self, name: str, models: dict[str, torch.nn.Module], tokenizer, data_dir: str | Path | None,
+              splits: tuple[str, ...] = ("train", "validation")) -> None:
+        """Everything about this task that can be checked before any work: each model against the task's
+        params (:meth:`check_model`) and the prepared ``splits`` against them (:meth:`check_data`).
+
+        Args:
+            name: the task's name in ``params.yaml`` (errors name ``tasks.<name>.<field>``).
+            models: artifact path (or what built the model) -> model, in the stage's order.
+            data_dir: the prepared task data; None checks the models only.
+
+        Raises:
+            PipelineError: the first problem, one line naming the key and the artifact or data file.
+        """
+        key = f"tasks.{name}"
+        for where, model in models.items():
+            self.check_model(model, key, str(where))
+        for split in splits if data_dir is not None else ():
+            self.check_data(data_dir, split, tokenizer, key)
+
+    def check_model(self, model: torch.nn.Module, key: str, where: str) -> None:
+        """The task's inputs fit the model: ``max_length`` within its position embeddings."""
+        check_input_length(model, self.params.max_length, f"{key}.max_length", where)
+
+    def check_data(self, data_dir: str | Path, split: str, tokenizer, key: str) -> None:
+        """The rows of ``split`` suit the task's params (the columns are checked whenever rows are read)."""
+        self.rows(data_dir, split)
 
     # -------------------------------------------------------------------------------------------- model
     @staticmethod

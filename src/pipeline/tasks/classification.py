@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch, Feature
 from pipeline.data.io import read_split
 from pipeline.tasks import glue
@@ -93,6 +94,31 @@ class ClassificationTask(Task):
         split_rows = read_split(data_dir, split, "classification", columns)
         glue.check(self.glue, split_rows, str(Path(data_dir) / f"{split}.jsonl"))
         return split_rows
+
+    def check_model(self, model: torch.nn.Module, key: str, where: str) -> None:
+        """Besides the input length: the model's head has ``num_labels`` outputs (a head trained for another
+        label count would be scored against the wrong classes)."""
+        super().check_model(model, key, where)
+        outputs = model.config.num_labels
+        if outputs != self.num_labels:
+            raise PipelineError(
+                f"{key}.num_labels is {self.num_labels} but {where} has a classification head with {outputs} "
+                f"output(s) (set {key}.num_labels: {outputs}, or fine-tune again)"
+            )
+
+    def check_data(self, data_dir: str | Path, split: str, tokenizer, key: str) -> None:
+        """Class labels within ``num_labels`` (the error names the key as well as the row), then the GLUE
+        checks of :meth:`rows`."""
+        if not self.regression:
+            columns = self.glue.columns if self.params.glue else None
+            for n, row in enumerate(read_split(data_dir, split, "classification", columns), 1):
+                label = row.get("label")
+                if isinstance(label, int) and not isinstance(label, bool) and label >= self.num_labels:
+                    raise PipelineError(
+                        f"{key}.num_labels is {self.num_labels} but {Path(data_dir) / f'{split}.jsonl'} row {n} has "
+                        f"label {label}: set {key}.num_labels to the data's class count"
+                    )
+        self.rows(data_dir, split)
 
     def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
         return encode(rows, tokenizer, self.params.max_length, self.glue.text_columns, self.regression)

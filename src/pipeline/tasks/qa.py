@@ -45,6 +45,10 @@ class QAParams(TaskParams):
         super().__post_init__()
         if not 0 < self.doc_stride < self.max_length:
             raise ValueError("doc_stride must be in (0, max_length)")
+        if self.n_best_size < 1:
+            raise ValueError(f"n_best_size must be >= 1, got {self.n_best_size}")
+        if self.max_answer_length < 1:
+            raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}")
 
 
 def encode_features(features: dict[str, list], with_labels: bool) -> list[Feature]:
@@ -64,6 +68,24 @@ class QATask(Task):
 
     def rows(self, data_dir: str | Path, split: str) -> list[dict]:
         return read_split(data_dir, split, "qa")
+
+    def check_data(self, data_dir: str | Path, split: str, tokenizer, key: str) -> None:
+        """Unanswerable questions only with ``version_2_with_negative``, and every question short enough to
+        leave a context window longer than ``doc_stride`` within ``max_length`` (else the tokenizer aborts)."""
+        rows = self.rows(data_dir, split)
+        where = Path(data_dir) / f"{split}.jsonl"
+        unanswerable = [r["id"] for r in rows if not r["answers"]["text"]]
+        if unanswerable and not self.params.version_2_with_negative:
+            more = f" (+{len(unanswerable) - 1} more)" if len(unanswerable) > 1 else ""
+            raise PipelineError(
+                f"{where}: question {unanswerable[0]!r}{more} has no answer: for SQuAD v2 data set "
+                f"{key}.version_2_with_negative: true"
+            )
+        questions = [r["question"].lstrip() for r in rows]  # as feature preparation strips them
+        try:
+            squad._check_stride(questions, rows, tokenizer, self.params.max_length, self.params.doc_stride)
+        except ValueError as err:
+            raise PipelineError(f"{key}: {where}: {err} (raise {key}.max_length or lower {key}.doc_stride)") from None
 
     def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
         p = self.params
