@@ -64,8 +64,17 @@ def tiny(params: dict) -> dict:
     return params
 
 
+def env_for(cwd: Path, base: dict | None = None) -> dict:
+    """The environment of a command in a copy of the repository: that copy's own ``src`` on the path (the code
+    DVC hashed as the stages' deps), not this checkout's."""
+    env = dict(base or ENV)
+    if (Path(cwd) / "src" / "pipeline").is_dir():
+        env["PYTHONPATH"] = str(Path(cwd) / "src")
+    return env
+
+
 def sh(cwd: Path, *cmd: str, check: bool = True) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env_for(cwd), capture_output=True, text=True)
     if check and proc.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout + proc.stderr
