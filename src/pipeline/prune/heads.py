@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.core.errors import PipelineError
+from pipeline.models import families
 from pipeline.models.structure import heads_per_layer, prune_heads_
 from pipeline.prune import PruneContext, register
 from pipeline.prune.importance import head_importance
@@ -29,6 +30,7 @@ class HeadsParams:
 @register("heads", HeadsParams, zeroing=False)
 def heads(model: torch.nn.Module, params: HeadsParams, context: PruneContext) -> dict:
     """Keep the ``params.keep_heads`` most important heads of every layer, physically."""
+    families.of(model).check_structural(model, "heads")
     counts = heads_per_layer(model)
     if params.keep_heads > min(counts):
         raise PipelineError(

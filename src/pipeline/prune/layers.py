@@ -30,6 +30,7 @@ class LayersParams:
 @register("layers", LayersParams, zeroing=False)
 def layers(model: torch.nn.Module, params: LayersParams, context: PruneContext) -> dict:
     """Drop middle layers by measured importance until ``keep_layers`` remain (first and last kept)."""
+    families.of(model).check_structural(model, "layers")
     count = len(families.of(model).layers(model))
     if params.keep_layers > count:
         raise PipelineError(f"prune.layers.keep_layers={params.keep_layers} exceeds the model's {count} layers")
