@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from family_kit import FAMILY_TOKENIZER, TINY, make_data, make_tokenizer
 from pipeline import tasks
@@ -32,6 +32,7 @@ from pipeline.merge import merge_states
 from pipeline.models import families
 from pipeline.models.build import init_model, with_head
 from pipeline.models.remote_code import FILE as REMOTE_FILE
+from pipeline.models.remote_code import is_structurally_pruned
 from pipeline.models.store import load_model, save_model, write_artifact
 from pipeline.models.structure import heads_per_layer, intermediate_per_layer
 from pipeline.pretrain.mlm import MlmParams, pretrain
@@ -168,20 +169,26 @@ def check_structure(family: str, pruned: dict[str, torch.nn.Module], art: Path, 
     assert intermediate_per_layer(pruned["ffn"]) == [TINY["intermediate_size"] // 2] * TINY["num_hidden_layers"]
     assert len(families.of(pruned["layers"]).layers(pruned["layers"])) == 2
     for method in ("heads", "ffn"):
-        path = art / f"{name}-prune-{method}"
-        config = json.loads((path / "config.json").read_text())
-        assert (path / REMOTE_FILE).is_file() and "AutoConfig" in config["auto_map"], path
-        model_in = families.model_inputs(pruned[method], {k: torch.tensor([feats[0][k]]) for k in feats[0]
-                                                           if k not in ("labels", "start_positions", "end_positions")})
-        outs = probe(pruned[method], feats[:1], pad_id)
-        save_file({**{f"in_{k}": v for k, v in model_in.items()}, **{f"out{i}": t.contiguous() for i, t in enumerate(outs)}},
-                  str(path / "probe.safetensors"))
-        kit["remote"].append((str(path), name))
+        expect_remote_code(kit, art / f"{name}-prune-{method}", name, pruned[method], feats, pad_id)
     # Layer dropping gives a plain shallower model: no modeling code needed.
     assert not (art / f"{name}-prune-layers" / REMOTE_FILE).exists()
 
 
-def distill_and_quantize(family, name, student, teacher, task, data, art, tok_dir, tokenizer, feats, schemes) -> None:
+def expect_remote_code(kit, path: Path, name: str, model, feats, pad_id: int) -> None:
+    """The artifact at ``path`` names its modeling file in ``auto_map``; queue it (with the inputs and
+    ``model``'s outputs) for the plain-transformers check."""
+    config = json.loads((path / "config.json").read_text())
+    assert (path / REMOTE_FILE).is_file() and "AutoConfig" in config["auto_map"], path
+    model_in = families.model_inputs(model, {k: torch.tensor([feats[0][k]]) for k in feats[0]
+                                             if k not in ("labels", "start_positions", "end_positions")})
+    outs = probe(model, feats[:1], pad_id)
+    save_file({**{f"in_{k}": v for k, v in model_in.items()}, **{f"out{i}": t.contiguous() for i, t in enumerate(outs)}},
+              str(path / "probe.safetensors"))
+    kit["remote"].append((str(path), name))
+
+
+def distill_and_quantize(family, name, student, teacher, task, data, art, tok_dir, tokenizer, feats, schemes,
+                         kit) -> None:
     """KD with every term into the pruned student, then every quantization scheme of the result."""
     kd = KDParams(hidden_weight=1.0, attention_weight=1.0)
     history, scores = distill_student(student, teacher, task, kd, data / name, tokenizer,
@@ -191,6 +198,8 @@ def distill_and_quantize(family, name, student, teacher, task, data, art, tok_di
     write_pruned(out, student, tok_dir, {"stage": "distill", "head": task.head, "format": "dense"}, compact=False)
     # Attention-map KD ran the student with eager attention; the reloaded one runs sdpa (same maths).
     roundtrip(student, out, feats, tokenizer.pad_token_id, atol=1e-5)
+    if is_structurally_pruned(student.config):
+        expect_remote_code(kit, out, name, student, feats, tokenizer.pad_token_id)  # a distilled pruned student
     reference = probe(student, feats, tokenizer.pad_token_id)
     for scheme in schemes:
         knobs = {"group_size": 8} if scheme.startswith("weight_") else {}  # pruned widths are multiples of 8
@@ -234,7 +243,7 @@ def test_family_through_the_pipeline(family, kit, tmp_path):
         check_structure(family, pruned, art, name, kit, feats, tokenizer.pad_token_id)
         student = pruned.get("heads") or pruned["magnitude"]
         schemes = sorted(SCHEMES.all()) if name == "cls" else ["dynamic_int8"]
-        distill_and_quantize(family, name, student, teacher, task, data, art, tok_dir, tokenizer, feats, schemes)
+        distill_and_quantize(family, name, student, teacher, task, data, art, tok_dir, tokenizer, feats, schemes, kit)
         metrics, _ = task.evaluate(load_model(art / f"{name}-distill")[0], data / name, tokenizer, 16, CPU)
         assert set(metrics) >= ({"accuracy", "f1"} if name == "cls" else {"exact_match", "f1"})
         facts, _ = model_facts(art / f"{name}-distill")
