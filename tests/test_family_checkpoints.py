@@ -237,3 +237,30 @@ def test_mlm_nsp_pretraining_reports_perplexity_and_nsp_accuracy(tmp_path, toks)
     roberta = init_model(ArchParams(type="roberta", **TINY), "mlm", len(tokenizer), 0)
     with pytest.raises(PipelineError, match="mlm_nsp needs a BERT model .* roberta"):
         OBJECTIVES["mlm_nsp"](roberta, rows, valid, tokenizer, MlmParams(max_length=32), TrainArgs(), torch.device("cpu"), "x")
+
+
+def test_pretrain_stage_with_mlm_nsp(tmp_path, monkeypatch, capsys):
+    """The stage reads pretrain.objective: MLM + NSP for BERT (per-epoch NSP accuracy in the metrics, an MLM
+    artifact); one error line for a family without a next-sentence head."""
+    make_data(tmp_path / "data", {"corpus": (64, 16)})
+    make_tokenizer(tmp_path / "data" / "tokenizer", "wordpiece")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"].update(TINY)
+    params["pretrain"].update(objective="mlm_nsp")
+    params["pretrain"]["train"].update(epochs=1)
+    monkeypatch.chdir(tmp_path)
+    for model_type in ("bert", "roberta"):
+        params["model"]["type"] = model_type
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        base, out = f"models/base-{model_type}", f"models/pretrain-{model_type}"
+        assert stage("base")(["data/tokenizer", base]) == 0
+        code = stage("pretrain")(["--run", "a", base, "data/corpus", out, f"m-{model_type}.json"])
+        if model_type == "roberta":
+            err = capsys.readouterr().err.strip().splitlines()
+            assert code == 2 and "mlm_nsp needs a BERT model" in err[-1] and not (tmp_path / out).exists()
+            continue
+        assert code == 0
+        metrics = json.loads((tmp_path / "m-bert.json").read_text())
+        assert 0 <= metrics["epochs"]["1"]["nsp_accuracy"] <= 1 and metrics["perplexity"] > 1
+        model, meta = load_model(tmp_path / out, "mlm")
+        assert meta["method"] == "mlm_nsp" and type(model).__name__ == "BertForMaskedLM"
