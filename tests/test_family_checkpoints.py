@@ -95,6 +95,8 @@ def test_checkpoint_whose_weights_do_not_fit_is_an_error_naming_them(tmp_path, t
     (ckpt / "config.json").write_text(json.dumps(config))
     with pytest.raises(PipelineError, match=r"does not fit its bert architecture: \d+ encoder weights missing \['bert\."):
         init_model(ArchParams(base=str(ckpt)), "mlm", len(tokenizer), tokenizer.pad_token_id)
+    with pytest.raises(PipelineError, match=r"^teacher\.cls\.arch\.base '.*ckpt-roberta': the checkpoint does not fit"):
+        init_model(ArchParams(base=str(ckpt)), "classification", len(tokenizer), 0, key="teacher.cls.arch")
 
 
 def test_missing_layer_weights_are_an_error(tmp_path, toks):

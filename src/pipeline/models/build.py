@@ -74,7 +74,7 @@ def check_load_report(model: PreTrainedModel, info: dict, family: families.Famil
         PipelineError: naming ``source`` and up to five offending weights.
     """
     prefix = f"{model.base_model_prefix}."
-    encoder = {k for k in model.base_model.state_dict()}
+    encoder = set(model.base_model.state_dict())
     missing = sorted(k for k in info.get("missing_keys", ()) if k.removeprefix(prefix) in encoder
                      and not any(part in k.split(".") for part in FRESH_OK))
     unexpected = sorted(k for k in info.get("unexpected_keys", ()) if family.component(k)[0] != "head"
@@ -87,12 +87,14 @@ def check_load_report(model: PreTrainedModel, info: dict, family: families.Famil
             + (f", {len(mismatched)} of another shape {mismatched[:5]}" if mismatched else ""))
 
 
-def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, num_labels: int = 2):
+def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, num_labels: int = 2,
+               key: str = "model"):
     """A fresh model: random init of the family ``arch.type`` (``base: scratch``) or a pretrained checkpoint.
 
     A checkpoint's family is the ``model_type`` in its ``config.json`` (``arch.type`` is not read then), and
     its head class is that family's (:func:`head_class`); the checkpoint must load every encoder weight
-    (:func:`check_load_report`). Remote code named in a checkpoint's ``auto_map`` is never run.
+    (:func:`check_load_report`). Remote code named in a checkpoint's ``auto_map`` is never run. ``key`` is
+    the params section of ``arch`` (``model``, ``teacher.<task>.arch``), for messages.
 
     Raises:
         PipelineError: an unsupported ``model_type``, a checkpoint that cannot be read or leaves encoder
@@ -106,17 +108,17 @@ def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, 
             config.num_labels = num_labels
         return head_class(head, config.model_type)(config)
     location = resolve_location(arch.base)
-    family = checkpoint_family(location, "model.base")
+    family = checkpoint_family(location, f"{key}.base")
     kwargs = {"num_labels": num_labels} if head == "classification" else {}
     try:
         model, info = head_class(head, family.model_type).from_pretrained(
             location, attn_implementation=family.attention, output_loading_info=True, **kwargs)
     except (OSError, ValueError, RuntimeError) as err:
-        raise PipelineError(f"model.base '{arch.base}': cannot load ({str(err).splitlines()[0]})") from None
-    check_load_report(model, info, family, f"model.base '{arch.base}'")
+        raise PipelineError(f"{key}.base '{arch.base}': cannot load ({str(err).splitlines()[0]})") from None
+    check_load_report(model, info, family, f"{key}.base '{arch.base}'")
     if model.config.vocab_size != vocab_size:
         raise PipelineError(
-            f"model.base '{arch.base}' has vocab_size {model.config.vocab_size} but the tokenizer has "
+            f"{key}.base '{arch.base}' has vocab_size {model.config.vocab_size} but the tokenizer has "
             f"{vocab_size} tokens (set prepare.tokenizer to the model's tokenizer)"
         )
     return model
