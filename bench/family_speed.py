@@ -9,7 +9,9 @@ is built at the same shape with the pipeline's own ``init_model`` (``model.base:
 - ``int8``: ``pipeline.quantize.dynamic_int8.quantize_dynamic_int8`` of the dense model (CPU int8 kernels).
 
 Weights are random (speed only). Each number is the median of ``--repeats`` forward passes after
-``--warmup`` on ``--threads`` CPU threads under ``torch.inference_mode``. One JSON line per (family,
+``--warmup`` on ``--threads`` CPU threads under ``torch.inference_mode``; the variants of a family are timed
+call by call in turn, and ``speedup_vs_dense`` is the median of the per-round ratios, so a busy machine
+shifts all of them alike. One JSON line per (family,
 variant): ``{bench, family, variant, device, threads, batch, seq, params, ms, speedup_vs_dense}`` (``params``:
 parameters of the float model, so int8 repeats the dense count); ALBERT's
 shared layers refuse per-layer pruning, printed as ``{..., "skipped": reason}``.
@@ -85,20 +87,35 @@ def main(argv=None) -> int:
     for family in names:
         dense = family_model(family, shape)
         x = families.model_inputs(dense, inputs(batch, seq))
-        base_ms = None
-        for variant, model in variants(dense).items():
+        models = variants(dense)
+        times = interleaved({k: m for k, m in models.items() if not isinstance(m, str)}, x, args.warmup, args.repeats)
+        for variant, model in models.items():
             record = {"bench": "family_speed", "family": family, "variant": variant, "device": "cpu",
                       "threads": args.threads, "batch": batch, "seq": seq}
             if isinstance(model, str):
                 emit({**record, "skipped": model})
                 continue
-            with torch.inference_mode():
-                ms = 1000 * statistics.median(time_call(lambda: model(**x), device, args.warmup, args.repeats))
-            base_ms = base_ms or ms
+            ms = 1000 * statistics.median(times[variant])
             # int8 keeps the dense model's parameters (as int8 weights): count the float source's.
             params = sum(t.numel() for t in (dense if variant == "int8" else model).parameters())
-            emit({**record, "params": params, "ms": round(ms, 3), "speedup_vs_dense": round(base_ms / ms, 3)})
+            speedup = statistics.median(d / t for d, t in zip(times["dense"], times[variant]))
+            emit({**record, "params": params, "ms": round(ms, 3), "speedup_vs_dense": round(speedup, 3)})
     return 0
+
+
+@torch.inference_mode()
+def interleaved(models: dict[str, torch.nn.Module], x: dict, warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of every model, the variants timed one call each in turn (order reversed every
+    round), so all of them see the same machine load; the speed-up is the median of per-round ratios."""
+    device = torch.device("cpu")
+    for model in models.values():
+        time_call(lambda: model(**x), device, warmup, 0)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times[name] += time_call(lambda: models[name](**x), device, 0, 1)
+    return times
 
 
 if __name__ == "__main__":
