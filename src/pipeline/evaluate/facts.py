@@ -46,7 +46,7 @@ def parameter_facts(config: dict, state: dict[str, torch.Tensor]) -> tuple[dict,
         component; ``layers`` one dict per encoder layer with ``layer``, ``params``, ``nonzero``,
         ``sparsity``, ``attention_params``, ``ffn_params``, ``heads`` and ``ffn_neurons``.
     """
-    family = families.family(config.get("model_type", "bert"))
+    family = families.family(config.get("model_type"))
     head_size = family.config_head_size(family.config_class.from_dict(config))
     flat = {f"{k}_{c}": 0 for c in COMPONENTS for k in ("params", "nonzero")}
     layers: dict[int, dict] = {}

@@ -23,7 +23,7 @@ next-sentence prediction (``pretraining``, only while pretraining with ``pretrai
 FRESH_OK = ("pooler",)
 
 
-def head_class(head: str, model_type: str = "bert") -> type[PreTrainedModel]:
+def head_class(head: str, model_type: str) -> type[PreTrainedModel]:
     """The transformers class of a head name for a model family.
 
     Raises:
