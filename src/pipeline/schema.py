@@ -19,6 +19,7 @@ from pipeline.distill.kd import KDParams
 from pipeline.evaluate import EvaluateParams
 from pipeline.merge import METHODS as MERGE_METHODS
 from pipeline.pretrain.mlm import MlmParams, PretrainRun
+from pipeline.pretrain.nsp import Objective
 from pipeline.prune import METHODS as PRUNE_METHODS
 from pipeline.quantize import SCHEMES, LogitErrorParams
 from pipeline.tasks import TaskParams
@@ -29,6 +30,7 @@ FIXED: dict[str, Any] = {
     "prepare": PrepareParams,
     "model": ArchParams,
     "launch": LaunchParams,
+    "pretrain.objective": Objective,
     "pretrain.mlm": MlmParams,
     "pretrain.train": TrainArgs,
     "pretrain.runs": dict[str, PretrainRun],

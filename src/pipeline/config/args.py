@@ -21,13 +21,20 @@ def check_seed(seed: int, name: str = "seed") -> None:
         raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
 
 
+MODEL_TYPES = ("albert", "bert", "deberta-v2", "distilbert", "electra", "modernbert", "roberta", "xlm-roberta")
+"""The ``model_type`` of every family with an adapter (:mod:`pipeline.models.families`; a test keeps both in step)."""
+
+
 @dataclass
 class ArchParams:
-    """A BERT architecture built from a config, or a pretrained checkpoint."""
+    """A BERT-family architecture built from a config, or a pretrained checkpoint."""
 
     base: str = "scratch"
     """``scratch`` builds from the sizes below; else a hub model name, a local checkpoint dir, or
     ``pkg:<python package>/<dir>`` (a checkpoint inside an installed package)."""
+    type: str = "bert"
+    """The family built by ``base: scratch`` (a :data:`MODEL_TYPES` entry); a checkpoint's family is its
+    ``config.json`` ``model_type`` (this key is not read then)."""
     hidden_size: int = 128
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
@@ -37,6 +44,8 @@ class ArchParams:
     """Seed of the random initialisation (``scratch``) or of newly added heads."""
 
     def __post_init__(self):
+        if self.type not in MODEL_TYPES:
+            raise ValueError(f"type '{self.type}' is not supported (supported: {', '.join(MODEL_TYPES)})")
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                      "max_position_embeddings"):
             if getattr(self, name) <= 0:

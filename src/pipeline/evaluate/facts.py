@@ -38,7 +38,7 @@ def parameter_facts(config: dict, state: dict[str, torch.Tensor]) -> tuple[dict,
 
     Args:
         config: the artifact's ``config.json`` (its ``model_type`` picks the family adapter that names the
-            components; ``hidden_size / num_attention_heads`` is the per-head width).
+            components and reads the per-head width, e.g. ``hidden_size / num_attention_heads``).
         state: float tensors from :func:`float_state`.
 
     Returns:
@@ -46,8 +46,8 @@ def parameter_facts(config: dict, state: dict[str, torch.Tensor]) -> tuple[dict,
         component; ``layers`` one dict per encoder layer with ``layer``, ``params``, ``nonzero``,
         ``sparsity``, ``attention_params``, ``ffn_params``, ``heads`` and ``ffn_neurons``.
     """
-    head_size = config["hidden_size"] // config["num_attention_heads"]
-    family = families.family(config.get("model_type", "bert"))
+    family = families.family(config.get("model_type"))
+    head_size = family.config_head_size(family.config_class.from_dict(config))
     flat = {f"{k}_{c}": 0 for c in COMPONENTS for k in ("params", "nonzero")}
     layers: dict[int, dict] = {}
     for name, tensor in state.items():

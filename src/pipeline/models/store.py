@@ -2,8 +2,9 @@
 
 An artifact directory holds ``model.safetensors``, ``config.json``, the tokenizer files and
 ``pipeline.json`` (stage, method, format, parent hashes, resolved params, what was done). Dense artifacts
-load with plain ``transformers``; physically pruned, compactly stored and quantized ones need
-:func:`load_model`. A format's reader (a quantization scheme, the compact sparse storage) is imported only
+load with plain ``transformers`` (physically pruned ones with ``trust_remote_code=True``: they carry their
+modeling file); compactly stored and quantized ones need :func:`load_model`, which never runs code from an
+artifact. A format's reader (a quantization scheme, the compact sparse storage) is imported only
 when an artifact in that format is read.
 """
 
@@ -23,7 +24,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir, write_json
 from pipeline.core.runtime import is_main
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models import families, formats
+from pipeline.models import families, formats, remote_code
 from pipeline.models.build import HEADS, empty_model, load_state_
 
 META = "pipeline.json"
@@ -36,7 +37,9 @@ except ImportError:  # pragma: no cover (older huggingface_hub)
 CONFIG_ERRORS = (StrictDataclassError, TypeError, ValueError, AssertionError, RuntimeError)
 """What a config class or a model constructor raises on a ``config.json`` with wrong values (the constructors
 do not validate their arguments)."""
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+# The fast tokenizer's files and the vocabulary files of WordPiece, byte-level BPE and SentencePiece ones.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "spm.model", "sentencepiece.bpe.model")
 
 
 def read_meta(path: str | os.PathLike) -> dict:
@@ -157,17 +160,23 @@ def save_model(
         meta: provenance for ``pipeline.json``; must contain ``stage``, ``head`` and ``format``.
         tensors: the exact tensors to store instead of the state dict, for quantized formats and compact
             storage (:func:`pipeline.models.compact.compact_model`, which also sets ``meta["storage"]``).
+
+    A structurally pruned model stored as a plain state dict also gets ``modeling_pruned.py`` and a
+    ``config.json`` ``auto_map`` naming it (:mod:`pipeline.models.remote_code`), so plain transformers loads
+    it with ``trust_remote_code=True``; other artifacts carry no ``auto_map``.
     """
     missing = {"stage", "head", "format"} - set(meta)
     if missing:
         raise ValueError(f"meta lacks {sorted(missing)}")
-    if tensors is None:
-        # save_pretrained drops tied duplicates (MLM decoder) so plain transformers can load it.
-        model.save_pretrained(out, safe_serialization=True)
-    else:
-        model.config.save_pretrained(out)
-        contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-        save_file(contiguous, str(out / WEIGHTS), metadata={"format": "pt", "scheme": meta["format"]})
+    with remote_code.attached(model.config, plain_weights=tensors is None) as code:
+        if tensors is None:
+            # save_pretrained drops tied duplicates (MLM decoder) so plain transformers can load it.
+            model.save_pretrained(out, safe_serialization=True)
+        else:
+            model.config.save_pretrained(out)
+            contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            save_file(contiguous, str(out / WEIGHTS), metadata={"format": "pt", "scheme": meta["format"]})
+    remote_code.write_code(out, code)
     copy_tokenizer(tokenizer_src, out)
     write_json(out / META, meta)
 

@@ -63,7 +63,9 @@ def perplexity(model, feats: list[Feature], tokenizer, probability: float, devic
     total_loss, total_tokens = 0.0, 0
     for batch in batches(feats, batch_size, collator):
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        # A masked-LM model's logits, or the MLM logits of BERT's pretraining model (MLM + NSP).
+        logits = out.logits if hasattr(out, "logits") else out.prediction_logits
         labels = batch["labels"]
         loss = torch.nn.functional.cross_entropy(
             logits.view(-1, logits.size(-1)).float(), labels.view(-1), ignore_index=-100, reduction="sum"

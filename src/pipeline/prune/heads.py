@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.core.errors import PipelineError
+from pipeline.models import families
 from pipeline.models.structure import heads_per_layer, prune_heads_
 from pipeline.prune import PruneContext, register
 from pipeline.prune.importance import head_importance
@@ -28,6 +29,7 @@ class HeadsParams:
 
 def check_heads(model: torch.nn.Module, params: HeadsParams) -> None:
     """``keep_heads`` is at most the heads of every layer (a head-pruned model may have fewer)."""
+    families.of(model).check_structural(model, "heads")
     counts = heads_per_layer(model)
     if params.keep_heads > min(counts):
         raise PipelineError(

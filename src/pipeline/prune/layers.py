@@ -29,6 +29,7 @@ class LayersParams:
 
 def check_layers(model: torch.nn.Module, params: LayersParams) -> None:
     """``keep_layers`` is at most the model's layer count."""
+    families.of(model).check_structural(model, "layers")
     count = len(families.of(model).layers(model))
     if params.keep_layers > count:
         raise PipelineError(f"prune.layers.keep_layers={params.keep_layers} exceeds the model's {count} layers")

@@ -18,6 +18,7 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch, Feature, batches, collate
+from pipeline.models.families import model_inputs
 from pipeline.models.structure import check_input_length
 
 # Keys of a batch that are targets, not model inputs.
@@ -117,8 +118,9 @@ class Task(ABC):
     # -------------------------------------------------------------------------------------------- model
     @staticmethod
     def logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, ...]:
-        """The task logits of a batch (targets stripped): ``((B, C),)`` or ``((B, T), (B, T))`` for QA."""
-        out = model(**{k: v for k, v in batch.items() if k not in LABEL_KEYS})
+        """The task logits of a batch (targets stripped, and segment ids for a model without segment
+        embeddings): ``((B, C),)`` or ``((B, T), (B, T))`` for QA."""
+        out = model(**model_inputs(model, {k: v for k, v in batch.items() if k not in LABEL_KEYS}))
         if hasattr(out, "start_logits"):
             return out.start_logits, out.end_logits
         return (out.logits,)

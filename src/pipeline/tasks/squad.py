@@ -8,7 +8,12 @@ so that the best-scoring token span over all of an example's features can be map
 SQuAD v2 (unanswerable questions) also scores "no answer" at the CLS token and predicts ``""`` when
 that null score beats the best span by more than a threshold.
 
-Needs a *fast* (Rust-backed) tokenizer: offsets and ``sequence_ids`` come from it.
+Needs a *fast* (Rust-backed) tokenizer: offsets and ``sequence_ids`` come from it. Any tokenizer family
+works: special tokens and their positions come from the tokenizer (RoBERTa's ``<s> q </s></s> c </s>``
+as well as BERT's ``[CLS] q [SEP] c [SEP]``), segment ids are kept only when it makes them, and byte-level
+BPE tokens (RoBERTa, ModernBERT), whose offsets may include the space before a word, are handled: an answer
+span is found by overlap, not by exact offsets, and predicted text is cut without surrounding whitespace.
+Contexts and questions are plain strings, never pre-split words, so no ``add_prefix_space`` is needed.
 """
 
 from __future__ import annotations
@@ -275,6 +280,16 @@ def _best_span(spans: Iterator[Span]) -> Span | None:
     return best
 
 
+def span_text(context: str, span: Span) -> str:
+    """The context text under ``span`` without surrounding whitespace.
+
+    A byte-level BPE token for `` word`` (``Ġword``) has offsets that start at the space unless its tokenizer
+    trims them (RoBERTa's post-processor does, a plain ``TemplateProcessing`` one does not); WordPiece offsets
+    never include whitespace, so for them this is the plain slice.
+    """
+    return context[span.start_char : span.end_char].strip()
+
+
 def _checked_logits(
     features: dict[str, list], start_logits, end_logits, n_best_size: int, max_answer_length: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -342,7 +357,7 @@ def postprocess_predictions(
         best = _example_best_span(
             by_example.get(example["id"], []), features, start_logits, end_logits, n_best_size, max_answer_length
         )
-        predictions[example["id"]] = "" if best is None else example["context"][best.start_char : best.end_char]
+        predictions[example["id"]] = "" if best is None else span_text(example["context"], best)
     return predictions
 
 
@@ -397,7 +412,7 @@ def postprocess_predictions_v2(
             raise ValueError(f"example {qid!r} has no features")
         null_score = min(float(start_logits[i, cls_index[i]] + end_logits[i, cls_index[i]]) for i in indices)
         best = _example_best_span(indices, features, start_logits, end_logits, n_best_size, max_answer_length)
-        answer = "" if best is None else example["context"][best.start_char : best.end_char]
+        answer = "" if best is None else span_text(example["context"], best)
         diff = np.inf if best is None else null_score - best.score
         out.answers[qid], out.score_diffs[qid] = answer, float(diff)
         out.predictions[qid] = "" if diff > null_score_diff_threshold else answer
