@@ -125,7 +125,7 @@ def test_mlm_max_length_beyond_the_models_positions(workdir, merged, capsys):
     write_split(workdir / "data" / "corpus", "validation", [{"text": "the plot was bad"}] * 4)
     out = workdir / "models" / "pretrain" / "a"
     code, err = run("pretrain", ["--run", "a", str(merged), "data/corpus", str(out), "m.json"], capsys,
-                    pretrain=tripwire)
+                    OBJECTIVES={"mlm": tripwire, "mlm_nsp": tripwire})
     assert_one_line(code, err, "pretrain.mlm.max_length=100", "64 positions")
     out = workdir / "models" / "merged2"
     code, err = run("merge", [str(merged), str(merged), "--base", str(merged), "--corpus", "data/corpus", "--out",
@@ -140,7 +140,7 @@ def test_an_empty_pretraining_shard(workdir, merged, capsys):
     write_split(workdir / "data" / "corpus", "validation", [{"text": "the plot was bad"}] * 2)
     edit_params(workdir, lambda d: d["pretrain"]["runs"]["a"].update(shard=3))
     code, err = run("pretrain", ["--run", "a", str(merged), "data/corpus", "out", "m.json"], capsys,
-                    pretrain=tripwire)
+                    OBJECTIVES={"mlm": tripwire, "mlm_nsp": tripwire})
     assert_one_line(code, err, "pretrain.runs.a.shard", "no rows")
 
 
@@ -169,8 +169,8 @@ def test_num_labels_differs_from_the_artifacts_head(workdir, artifact, cls_split
     q = workdir / "models" / "cls" / "quantize"
     assert_one_line(*run("quantize", ["--task", "cls", str(artifact), "data/cls", str(q)], capsys), *words)
     metrics = workdir / "metrics" / "eval.json"
-    assert_one_line(*run("evaluate", ["--task", "cls", "--baseline", str(artifact), "--details", "d.json", "--plots",
-                                      "plots", str(artifact), "data/cls", str(metrics)], capsys,
+    assert_one_line(*run("evaluate", ["--task", "cls", "--baseline", str(artifact), "--details", "d.json",
+                                      str(artifact), "data/cls", str(metrics)], capsys,
                          task_metrics=tripwire), *words)
     assert not out.exists() and not q.exists() and not metrics.exists()
 

@@ -216,7 +216,7 @@ ARGV = {
     "prune": ["--task", "cls", "--method", "magnitude", "models/cls/finetune", "data/cls", "models/cls/p"],
     "distill": ["--task", "cls", "models/cls/p", "models/cls/teacher", "data/cls", "models/cls/d"],
     "quantize": ["--task", "cls", "models/cls/d", "data/cls", "models/cls/q"],
-    "evaluate": ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json", "--plots", "plots",
+    "evaluate": ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
                  "models/cls/q", "data/cls", "metrics/eval.json"],
     "report": ["metrics/eval", "reports", "--details", "metrics/details", "--train", "metrics/train"],
 }
