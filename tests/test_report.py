@@ -120,6 +120,10 @@ def test_pareto_front_on_a_hand_made_set():
 
 def test_report_files_cards_and_figures(tmp_path, capsys):
     _write_inputs(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["report"]["cited"] = [{"task": "qa", "model": "BERT-base (uncased)", "metric": "F1 (SQuAD v1.1 dev)",
+                                  "value": 88.5, "source": "Devlin et al. 2019, Table 2"}]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     code, err = _run(tmp_path, capsys)
     assert code == 0, err
     reports = tmp_path / "reports"
@@ -159,8 +163,15 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     assert epochs[["run", "variant", "epoch", "step", "train_loss", "val_loss"]].values.tolist() == [
         ["distill/cls-heads", "distill-heads", 1, 5, 0.3, 0.5], ["finetune/cls", "finetune", 1, 10, 0.69, 0.66],
         ["finetune/cls", "finetune", 2, 20, 0.41, 0.45]]
+    assert "Data source: `synthetic` (classification), generated with seed 0. Tokenizer: `synthetic`." in card
+    assert _row(card.split("## Data")[1], "validation") == ["500", "2"]
+    assert _row(card.split("## Per epoch")[1], "finetune/cls")[:4] == ["1", "10", "0.6900", "0.6600"]
     qa_card = (reports / "qa" / "MODEL_CARD.md").read_text()
     assert _row(qa_card.split("## Results")[1], "quantize")[:3] == ["54.7500", "-0.7500", "1.100"]
+    assert _row(qa_card.split("## Task metrics")[1], "quantize") == ["39.5000", "54.7500"]  # exact match and F1
+    cited = qa_card.split("## Published reference numbers (cited, not measured)")[1].split("## ")[0]
+    assert _row(cited, "BERT-base (uncased)") == ["F1 (SQuAD v1.1 dev)", "88.5", "Devlin et al. 2019, Table 2"]
+    assert qa_card.count("88.5") == 1 and "88.5" not in card
     assert "task metrics in fp32 on cpu)" in card  # cls metrics carry no eval_device: computed on the CPU
     assert "task metrics in fp32 on cpu (quantize), cuda (finetune))" in qa_card
     summary = json.loads((reports / "summary.json").read_text())

@@ -256,7 +256,9 @@ def model_card(task: str, variants: pd.DataFrame, details: dict[str, dict], laye
                       "that may differ from the data above; they are never compared or plotted.")
     lines += _section("Classification diagnostics", diagnostics_table(variants), "variant")
     lines += _section("Per epoch (validation split, logged while training)", epoch_table(inputs.epochs, metric),
-                      "run")
+                      "run", "train loss: the run's training objective averaged over the epoch's steps (distillation: "
+                      "the KD mix; pruning methods: with their penalty); val loss: the task's hard-label loss on the "
+                      "validation split in eval mode; step: optimizer steps done when the epoch ended.")
     per_layer = layers_table(layers)
     if per_layer is not None:
         lines += _section(f"Per layer ({per_layer[0]})", per_layer[1], "variant")

@@ -69,10 +69,16 @@ class TaskData:
         return {n: (float(c), float(q)) for n, c, q in zip(self.pareto.index, self.pareto[cost],
                                                             self.pareto[self.metric])}
 
-    def series(self) -> list[str]:
-        """Every name a figure colours: the variants and the training runs."""
-        runs = set(self.curves) | set(self.epochs["run"]) | {name.split(" ")[0] for name in self.evals}
-        return sorted(set(self.pareto.index) | set(self.nonzero) | set(self.rocs) | runs)
+    def runs(self) -> list[str]:
+        """The training runs (``<stage>/<key>``) any figure draws."""
+        return sorted(set(self.curves) | set(self.epochs["run"]) | {name.split(" ")[0] for name in self.evals})
+
+    def styles(self, series_styles) -> dict:
+        """``{variant or run: style}`` from ``series_styles(names)``: one style per variant (evaluated, or made by
+        a run), and each run drawn in the style of the variant it made."""
+        made = {run: run_variant(run, self.task) for run in self.runs()}
+        styles = series_styles(set(self.pareto.index) | set(self.nonzero) | set(self.rocs) | set(made.values()))
+        return styles | {run: styles[variant] for run, variant in made.items()}
 
 
 def macro_prf(variants: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
@@ -189,8 +195,7 @@ def draw_figures(root: Path, data: TaskData) -> dict[str, str]:
     """
     from pipeline.report import figures as fig  # local: matplotlib only where figures are drawn
 
-    styles = fig.series_styles(data.series())
-    styles |= {run: styles[v] for run in data.series() if "/" in run and (v := run_variant(run, data.task)) in styles}
+    styles = data.styles(fig.series_styles)
     drawn = _figures(data, fig, styles)
     panels = _panels(data, fig, styles)
     third = panels.get("roc") or ("non-zero parameters", fig.bar_axes, (data.nonzero, "non-zero parameters", None,
