@@ -51,6 +51,7 @@ def test_one_point_series_are_drawn_with_markers():
     finetune = [line for line in loss.lines if line.get_color() == styles["finetune/cls"].color]
     assert sorted(line.get_linestyle() for line in finetune) == ["-", "--"]
     assert [t.get_text() for t in loss.get_legend().get_texts()][-2:] == ["training (epoch mean)", "validation"]
+    assert list(loss.get_xticks()) == [1, 2] and loss.get_xlim() == (0.5, 2.5)  # whole epochs
     metric = fig.single(fig.epoch_metric_axes, epochs, "accuracy", styles, ("finetune", 0.75)).axes[0]
     assert all(line.get_marker() not in (None, "None", "") for line in metric.lines[:2])
     baseline = metric.lines[-1]

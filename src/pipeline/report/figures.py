@@ -118,6 +118,18 @@ def loss_axes(ax, curves: dict[str, list[dict[str, float]]], styles: dict[str, S
     _legend(ax)
 
 
+def _epoch_axis(ax, epochs: pd.Series) -> None:
+    """An x axis of whole epochs: a tick per epoch (up to 20, else integer ticks), half an epoch of margin."""
+    values = sorted({int(e) for e in epochs})
+    if values and len(values) <= 20:
+        ax.set_xticks(values)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if values:
+        ax.set_xlim(values[0] - 0.5, values[-1] + 0.5)
+    ax.set_xlabel("epoch")
+
+
 def epoch_loss_axes(ax, epochs: pd.DataFrame, styles: dict[str, Style]) -> None:
     """Training loss (mean over the epoch's steps, solid) and validation loss (dashed, hollow markers) per
     epoch, a colour per run (:func:`pipeline.report.epochs.epoch_frame` rows)."""
@@ -130,8 +142,7 @@ def epoch_loss_axes(ax, epochs: pd.DataFrame, styles: dict[str, Style]) -> None:
                     markerfacecolor="none")
     kinds = [Line2D([], [], color="black", lw=1, label="training (epoch mean)"),
              Line2D([], [], color="black", lw=1, ls="--", marker="o", markerfacecolor="none", label="validation")]
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax, epochs["epoch"])
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
@@ -146,8 +157,7 @@ def epoch_metric_axes(ax, epochs: pd.DataFrame, metric: str, styles: dict[str, S
         ax.plot(rows["epoch"], rows[metric], color=styles[run].color, marker=styles[run].marker, lw=1, label=run)
     if baseline is not None:
         ax.axhline(baseline[1], color="black", ls=":", lw=1.2, label=f"{baseline[0]} (evaluated): {baseline[1]:.4g}")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax, epochs["epoch"])
     ax.set_ylabel(f"validation {metric}")
     ax.grid(alpha=0.3)
     _legend(ax)
@@ -227,10 +237,9 @@ def confusion_figure(matrices: dict[str, list[list[int]]]):
 
 
 def single(draw: Callable, *args, size: tuple[float, float] = (6.0, 4.2)):
-    """A one-axes figure drawn by ``draw(ax, *args)``."""
+    """A one-axes figure drawn by ``draw(ax, *args)`` (no layout pass: :func:`save` crops to what is drawn)."""
     fig, ax = plt.subplots(figsize=size)
     draw(ax, *args)
-    fig.tight_layout()
     return fig
 
 
