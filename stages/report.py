@@ -4,9 +4,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.config import loader
 from pipeline.core.errors import PipelineError, stage_main
 from pipeline.core.files import atomic_dir, write_json
+from pipeline.data.params import PrepareParams
+from pipeline.report.card import CardInputs
+from pipeline.report.cited import ReportParams, check_cited
 from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
+from pipeline.report.describe import read_counts
+from pipeline.report.epochs import epoch_frame
 from pipeline.report.tables import markdown, records, summarize
 from pipeline.report.task import task_report
 
@@ -17,25 +23,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="report directory")
     p.add_argument("--details", type=Path, required=True, help="directory of <task>/<variant>.json details")
     p.add_argument("--train", type=Path, required=True, help="dvclive logs <stage>/<key>/plots/metrics/train")
+    p.add_argument("--prepare", type=Path, required=True, help="metrics/prepare.json: rows per data set and split")
     return p
 
 
 def reads(args) -> dict[str, type]:
-    return {}
+    return {"prepare": PrepareParams, "report": ReportParams}
 
 
 @stage_main("report")
 def main(argv=None):
     args = parser().parse_args(argv)
+    prepare, params = loader.load(reads(args))
     results = collect(args.metrics)
     if not results:
         raise PipelineError(f"{args.metrics}: no evaluation metrics found (run the evaluate stages first)")
+    check_cited(params.cited, results)
+    counts = read_counts(args.prepare)
     details = collect_details(args.details)
     tables = summarize(results)
     with atomic_dir(args.out) as tmp:
         for task, variants in results.items():
+            inputs = CardInputs(epoch_frame(args.train, task), prepare, counts.get(task), params.cited)
             task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
-                        eval_curves(args.train, task))
+                        eval_curves(args.train, task), inputs)
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
         (tmp / "summary.md").write_text(markdown(tables))
 

@@ -22,6 +22,7 @@ from pipeline.pretrain.mlm import MlmParams, PretrainRun
 from pipeline.pretrain.nsp import Objective
 from pipeline.prune import METHODS as PRUNE_METHODS
 from pipeline.quantize import SCHEMES, LogitErrorParams
+from pipeline.report.cited import ReportParams
 from pipeline.tasks import TaskParams
 from pipeline.train.task import TeacherParams
 
@@ -45,6 +46,7 @@ FIXED: dict[str, Any] = {
     "quantize.source": str,
     "quantize.logit_error": LogitErrorParams,
     "evaluate": EvaluateParams,
+    "report": ReportParams,
 }
 # Sections whose keys are plug-in names: parent -> (registry, kind of key).
 PLUGINS = {"merge": MERGE_METHODS, "prune": PRUNE_METHODS, "quantize": SCHEMES}

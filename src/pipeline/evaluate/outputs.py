@@ -35,9 +35,10 @@ def flat_diagnostics(diag: dict) -> dict[str, float]:
 
 
 def describe(meta: dict) -> dict:
-    """What an artifact is, from its ``pipeline.json``: stage, method, format, storage, quantization scheme and
-    the scalar results its stage recorded (e.g. sparsity reached, logit error)."""
-    out = {k: meta[k] for k in ("stage", "method", "format", "storage") if k in meta}
+    """What an artifact is, from its ``pipeline.json``: stage, method, format, storage, quantization scheme,
+    the scalar results its stage recorded (e.g. sparsity reached, logit error) and the resolved params it was
+    made with (``params``: the model card's training settings)."""
+    out = {k: meta[k] for k in ("stage", "method", "format", "storage", "params") if k in meta}
     if isinstance(meta.get("quantization"), dict):
         out["quantization"] = meta["quantization"].get("scheme")
     results = meta.get("results") if isinstance(meta.get("results"), dict) else {}
