@@ -218,7 +218,8 @@ ARGV = {
     "quantize": ["--task", "cls", "models/cls/d", "data/cls", "models/cls/q"],
     "evaluate": ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
                  "models/cls/q", "data/cls", "metrics/eval.json"],
-    "report": ["metrics/eval", "reports", "--details", "metrics/details", "--train", "metrics/train"],
+    "report": ["metrics/eval", "reports", "--details", "metrics/details", "--train", "metrics/train", "--prepare",
+               "metrics/prepare.json"],
 }
 
 
