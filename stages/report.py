@@ -1,4 +1,5 @@
-"""Stage report: per-task model cards, figures and plot data, and a side-by-side summary of every variant."""
+"""Stage report: per-task model cards, figures and plot data, a side-by-side summary of every variant, and the
+GLUE table (``glue.md``/``glue.json``: a row per GLUE task, a column per variant, the GLUE average)."""
 
 import argparse
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from pipeline.core.errors import PipelineError, stage_main
 from pipeline.core.files import atomic_dir, write_json
+from pipeline.report import glue_table
 from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
 from pipeline.report.tables import markdown, records, summarize
 from pipeline.report.task import task_report
@@ -31,13 +33,15 @@ def main(argv=None):
     if not results:
         raise PipelineError(f"{args.metrics}: no evaluation metrics found (run the evaluate stages first)")
     details = collect_details(args.details)
-    tables = summarize(results)
+    tables, glue = summarize(results), glue_table.build(results)
     with atomic_dir(args.out) as tmp:
         for task, variants in results.items():
             task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
                         eval_curves(args.train, task))
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
-        (tmp / "summary.md").write_text(markdown(tables))
+        glue_table.write(tmp, glue)
+        link = f"GLUE table ({len(glue['tasks'])} GLUE task(s) of this run): [glue.md](glue.md)"
+        (tmp / "summary.md").write_text(markdown(tables).replace("\n\n", f"\n\n{link}\n\n", 1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,144 @@
+"""Several tasks in one pipeline: the task list lives in params.yaml only, the stages follow it, a data set change
+reruns only its task, and the report's GLUE table."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from clean_copy import clean_copy
+from import_closure import ROOT
+from pipeline.config.task_list import check_task_lists
+from pipeline.core.errors import PipelineError
+from pipeline.report import glue_table
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+
+
+def shipped() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def with_task(params: dict, name: str, like: str = "cls", **task) -> dict:
+    """``params`` with a task ``name`` added: every per-task section copied from ``like``."""
+    out = copy.deepcopy(params)
+    out["prepare"]["datasets"][name] = copy.deepcopy(out["prepare"]["datasets"][like])
+    out["tasks"][name] = {**copy.deepcopy(out["tasks"][like]), **task}
+    for section in (out["finetune"], out["teacher"], out["distill"]["train"]):
+        section[name] = copy.deepcopy(section[like])
+    return out
+
+
+# ----------------------------------------------------------------------------------------- the task list
+def test_shipped_task_lists_agree():
+    assert check_task_lists(shipped()) == ["cls", "qa"]
+    assert check_task_lists(with_task(shipped(), "sst2", glue="sst2")) == ["cls", "qa", "sst2"]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["finetune"].pop("qa"), "task 'qa' has no 'finetune.qa' section"),
+    (lambda d: d["teacher"].update(mnli=d["teacher"]["cls"]), "'teacher.mnli' is no task (tasks: cls, qa)"),
+    (lambda d: d["distill"]["train"].pop("cls"), "task 'cls' has no 'distill.train.cls' section"),
+    (lambda d: d["prepare"]["datasets"].pop("qa"), "task 'qa' has no data set 'prepare.datasets.qa'"),
+    (lambda d: d["prepare"]["datasets"].update(rte={"type": "classification", "source": "x"}),
+     "data set 'prepare.datasets.rte' (type 'classification') is no task"),
+    (lambda d: d["prepare"]["datasets"]["cls"].update(type="qa"),
+     "'prepare.datasets.cls.type' is 'qa' but 'tasks.cls.type' is 'classification'"),
+    (lambda d: d["prepare"]["datasets"]["cls"].update(glue="mnli"),
+     "'prepare.datasets.cls.glue' is 'mnli' but 'tasks.cls.glue' is ''"),
+    (lambda d: d["prepare"]["datasets"].pop("corpus"), "missing data set 'prepare.datasets.corpus'"),
+    (lambda d: d.update(tasks={}), "'tasks' names no task"),
+])
+def test_task_lists_that_disagree_name_the_key(mutate, message):
+    data = shipped()
+    mutate(data)
+    with pytest.raises(PipelineError, match=None) as err:
+        check_task_lists(data)
+    assert message in str(err.value)
+
+
+def test_check_file_runs_the_task_list_check(tmp_path):
+    from pipeline import schema
+
+    data = shipped()
+    data["finetune"].pop("qa")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(PipelineError, match="task 'qa' has no 'finetune.qa' section"):
+        schema.check_file(tmp_path / "params.yaml")
+
+
+def test_no_data_set_may_be_named_tokenizer():
+    from pipeline.data.params import DataSource, PrepareParams
+
+    with pytest.raises(ValueError, match="named 'tokenizer'"):
+        PrepareParams(datasets={"tokenizer": DataSource(type="text", train_size=1, validation_size=1)})
+
+
+def _stage_names(repo: Path) -> set[str]:
+    return set(sh(repo, "dvc", "stage", "list", "--name-only").split())
+
+
+def test_stages_expand_over_the_tasks_in_params_yaml(tmp_path):
+    """No stage of dvc.yaml names a task; adding a task's sections to params.yaml adds its stages."""
+    stages_text = yaml.safe_dump(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+    for name in ("cls", "qa"):  # the corpus is no task: pretraining reads data/corpus by name
+        assert f"/{name}" not in stages_text and f"{name}/" not in stages_text, name
+    repo = clean_copy(tmp_path / "repo")
+    sh(repo, "git", "init", "-q")
+    params = with_task(shipped(), "sst2", glue="sst2")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    methods, variants = (next(v[k] for v in dvc["vars"] if k in v) for k in ("prune_methods", "variants"))
+    tasks = ["cls", "qa", "sst2"]
+    expected = {"tokenizer", "base", "merge", "report", "pretrain@a", "pretrain@b"}
+    expected |= {f"prepare@{d}" for d in ("corpus", *tasks)}
+    expected |= {f"{s}@{t}" for s in ("finetune", "teacher", "quantize") for t in tasks}
+    expected |= {f"{s}@{t}-{m}" for s in ("prune", "distill") for t in tasks for m in methods}
+    expected |= {f"evaluate@{t}-{v}" for t in tasks for v in variants}
+    assert _stage_names(repo) == expected
+
+
+# ------------------------------------------------------------------------------------- the prepare stage
+def test_prepare_only_one_data_set_or_the_tokenizer(tmp_path, monkeypatch):
+    from stages import prepare
+
+    params = shipped()
+    for ds in params["prepare"]["datasets"].values():
+        ds.update(train_size=20, validation_size=5)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    assert prepare.main(["data", "--only", "cls", "--metrics", "m/cls.json"]) in (0, None)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cls"]
+    assert json.loads((tmp_path / "m" / "cls.json").read_text()) == {
+        "cls": {"train": {"rows": 20, "bad_rows_dropped": 0}, "validation": {"rows": 5, "bad_rows_dropped": 0}}}
+    assert prepare.main(["data", "--only", "tokenizer"]) in (0, None)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cls", "tokenizer"]
+    assert (tmp_path / "data" / "tokenizer" / "vocab.txt").is_file()
+    # the same rows as the whole stage writes: one data set alone is prepared exactly as before
+    assert prepare.main(["all"]) in (0, None)
+    assert (tmp_path / "all" / "cls" / "train.jsonl").read_bytes() == (tmp_path / "data" / "cls" / "train.jsonl").read_bytes()
+    assert prepare.main(["data", "--only", "nope"]) == 2  # a data set params.yaml does not have
+
+
+def test_prepare_reads_only_its_data_set():
+    from stages import prepare
+
+    reads = lambda *argv: set(prepare.reads(prepare.parser().parse_args(["data", *argv])))  # noqa: E731
+    assert reads("--only", "qa") == {"prepare.seed", "prepare.datasets.qa"}
+    assert reads("--only", "tokenizer") == {"prepare.tokenizer"}
+    assert reads() == {"prepare"}
