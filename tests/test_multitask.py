@@ -142,3 +142,76 @@ def test_prepare_reads_only_its_data_set():
     assert reads("--only", "qa") == {"prepare.seed", "prepare.datasets.qa"}
     assert reads("--only", "tokenizer") == {"prepare.tokenizer"}
     assert reads() == {"prepare"}
+
+
+# ------------------------------------------------------------------------------------------ the GLUE table
+def frame(rows: dict[str, dict]) -> pd.DataFrame:
+    """Flat metrics as the report collects them: a row per variant."""
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("variant").sort_index()
+
+
+def run_results() -> dict[str, pd.DataFrame]:
+    return {
+        "sst2": frame({"finetune": {"glue": "sst2", "accuracy": 0.9}, "quantize": {"glue": "sst2", "accuracy": 0.8}}),
+        "paraphrase": frame({"finetune": {"glue": "mrpc", "accuracy": 0.7, "f1": 0.8},
+                             "quantize": {"glue": "mrpc", "accuracy": 0.6, "f1": 0.7}}),
+        "nli": frame({"finetune": {"glue": "mnli", "accuracy": 0.6, "accuracy_mismatched": 0.5},
+                      "quantize": {"glue": "mnli", "accuracy": 0.5, "accuracy_mismatched": None}}),
+        "qa": frame({"finetune": {"glue": "", "exact_match": 50.0, "f1": 60.0}}),
+        "cls": frame({"finetune": {"glue": None, "accuracy": 0.99, "f1": 0.99}}),
+    }
+
+
+def test_glue_table_rows_columns_and_average():
+    table = glue_table.build(run_results())
+    assert [r["task"] for r in table["tasks"]] == ["sst2", "paraphrase", "nli"]  # the leaderboard's order
+    assert table["variants"] == ["finetune", "quantize"] and table["omitted"] == ["cls", "qa"]
+    mrpc = table["tasks"][1]
+    assert mrpc["metrics"] == ["f1", "accuracy"] and mrpc["scores"]["finetune"]["score"] == pytest.approx(0.75)
+    # MNLI is one task: the mean of matched and mismatched accuracy
+    assert table["tasks"][2]["scores"]["finetune"]["score"] == pytest.approx(0.55)
+    assert table["average"]["finetune"] == pytest.approx((0.9 + 0.75 + 0.55) / 3)
+    # a metric not measured: no task score, no average (never a partial mean)
+    assert table["tasks"][2]["scores"]["quantize"] == {"accuracy": 0.5, "accuracy_mismatched": None, "score": None}
+    assert table["average"]["quantize"] is None
+
+
+def test_glue_markdown_and_strict_json(tmp_path):
+    table = glue_table.build(run_results())
+    glue_table.write(tmp_path, table)
+    text = (tmp_path / "glue.md").read_text()
+    assert "| task | metric | finetune | quantize |" in text
+    assert "| nli (MNLI-m/mm) | acc. matched/mismatched | 60.0/50.0 | 50.0/- |" in text
+    assert "| paraphrase (MRPC) | F1/acc. | 80.0/70.0 | 70.0/60.0 |" in text
+    assert "| GLUE average (3 tasks) |  | 73.3 | - |" in text
+    assert "MNLI counts once" in text and "validation (dev)" in text and "Left out" in text and "cls, qa" in text
+    loaded = json.loads((tmp_path / "glue.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert loaded == json.loads(json.dumps(table))
+
+
+def test_glue_table_without_glue_tasks_and_with_a_glue_task_twice():
+    empty = glue_table.build({"qa": run_results()["qa"]})
+    assert empty["tasks"] == [] and "No GLUE task in this run" in glue_table.markdown(empty)
+    results = run_results()
+    results["sst2_more"] = results["sst2"]
+    twice = glue_table.build(results)
+    assert [r["task"] for r in twice["tasks"]][:2] == ["sst2", "sst2_more"]
+    assert twice["average"] == {"finetune": None, "quantize": None}  # SST-2 would count twice
+
+
+def test_glue_table_refuses_variants_that_disagree():
+    bad = {"x": frame({"finetune": {"glue": "sst2", "accuracy": 1.0}, "quantize": {"glue": "rte", "accuracy": 1.0}})}
+    with pytest.raises(PipelineError, match="variants name different GLUE tasks"):
+        glue_table.build(bad)
+
+
+def test_glue_rows_use_the_metrics_the_tasks_report():
+    """The table reads the names pipeline.tasks.glue scores under, on every validation split of the task."""
+    from pipeline.tasks import glue
+
+    assert list(glue_table.ROWS) == ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
+    for name, row in glue_table.ROWS.items():
+        spec = glue.TASKS[name]
+        reported = {f"{m}{suffix}" for suffix in spec.eval_splits.values() for m in spec.metrics}
+        assert set(row.metrics) == reported, name
+        assert math.isclose(glue_table.task_score([0.5] * len(row.metrics)), 0.5)
