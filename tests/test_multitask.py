@@ -215,3 +215,70 @@ def test_glue_rows_use_the_metrics_the_tasks_report():
         reported = {f"{m}{suffix}" for suffix in spec.eval_splits.values() for m in spec.metrics}
         assert set(row.metrics) == reported, name
         assert math.isclose(glue_table.task_score([0.5] * len(row.metrics)), 0.5)
+
+
+# ------------------------------------------------------------------------------ blast radius of a data set
+@pytest.fixture(scope="module")
+def placeholder_repo(tmp_path_factory) -> Path:
+    """A copy whose every stage output is a placeholder, with a committed lock: ``dvc status`` is clean
+    (as in tests/test_blast_radius.py)."""
+    from dvc.repo import Repo
+
+    repo = clean_copy(tmp_path_factory.mktemp("datasets") / "repo")
+    sh(repo, "git", "init", "-q")
+    with Repo(str(repo)) as dvc:
+        for stage in dvc.index.stages:
+            for out in stage.outs:
+                path = Path(out.fs_path)
+                if path.suffix == ".json":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text("{}\n")
+                else:
+                    path.mkdir(parents=True, exist_ok=True)
+                    (path / "placeholder").write_text(stage.addressing)
+    sh(repo, "dvc", "commit", "--force", "--quiet")
+    assert json.loads(sh(repo, "dvc", "status", "--json")) == {}
+    return repo
+
+
+def rerun_after_setting(repo: Path, dotted: str, value) -> set[str]:
+    """Stages ``dvc repro`` would rerun after setting one param: those ``dvc status`` lists and everything
+    downstream of them (params.yaml is restored after)."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    path = repo / "params.yaml"
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    node = data
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        changed = set(json.loads(sh(repo, "dvc", "status", "--json")))
+    finally:
+        path.write_text(original)
+    with Repo(str(repo)) as dvc:
+        graph = dvc.index.graph  # an edge runs from a stage to a stage it depends on
+        by_name = {stage.name: stage for stage in graph}
+        return changed | {s.name for name in changed for s in nx.ancestors(graph, by_name[name])}
+
+
+def task_stages(repo: Path, task: str) -> set[str]:
+    names = _stage_names(repo)
+    return {n for n in names if n.split("@")[-1] == task or n.split("@")[-1].startswith(f"{task}-")}
+
+
+@pytest.mark.e2e
+def test_a_data_set_change_reruns_only_its_task(placeholder_repo):
+    repo = placeholder_repo
+    cls = task_stages(repo, "cls")
+    assert {"prepare@cls", "finetune@cls", "teacher@cls", "quantize@cls", "evaluate@cls-finetune"} <= cls
+    assert rerun_after_setting(repo, "prepare.datasets.cls.train_size", 10) == cls | {"report"}
+    assert rerun_after_setting(repo, "prepare.datasets.qa.source", "sources/squad") == task_stages(repo, "qa") | {"report"}
+    assert rerun_after_setting(repo, "tasks.cls.max_length", 32) == cls - {"prepare@cls"} | {"report"}
+    # the corpus is no task: it feeds pretraining, so every task's models follow
+    rerun = rerun_after_setting(repo, "prepare.datasets.corpus.train_size", 10)
+    assert "pretrain@a" in rerun and not rerun & {"prepare@cls", "prepare@qa", "tokenizer", "base"}

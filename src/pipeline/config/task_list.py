@@ -16,6 +16,8 @@ from pipeline.core.errors import PipelineError
 
 PER_TASK = ("finetune", "teacher", "distill.train")
 """Sections with one entry per task (``finetune.<task>`` ...), besides ``tasks`` and ``prepare.datasets``."""
+NAMED = ("prepare.datasets", "tasks", *PER_TASK)
+"""Sections whose keys are task or data set names (a profile may add and remove entries there)."""
 CORPUS = "corpus"
 """The data set pretraining reads (``data/corpus``); a text corpus, not a task."""
 
