@@ -282,3 +282,37 @@ def test_a_data_set_change_reruns_only_its_task(placeholder_repo):
     # the corpus is no task: it feeds pretraining, so every task's models follow
     rerun = rerun_after_setting(repo, "prepare.datasets.corpus.train_size", 10)
     assert "pretrain@a" in rerun and not rerun & {"prepare@cls", "prepare@qa", "tokenizer", "base"}
+
+
+# ------------------------------------------------------------------------------------ task profiles
+def _apply(*argv: str) -> int:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "profiles"))
+    import apply  # profiles/apply.py
+
+    return apply.main(list(argv))
+
+
+def test_task_profile_replaces_the_tasks(tmp_path, capsys):
+    out = tmp_path / "params.yaml"
+    assert _apply(str(ROOT / "profiles" / "tasks" / "sst2.yaml"), "--params", str(ROOT / "params.yaml"),
+                  "--write", str(out)) == 0
+    merged = yaml.safe_load(out.read_text())
+    assert check_task_lists(merged) == ["sst2"]
+    assert merged["prepare"]["datasets"]["sst2"]["source"] == "sources/SST-2"
+    assert set(merged["prepare"]["datasets"]) == {"corpus", "sst2"}
+    # -S overrides cannot add or remove entries: refused, pointing at --write
+    assert _apply(str(ROOT / "profiles" / "tasks" / "sst2.yaml"), "--params", str(ROOT / "params.yaml")) == 1
+    assert "apply it with --write" in capsys.readouterr().err
+
+
+def test_task_profile_that_leaves_the_tasks_inconsistent_writes_nothing(tmp_path, capsys):
+    half = tmp_path / "half.yaml"
+    half.write_text("tasks:\n  cls: null\n")  # cls removed from tasks only
+    out = tmp_path / "params.yaml"
+    assert _apply(str(half), "--params", str(ROOT / "params.yaml"), "--write", str(out)) == 1
+    assert "'finetune.cls' is no task" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "typo.yaml").write_text("model:\n  hiden_size: null\n")  # null outside task sections: a typo
+    assert _apply(str(tmp_path / "typo.yaml"), "--params", str(ROOT / "params.yaml"), "--write", str(out)) == 1
+    assert "'model.hiden_size' does not exist" in capsys.readouterr().err
