@@ -135,9 +135,9 @@ CONVENTIONS = (
 
 def markdown(table: dict) -> str:
     """``reports/glue.md``: the table of :func:`build`, its conventions, and the tasks left out."""
-    lines = ["# GLUE", ""]
+    parts = ["# GLUE"]
     if not table["tasks"]:
-        lines += ["No GLUE task in this run (a task joins this table with `tasks.<name>.glue`)."]
+        parts.append("No GLUE task in this run (a task joins this table with `tasks.<name>.glue`).")
     else:
         frame = pd.DataFrame(
             [[ROWS[row["glue"]].label]
@@ -148,13 +148,13 @@ def markdown(table: dict) -> str:
         count = len(table["average_over"])
         frame.loc[f"GLUE average ({count} task{'s' * (count != 1)})"] = ["", *(
             _percent([table["average"][v]]) for v in table["variants"])]
-        lines += markdown_table(frame) + [""] + [f"{text}\n" for text in CONVENTIONS]
+        parts += ["\n".join(markdown_table(frame)), *CONVENTIONS]
         if len({r["glue"] for r in table["tasks"]}) < len(table["tasks"]):
-            lines += ["Two tasks of this run are the same GLUE task: no average.", ""]
+            parts.append("Two tasks of this run are the same GLUE task: no average.")
     if table["omitted"]:
-        lines += ["", f"Left out (not GLUE tasks: QA, or classification without `tasks.<name>.glue`): "
-                      f"{', '.join(table['omitted'])}."]
-    return "\n".join(lines).rstrip() + "\n"
+        parts.append(f"Left out (not GLUE tasks: QA, or classification without `tasks.<name>.glue`): "
+                     f"{', '.join(table['omitted'])}.")
+    return "\n\n".join(parts) + "\n"
 
 
 def write(out: str | Path, table: dict) -> None:
