@@ -282,6 +282,8 @@ def test_a_data_set_change_reruns_only_its_task(placeholder_repo):
     # the corpus is no task: it feeds pretraining, so every task's models follow
     rerun = rerun_after_setting(repo, "prepare.datasets.corpus.train_size", 10)
     assert "pretrain@a" in rerun and not rerun & {"prepare@cls", "prepare@qa", "tokenizer", "base"}
+    # the generator seed is every data set's (but not the tokenizer's): everything but tokenizer and base reruns
+    assert rerun_after_setting(repo, "prepare.seed", 1) == _stage_names(repo) - {"tokenizer", "base"}
 
 
 # ------------------------------------------------------------------------------------ task profiles
