@@ -25,7 +25,7 @@ import yaml
 
 # This checkout's library (the task sections and the params check), whichever copy is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pipeline.config.task_list import NAMED  # noqa: E402
+from pipeline.task_list import NAMED  # noqa: E402
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:

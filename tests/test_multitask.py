@@ -16,7 +16,7 @@ import yaml
 
 from clean_copy import clean_copy
 from import_closure import ROOT
-from pipeline.config.task_list import check_task_lists
+from pipeline.task_list import check_task_lists
 from pipeline.core.errors import PipelineError
 from pipeline.report import glue_table
 

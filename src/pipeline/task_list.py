@@ -4,7 +4,8 @@ is kept per task must name exactly those.
 ``dvc.yaml`` expands the per-task stages over the keys of ``tasks`` and one prepare stage over the keys of
 ``prepare.datasets``, so the names are written in ``params.yaml`` only. This module checks that they agree
 (:func:`check_task_lists`); :func:`pipeline.schema.check_file` runs it with the section checks, and
-``tests/test_multitask.py`` on the shipped params.
+``tests/test_multitask.py`` on the shipped params. Like :mod:`pipeline.schema` it looks at the whole file, so no
+stage imports it.
 """
 
 from __future__ import annotations
