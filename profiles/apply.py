@@ -1,11 +1,15 @@
 """Apply a params profile: print it as ``dvc exp run -S`` overrides, or merge it into a params file.
 
 A profile is a partial ``params.yaml``: only the keys it sets change. Every key must already exist in the
-target params file (a typo would otherwise add a key no stage reads), and the merged file must parse.
+target params file (a typo would otherwise add a key no stage reads), and the merged file must parse. The
+exception are the sections whose keys are task and data set names (``tasks``, ``prepare.datasets``,
+``finetune``, ``teacher``, ``distill.train``): there a profile may add an entry (a new task) and remove one
+with ``null`` (``cls: null``); such a profile is applied with ``--write`` (``profiles/tasks/sst2.yaml``).
 
     python profiles/apply.py profiles/hub.yaml                     # -S overrides, one line
     dvc exp run $(python profiles/apply.py profiles/hub.yaml)
     python profiles/apply.py profiles/minilm.yaml --write params.yaml
+    python profiles/apply.py profiles/tasks/sst2.yaml --write params.yaml   # SST-2 instead of cls and qa
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
+
+# This checkout's library (the task sections and the params check), whichever copy is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from pipeline.task_list import NAMED  # noqa: E402
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -32,12 +41,16 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 
 def merge(base: dict, profile: dict, where: str = "") -> dict:
-    """A copy of ``base`` with ``profile``'s leaves set; a key missing from ``base`` is a ValueError."""
+    """A copy of ``base`` with ``profile``'s leaves set; a key missing from ``base`` is a ValueError, except an
+    entry of a :data:`NAMED` section, which is added (or removed, when the profile sets it to null)."""
     out = dict(base)
+    named = where.rstrip(".") in NAMED
     for key, value in profile.items():
-        if key not in base:
+        if key not in base and not (named and value is not None):
             raise ValueError(f"profile key '{where}{key}' does not exist in the params file")
-        if isinstance(value, dict) and isinstance(base[key], dict):
+        if value is None and named:
+            del out[key]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
             out[key] = merge(base[key], value, f"{where}{key}.")
         else:
             out[key] = value
@@ -66,9 +79,29 @@ def main(argv=None) -> int:
         print(f"{args.profile}: {err}", file=sys.stderr)
         return 1
     if args.write:
-        args.write.write_text(yaml.safe_dump(merged, sort_keys=False))
-    else:
-        print(shlex.join(overrides(profile)))
+        return write_checked(args.write, merged, args.profile)
+    if set(flatten(merged)) != set(flatten(yaml.safe_load(args.params.read_text()))):
+        print(f"{args.profile}: adds or removes tasks; apply it with --write params.yaml", file=sys.stderr)
+        return 1
+    print(shlex.join(overrides(profile)))
+    return 0
+
+
+def write_checked(path: Path, merged: dict, profile: Path) -> int:
+    """Write ``merged`` to ``path`` if every section parses and the tasks agree (pipeline.schema.check_file);
+    else print the first problem and write nothing."""
+    from pipeline import schema  # imports every method: only here
+    from pipeline.core.errors import PipelineError
+
+    text = yaml.safe_dump(merged, sort_keys=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "params.yaml").write_text(text)
+        try:
+            schema.check_file(Path(tmp) / "params.yaml")
+        except PipelineError as err:
+            print(f"{profile}: {err}", file=sys.stderr)
+            return 1
+    path.write_text(text)
     return 0
 
 

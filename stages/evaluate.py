@@ -51,6 +51,7 @@ def main(argv=None):
               "method": meta.get("method", meta["stage"]), "primary_metric": task.primary_metric,
               "eval_device": measured.device, **measured.scores, **flat_diagnostics(measured.diagnostics), **facts,
               **size_facts(args.model), **speed}
+    result["glue"] = task.glue_task  # the GLUE task these metrics score ("" for none): rows of the report's GLUE table
     write_details(args.details, facts, layers, measured.diagnostics, meta)
     write_json(args.out, result)
 

@@ -1,4 +1,5 @@
-"""Stage report: per-task model cards, figures and plot data, and a side-by-side summary of every variant."""
+"""Stage report: per-task model cards, figures and plot data, a side-by-side summary of every variant, and the
+GLUE table (``glue.md``/``glue.json``: a row per GLUE task, a column per variant, the GLUE average)."""
 
 import argparse
 import sys
@@ -10,6 +11,7 @@ from pipeline.core.files import atomic_dir, write_json
 from pipeline.data.params import PrepareParams
 from pipeline.report.card import CardInputs
 from pipeline.report.cited import ReportParams, check_cited
+from pipeline.report import glue_table
 from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
 from pipeline.report.describe import read_counts
 from pipeline.report.epochs import epoch_frame
@@ -23,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="report directory")
     p.add_argument("--details", type=Path, required=True, help="directory of <task>/<variant>.json details")
     p.add_argument("--train", type=Path, required=True, help="dvclive logs <stage>/<key>/plots/metrics/train")
-    p.add_argument("--prepare", type=Path, required=True, help="metrics/prepare.json: rows per data set and split")
+    p.add_argument("--prepare", type=Path, required=True, help="metrics/prepare (or one JSON file): rows per data set and split")
     return p
 
 
@@ -41,14 +43,16 @@ def main(argv=None):
     check_cited(params.cited, results)
     counts = read_counts(args.prepare)
     details = collect_details(args.details)
-    tables = summarize(results)
+    tables, glue = summarize(results), glue_table.build(results)
     with atomic_dir(args.out) as tmp:
         for task, variants in results.items():
             inputs = CardInputs(epoch_frame(args.train, task), prepare, counts.get(task), params.cited)
             task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
                         eval_curves(args.train, task), inputs)
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
-        (tmp / "summary.md").write_text(markdown(tables))
+        glue_table.write(tmp, glue)
+        link = f"GLUE table ({len(glue['tasks'])} GLUE task(s) of this run): [glue.md](glue.md)"
+        (tmp / "summary.md").write_text(markdown(tables).replace("\n\n", f"\n\n{link}\n\n", 1))
 
 
 if __name__ == "__main__":

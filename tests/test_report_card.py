@@ -122,7 +122,7 @@ def test_card_says_what_data_it_measured_and_how_variants_were_trained():
     synthetic = PrepareParams(datasets={"cls": DataSource(type="classification", train_size=10, validation_size=5)})
     data = _section(_card(variants, {}, CardInputs(prepare=synthetic)), "Data")
     assert "`synthetic` (classification), generated with seed 0" in data
-    assert "`metrics/prepare.json` has no data set `cls`" in data and "label balance" not in data
+    assert "`metrics/prepare/` has no data set `cls`" in data and "label balance" not in data
 
 
 def test_split_sparsity_and_memory_columns():

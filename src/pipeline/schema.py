@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.config.args import ArchParams, LaunchParams, TrainArgs
 from pipeline.config.loader import PARAMS_FILE, load, lookup, read_yaml
+from pipeline.task_list import check_task_lists
 from pipeline.core.errors import PipelineError
 from pipeline.data.params import PrepareParams
 from pipeline.distill.kd import KDParams
@@ -82,14 +83,17 @@ def _present(data: dict, path: str) -> bool:
 
 
 def check_file(file: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
-    """Load every section of a params file with its type; returns ``{dotted path: value}``.
+    """Load every section of a params file with its type, and check that the per-task sections name the same
+    tasks (:func:`pipeline.task_list.check_task_lists`); returns ``{dotted path: value}``.
 
     Raises:
         PipelineError: the first bad section, key or value, named.
     """
     data = read_yaml(file)
     found = sections(data)
-    return dict(zip(found, load(found, file=file)))
+    values = dict(zip(found, load(found, file=file)))
+    check_task_lists(data)
+    return values
 
 
 def section_type(path: str, file: str | os.PathLike = PARAMS_FILE) -> Any:

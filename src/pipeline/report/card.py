@@ -68,7 +68,7 @@ class CardInputs:
     prepare: PrepareParams | None = None
     """The ``prepare`` params: data source and tokenizer."""
     counts: dict[str, dict[str, int]] | None = None
-    """The task's data set in ``metrics/prepare.json``: ``{split: {"rows", ...}}``."""
+    """The task's data set in ``metrics/prepare/``: ``{split: {"rows", ...}}``."""
     cited: list[CitedResult] = field(default_factory=list)
     """``report.cited``: published numbers (those of this task are shown, labelled cited)."""
 
@@ -211,9 +211,9 @@ def data_section(task: str, details: dict[str, dict], inputs: CardInputs) -> lis
     lines = ["## Data", "", source_line(task, inputs.prepare), ""]
     splits = split_table(inputs.counts)
     if splits is None:
-        lines += [f"Rows per split: `metrics/prepare.json` has no data set `{task}`.", ""]
+        lines += [f"Rows per split: `metrics/prepare/` has no data set `{task}`.", ""]
     else:
-        lines += ["Rows per split (`metrics/prepare.json`: kept, and dropped or fixed by the data checks):", ""]
+        lines += ["Rows per split (`metrics/prepare/`: kept, and dropped or fixed by the data checks):", ""]
         lines += markdown_table(splits) + [""]
     balance = label_balance(details)
     if balance is not None:

@@ -2,7 +2,7 @@
 computed here).
 
 The data: the source and tokenizer from the ``prepare`` params, the rows kept, dropped and fixed per split from
-``metrics/prepare.json`` (the prepare stage's counts), and the validation label balance from the evaluate
+``metrics/prepare/`` (the prepare stages' counts), and the validation label balance from the evaluate
 stage's per-class support (the examples every number was measured on). The variants: the settings their
 stage recorded in ``pipeline.json`` (``params``), as the evaluate stage copied them into the details.
 """
@@ -25,19 +25,24 @@ TRAIN_COLUMNS = (("epochs", "epochs"), ("batch size", "batch_size"), ("grad accu
 
 
 def read_counts(path: str | Path) -> dict[str, dict[str, dict[str, int]]]:
-    """``metrics/prepare.json``: ``{data set: {split: {"rows", "bad_rows_dropped", ...}}}``.
+    """The prepare stages' row counts, ``{data set: {split: {"rows", "bad_rows_dropped", ...}}}``, from
+    ``metrics/prepare/`` (one ``<data set>.json`` per ``prepare@<data set>`` stage) or one such file.
 
     Raises:
-        PipelineError: the file is missing or not a JSON mapping (one line naming it).
+        PipelineError: the path is missing, or a file is not a JSON mapping of that shape (one line naming it).
     """
-    try:
-        counts = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found (run the prepare stage first)") from None
-    except json.JSONDecodeError as err:
-        raise PipelineError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    if not isinstance(counts, dict) or not all(isinstance(v, dict) for v in counts.values()):
-        raise PipelineError(f"{path}: expected {{data set: {{split: counts}}}}")
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: not found (run the prepare stages first)")
+    counts: dict = {}
+    for file in sorted(path.glob("*.json")) if path.is_dir() else [path]:
+        try:
+            part = json.loads(file.read_text())
+        except json.JSONDecodeError as err:
+            raise PipelineError(f"{file}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        if not isinstance(part, dict) or not all(isinstance(v, dict) for v in part.values()):
+            raise PipelineError(f"{file}: expected {{data set: {{split: counts}}}}")
+        counts.update(part)
     return counts
 
 

@@ -144,6 +144,11 @@ class Task(ABC):
         """Prepared split -> suffix of its metric names; splits other than ``validation`` are optional."""
         return {"validation": ""}
 
+    @property
+    def glue_task(self) -> str:
+        """The GLUE task whose official metrics :meth:`score` reports (``sst2``, ``mnli``, ...); empty for none."""
+        return ""
+
     @abstractmethod
     def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray | None]:
         """Task metrics of ``model`` on ``rows`` and, where the task has per-example class logits, those

@@ -137,6 +137,10 @@ class ClassificationTask(Task):
     def eval_splits(self) -> dict[str, str]:
         return self.glue.eval_splits
 
+    @property
+    def glue_task(self) -> str:
+        return self.params.glue
+
     def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray]:
         """The GLUE task's metrics (fractions/correlations; by default ``accuracy`` and ``f1``) and the logits
         ``(N, C)`` they were computed from (``C == 1`` for regression)."""
