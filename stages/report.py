@@ -1,22 +1,27 @@
-"""Stage report: per-task model cards, figures and plot data, and a side-by-side summary of every variant."""
+"""Stage report: per-task model cards, figures and plot data, and a side-by-side summary of the current pipeline's
+variants (evaluations of other tasks, variants, data or models are left out and listed)."""
 
 import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.errors import PipelineError, stage_main
+from pipeline.core.errors import stage_main
 from pipeline.core.files import atomic_dir, write_json
-from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
+from pipeline.report.collect import Pipeline, collect, collect_details, eval_curves, left_out_markdown, loss_curves
 from pipeline.report.tables import markdown, records, summarize
 from pipeline.report.task import task_report
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("metrics", type=Path, help="directory of <task>/<variant>.json metrics")
+    p.add_argument("metrics", type=Path, help="metrics root: eval/, facts/, speed/ with <task>/<variant>.json")
     p.add_argument("out", type=Path, help="report directory")
     p.add_argument("--details", type=Path, required=True, help="directory of <task>/<variant>.json details")
     p.add_argument("--train", type=Path, required=True, help="dvclive logs <stage>/<key>/plots/metrics/train")
+    p.add_argument("--data", type=Path, required=True, help="prepared data: <task>/ and tokenizer/ (lineage check)")
+    p.add_argument("--models", type=Path, required=True, help="artifacts <task>/<variant>/ (lineage check)")
+    p.add_argument("--tasks", nargs="+", required=True, help="the pipeline's tasks (dvc.yaml task_names)")
+    p.add_argument("--variants", nargs="+", required=True, help="the pipeline's variants (dvc.yaml variants)")
     return p
 
 
@@ -27,17 +32,18 @@ def reads(args) -> dict[str, type]:
 @stage_main("report")
 def main(argv=None):
     args = parser().parse_args(argv)
-    results = collect(args.metrics)
-    if not results:
-        raise PipelineError(f"{args.metrics}: no evaluation metrics found (run the evaluate stages first)")
-    details = collect_details(args.details)
-    tables = summarize(results)
+    found = collect(args.metrics, Pipeline(args.tasks, args.variants, args.data, args.models))
+    details = collect_details(args.details, found.lineage)
+    tables = summarize(found.results)
     with atomic_dir(args.out) as tmp:
-        for task, variants in results.items():
-            task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
-                        eval_curves(args.train, task))
+        for task, variants in found.results.items():
+            kept = set(variants.index)
+            task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task, kept),
+                        eval_curves(args.train, task, kept))
+            with open(tmp / task / "MODEL_CARD.md", "a") as card:
+                card.write(left_out_markdown(found.left_out, task))
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
-        (tmp / "summary.md").write_text(markdown(tables))
+        (tmp / "summary.md").write_text(markdown(tables) + left_out_markdown(found.left_out))
 
 
 if __name__ == "__main__":
