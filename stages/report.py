@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.core.errors import stage_main
 from pipeline.core.files import atomic_dir, write_json
-from pipeline.report.collect import Pipeline, collect, collect_details, eval_curves, left_out_markdown, loss_curves
+from pipeline.report.collect import Pipeline, collect, eval_curves, left_out_markdown, loss_curves
 from pipeline.report.tables import markdown, records, summarize
 from pipeline.report.task import task_report
 
@@ -32,13 +32,12 @@ def reads(args) -> dict[str, type]:
 @stage_main("report")
 def main(argv=None):
     args = parser().parse_args(argv)
-    found = collect(args.metrics, Pipeline(args.tasks, args.variants, args.data, args.models))
-    details = collect_details(args.details, found.lineage)
+    found = collect(args.metrics, args.details, Pipeline(args.tasks, args.variants, args.data, args.models))
     tables = summarize(found.results)
     with atomic_dir(args.out) as tmp:
         for task, variants in found.results.items():
             kept = set(variants.index)
-            task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task, kept),
+            task_report(tmp, task, variants, found.details[task], loss_curves(args.train, task, kept),
                         eval_curves(args.train, task, kept))
             with open(tmp / task / "MODEL_CARD.md", "a") as card:
                 card.write(left_out_markdown(found.left_out, task))

@@ -87,14 +87,14 @@ def test_an_artifact_or_baseline_changed_after_its_evaluation_is_left_out(two_ru
     root, _ = two_runs
     pipeline = lambda: Pipeline(["cls"], VARIANTS, root / "data", root / "models")  # noqa: E731
     (root / "models" / "cls" / "prune-heads" / "model.safetensors").write_text("pruned again, not reevaluated")
-    found = collect(root / "metrics", pipeline())
+    found = collect(root / "metrics", root / "metrics" / "details", pipeline())
     assert list(found.results["cls"].index) == ["finetune"]
     reasons = {x.variant: x.reason for x in found.left_out if x.task == "cls"}
     assert reasons["prune-heads"].startswith("artifact differs")
     assert {x.reason for x in found.left_out if x.task == "qa"} == {"not a task of the current pipeline (dvc.yaml)"}
     (root / "models" / "cls" / "finetune" / "model.safetensors").write_text("retrained baseline")
     with pytest.raises(PipelineError, match="no evaluation metrics of the current pipeline") as err:
-        collect(root / "metrics", pipeline())
+        collect(root / "metrics", root / "metrics" / "details", pipeline())
     assert "baseline differs" in str(err.value)
 
 
@@ -105,8 +105,9 @@ def test_files_of_one_variant_from_different_evaluations_are_left_out(two_runs):
     speed.write_text(json.dumps(stale))
     (root / "metrics" / "facts" / "cls" / "finetune.json").unlink()
     with pytest.raises(PipelineError) as err:  # distill-heads is stale too: no cls variant is left
-        collect(root / "metrics", Pipeline(["cls"], VARIANTS, root / "data", root / "models"))
-    assert "cls/prune-heads: its eval, facts and speed files come from different evaluations" in str(err.value)
+        collect(root / "metrics", root / "metrics" / "details",
+                Pipeline(["cls"], VARIANTS, root / "data", root / "models"))
+    assert "cls/prune-heads: its eval, facts, speed, details files come from different evaluations" in str(err.value)
     assert "metrics/facts/cls/finetune.json missing" in str(err.value)
 
 

@@ -33,7 +33,8 @@ def test_nbest_by_hand(two_windows):
     assert (second["text"], second["start_logit"], second["end_logit"]) == ("the green", 5.0, 4.0)
     assert park != green and sum(c["probability"] for c in cands) == pytest.approx(1)
     for c in cands:  # offsets point into the context, the score is the two logits
-        assert LONG_CONTEXT[c["start_char"]:c["end_char"]] == c["text"] and c["score"] == c["start_logit"] + c["end_logit"]
+        assert LONG_CONTEXT[c["start_char"]:c["end_char"]] == c["text"]
+        assert c["score"] == c["start_logit"] + c["end_logit"]
     # the first candidate is the answer post-processing picks
     assert postprocess_predictions([ex], feats, start, end) == {"q1": best["text"]}
 
@@ -55,7 +56,8 @@ QA_ROWS = [
      "answers": {"text": ["great"], "answer_start": [36]}},
     {"id": "b", "title": "t", "context": "not very bad", "question": "movie ?",
      "answers": {"text": ["very bad"], "answer_start": [4]}},
-    {"id": "c", "title": "t", "context": "the movie was awful", "question": "was ?", "answers": {"text": [], "answer_start": []}},
+    {"id": "c", "title": "t", "context": "the movie was awful", "question": "was ?",
+     "answers": {"text": [], "answer_start": []}},
 ]
 
 

@@ -23,6 +23,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -123,22 +124,24 @@ def zero_facts(root: Path, meta: dict, config: dict, state: dict[str, torch.Tens
         ``quantization_zero_fraction`` (None without prunable weights); ``by_layer`` the same keys per layer index.
     """
     family = families.family(config.get("model_type", "bert"))
-    names = [n for n, t in state.items() if t.dim() == 2 and n.endswith(".weight") and family.component(n)[1] is not None]
+    names = [n for n, t in state.items()
+             if t.dim() == 2 and n.endswith(".weight") and family.component(n)[1] is not None]
     before = source_zeros(root, meta, names)
-    counts: dict[int | None, list[int]] = {}
+    # (prunable weights, pruned zeros, zeros added by quantization) per layer index, and None for the artifact
+    counts: dict[int | None, np.ndarray] = {}
     for name in names:
         stored = int(state[name].numel() - torch.count_nonzero(state[name]))
         pruned = stored if before is None else before[name]
-        for key in (family.component(name)[1], None):  # the layer, and the whole artifact
-            row = counts.setdefault(key, [0, 0, 0])
-            row[0], row[1], row[2] = row[0] + state[name].numel(), row[1] + pruned, row[2] + stored - pruned
+        for key in (family.component(name)[1], None):
+            counts[key] = counts.get(key, np.zeros(3, dtype=np.int64)) + (state[name].numel(), pruned, stored - pruned)
 
-    def facts(n: int, pruned: int, added: int) -> dict:
+    def facts(row) -> dict:
+        n, pruned, added = (int(x) for x in row)
         return {"prunable_params": n, "pruned_sparsity": _fraction(pruned, n),
                 "quantization_zero_fraction": _fraction(added, n)}
 
-    flat = facts(*counts.pop(None, [0, 0, 0]))
-    return flat, {layer: facts(*row) for layer, row in counts.items()}
+    flat = facts(counts.pop(None, np.zeros(3, dtype=np.int64)))
+    return flat, {layer: facts(row) for layer, row in counts.items()}
 
 
 def dense_fp32_bytes(state: dict[str, torch.Tensor]) -> int:

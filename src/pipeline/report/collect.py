@@ -97,8 +97,8 @@ class Collected:
 
     results: dict[str, pd.DataFrame]
     """``{task: frame}``: a row per reported variant (index ``variant``), a column per metric."""
-    lineage: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
-    """``{task: {variant: {role: sha256}}}`` of the reported variants (details must match it)."""
+    details: dict[str, dict[str, dict]] = field(default_factory=dict)
+    """``{task: {variant: details JSON}}`` of the reported variants."""
     left_out: list[LeftOut] = field(default_factory=list)
     """What was left out, sorted by task and variant."""
 
@@ -111,10 +111,9 @@ def _read(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _evaluation(metrics: Path, task: str, variant: str) -> tuple[dict | None, str | None]:
-    """The union of a variant's eval, facts and speed files, or ``(None, reason)`` when one is missing,
-    unreadable, names another variant or carries another lineage than the others."""
-    files = {kind: metrics / kind / task / f"{variant}.json" for kind in KINDS}
+def _evaluation(files: dict[str, Path], task: str, variant: str) -> tuple[dict | None, str | None]:
+    """``{kind: content}`` of a variant's eval, facts, speed and details files, or ``(None, reason)`` when one is
+    missing, unreadable, names another variant or carries another lineage than the others."""
     parts = {kind: _read(path) for kind, path in files.items()}
     for kind, data in parts.items():
         if data is None:
@@ -122,36 +121,39 @@ def _evaluation(metrics: Path, task: str, variant: str) -> tuple[dict | None, st
         if (data.get("task"), data.get("variant")) != (task, variant):
             return None, f"{files[kind]} describes {data.get('task')}/{data.get('variant')}"
     if len({json.dumps(hashes(d.get("lineage")), sort_keys=True) for d in parts.values()}) != 1:
-        return None, "its eval, facts and speed files come from different evaluations"
-    return {k: v for d in parts.values() for k, v in d.items()}, None
+        return None, f"its {', '.join(files)} files come from different evaluations"
+    return parts, None
 
 
-def _check(metrics: Path, pipeline: Pipeline, task: str, variant: str) -> tuple[dict | None, str | None]:
-    """A current variant's merged row, or ``(None, reason)``."""
-    row, reason = _evaluation(metrics, task, variant)
-    if row is None:
+def _check(files: dict[str, Path], pipeline: Pipeline, task: str, variant: str) -> tuple[dict | None, str | None]:
+    """A current variant's files (:func:`_evaluation`) when their lineage matches the pipeline, or
+    ``(None, reason)``."""
+    parts, reason = _evaluation(files, task, variant)
+    if parts is None:
         return None, reason
     try:
         current = pipeline.current(task, variant)
     except PipelineError as err:
         return None, str(err)
-    reason = mismatch(row.get("lineage"), current)
-    return (None, reason) if reason else (row, None)
+    reason = mismatch(parts["eval"].get("lineage"), current)
+    return (None, reason) if reason else (parts, None)
 
 
-def collect(metrics_dir: str | Path, pipeline: Pipeline) -> Collected:
-    """The evaluations of the current pipeline, one DataFrame per task, and what was left out.
+def collect(metrics_dir: str | Path, details_dir: str | Path, pipeline: Pipeline) -> Collected:
+    """The evaluations of the current pipeline, one DataFrame per task, their details, and what was left out.
 
     Args:
         metrics_dir: the metrics root, with ``eval/``, ``facts/`` and ``speed/`` each holding
             ``<task>/<variant>.json`` (:mod:`pipeline.evaluate.outputs`).
+        details_dir: the details, ``<task>/<variant>.json``.
         pipeline: the current tasks, variants and inputs.
 
     Returns:
-        :class:`Collected`: per task a row per kept variant (the union of its three files without the lineage;
-        a NaN or infinite number is no measurement: NA), sorted by variant; tasks without any kept variant
-        are absent. Left out, with the reason: files of tasks or variants not in the pipeline, current
-        variants without (complete) files, and files whose lineage differs from the current inputs.
+        :class:`Collected`: per task a row per kept variant (the union of its three flat files without the
+        lineage; a NaN or infinite number is no measurement: NA), sorted by variant, and its details; tasks
+        without any kept variant are absent. Left out, with the reason: files of tasks or variants not in the
+        pipeline, current variants without (complete, consistent) files, and files whose lineage differs from
+        the current inputs.
 
     Raises:
         PipelineError: when no variant of any task is left (the reasons summarised).
@@ -163,12 +165,15 @@ def collect(metrics_dir: str | Path, pipeline: Pipeline) -> Collected:
             what = "task" if task not in pipeline.tasks else "variant"
             out.left_out.append(LeftOut(task, variant, f"not a {what} of the current pipeline (dvc.yaml)"))
             continue
-        row, reason = _check(metrics, pipeline, task, variant) if (task, variant) in found else (
+        files = {**{k: metrics / k / task / f"{variant}.json" for k in KINDS},
+                 "details": Path(details_dir) / task / f"{variant}.json"}
+        parts, reason = _check(files, pipeline, task, variant) if (task, variant) in found else (
             None, "not evaluated (no metrics files)")
-        if row is None:
+        if parts is None:
             out.left_out.append(LeftOut(task, variant, reason))
             continue
-        out.lineage.setdefault(task, {})[variant] = hashes(row.pop("lineage"))
+        out.details.setdefault(task, {})[variant] = parts["details"]
+        row = {k: v for kind in KINDS for k, v in parts[kind].items() if k != "lineage"}
         kept = {k: v for k, v in row.items() if not (isinstance(v, float) and not math.isfinite(v))}
         out.results.setdefault(task, []).append({**kept, "variant": variant})
     if not out.results:
@@ -176,19 +181,6 @@ def collect(metrics_dir: str | Path, pipeline: Pipeline) -> Collected:
         raise PipelineError(f"{metrics}: no evaluation metrics of the current pipeline ({shown}"
                             f"{f'; +{len(out.left_out) - 3} more' if len(out.left_out) > 3 else ''})")
     out.results = {task: frame(rows, index="variant") for task, rows in out.results.items()}
-    return out
-
-
-def collect_details(details_dir: str | Path, lineage: dict[str, dict[str, dict[str, str]]]) -> dict[str, dict[str, dict]]:
-    """``{task: {variant: details}}`` from ``<details_dir>/<task>/<variant>.json`` of the reported variants whose
-    details carry the same lineage as their metrics (``lineage``: :attr:`Collected.lineage`); others are
-    skipped, so plots never mix in another evaluation's layers or curves."""
-    out: dict[str, dict[str, dict]] = {}
-    for task, variants in lineage.items():
-        for variant, expected in variants.items():
-            data = _read(Path(details_dir) / task / f"{variant}.json")
-            if data is not None and hashes(data.get("lineage")) == expected:
-                out.setdefault(task, {})[variant] = data
     return out
 
 
@@ -232,7 +224,8 @@ def _task_logs(train_dir: str | Path, task: str, pattern: str,
     return out
 
 
-def loss_curves(train_dir: str | Path, task: str, variants: set[str] | None = None) -> dict[str, list[dict[str, float]]]:
+def loss_curves(train_dir: str | Path, task: str,
+                variants: set[str] | None = None) -> dict[str, list[dict[str, float]]]:
     """Training-loss curves of ``task``: ``{"<stage>/<key>": [{"step", "loss"}, ...]}``.
 
     Logs whose key is the task or starts with ``<task>-`` (e.g. ``distill/cls-heads``) belong to it; with
@@ -247,7 +240,8 @@ def loss_curves(train_dir: str | Path, task: str, variants: set[str] | None = No
     return out
 
 
-def eval_curves(train_dir: str | Path, task: str, variants: set[str] | None = None) -> dict[str, list[dict[str, float]]]:
+def eval_curves(train_dir: str | Path, task: str,
+                variants: set[str] | None = None) -> dict[str, list[dict[str, float]]]:
     """Validation metrics logged during training (``plots/metrics/eval/<metric>.tsv``) of ``task``'s runs (with
     ``variants``, of the runs that produced one of them).
 

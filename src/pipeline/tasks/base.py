@@ -147,7 +147,8 @@ class Task(ABC):
         Returns:
             all splits' metrics, and the ``validation`` split's logits and (with ``predictions``) predictions.
         """
-        valid = Scored(*self.score(model, self.rows(data_dir, "validation"), tokenizer, batch_size, device, predictions))
+        rows = self.rows(data_dir, "validation")
+        valid = Scored(*self.score(model, rows, tokenizer, batch_size, device, predictions))  # a plain tuple too
         out = dict(valid.scores)
         for split, suffix in self.eval_splits.items():
             if split != "validation" and (Path(data_dir) / f"{split}.jsonl").is_file():
