@@ -23,8 +23,9 @@ Definitions (MB = 10^6 bytes, as ``size_mb`` elsewhere), per batch ``<label>`` (
 
 Before the measured pass the model runs the same batch once (one-time allocations such as kernel caches
 and first-touched library code stay resident and are part of the baseline, not of the increase), then
-freed heap memory is handed back to the system (glibc ``malloc_trim``) so the baseline holds only live
-memory. Both passes run in fp32 under ``torch.inference_mode`` with ``threads`` CPU threads.
+unreachable objects are collected and freed heap memory is handed back to the system (glibc
+``malloc_trim``), so that the baseline holds only live memory. Both passes run the model as loaded (its
+stored dtype or quantized format) under ``torch.inference_mode`` with ``threads`` CPU threads.
 
 On CUDA (when present and the format runs there), one more process measures the large batch under bf16
 autocast, as :mod:`pipeline.evaluate.speed` times it: ``cuda_large_max_allocated_mb`` is
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import json
 import os
 import subprocess
@@ -75,6 +77,8 @@ def check_platform() -> None:
 
 
 def _trim() -> None:
+    """Free unreachable objects, then hand freed heap memory back to the system (glibc ``malloc_trim``)."""
+    gc.collect()
     ctypes.CDLL(None).malloc_trim(0)
 
 
