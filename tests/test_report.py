@@ -8,6 +8,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from evaluation_files import make_inputs, report_argv, write_evaluation
 from import_closure import ROOT
 
 from pipeline.report.collect import frame
@@ -54,20 +55,18 @@ def _workdir(tmp_path, monkeypatch):
 
 def _write_inputs(root, with_logs=True):
     for task, variants, metric in (("cls", CLS, "accuracy"), ("qa", QA, "f1")):
+        make_inputs(root, task, variants)  # the current pipeline's data and artifacts, which the lineage matches
         for name, m in variants.items():
-            path = root / "metrics" / "eval" / task / f"{name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"task": task, "variant": name, "primary_metric": metric, **m}))
             details = {"artifact": {"stage": name.split("-")[0], "format": "dense"},
                        "layers": [{"layer": 0, "sparsity": m.get("sparsity", 0.0), "heads": 4, "ffn_neurons": 64}]}
             if task == "cls":
                 details["classification"] = {"confusion": [[7, 1], [1, 7]], "auc": m["auc"],
                                              "roc": {"1": {"fpr": [0.0, 0.25, 1.0], "tpr": [0.0, 0.75, 1.0]}}}
-            path = root / "metrics" / "details" / task / f"{name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(details))
+            write_evaluation(root, task, name, {"primary_metric": metric, **m}, details, split=False)
     (root / "metrics" / "train").mkdir(parents=True, exist_ok=True)
-    (root / "metrics" / "prepare.json").write_text(json.dumps(PREPARE))
+    (root / "metrics" / "prepare").mkdir(parents=True, exist_ok=True)
+    for name, counts in PREPARE.items():  # as the prepare@<name> stages write them
+        (root / "metrics" / "prepare" / f"{name}.json").write_text(json.dumps({name: counts}))
     if with_logs:
         for run, losses in (("finetune/cls", [0.7, 0.5, 0.3]), ("distill/cls-heads", [0.9, 0.6]),
                             ("pretrain/a", [5.0, 4.0])):
@@ -99,9 +98,7 @@ def _write_epochs(train):
 
 
 def _run(root, capsys):
-    argv = [str(root / "metrics" / "eval"), str(root / "reports"), "--details", str(root / "metrics" / "details"),
-            "--train", str(root / "metrics" / "train"), "--prepare", str(root / "metrics" / "prepare.json")]
-    return run_stage("report", argv, capsys)
+    return run_stage("report", report_argv(root, sorted({*CLS, *QA})), capsys)
 
 
 def _row(card: str, variant: str) -> list[str]:
@@ -155,14 +152,14 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     assert pareto[0] == "variant,accuracy,size_mb,latency_ms_p50,size_front,latency_front"
     assert "prune-magnitude,0.8,3.5,10.5,0,0" in pareto
     loss = (reports / "cls" / "data" / "loss.csv").read_text().splitlines()
-    assert loss[1:] == ["distill/cls-heads,0.0,0.9", "distill/cls-heads,1.0,0.6", "finetune/cls,0.0,0.7",
-                        "finetune/cls,1.0,0.5", "finetune/cls,2.0,0.3"]  # pretrain/a is not a cls run
+    # pretrain/a is not a cls run; distill/cls-heads made no reported variant (its curve would mix in another model)
+    assert loss[1:] == ["finetune/cls,0.0,0.7", "finetune/cls,1.0,0.5", "finetune/cls,2.0,0.3"]
     evals = pd.read_csv(reports / "cls" / "data" / "eval_during_training.csv")
     assert evals.query("run == 'finetune/cls accuracy'")["value"].tolist() == [0.6, 0.8]
+    assert set(evals["run"].str.split(" ").str[0]) == {"finetune/cls"}
     epochs = pd.read_csv(reports / "cls" / "data" / "epochs.csv")
     assert epochs[["run", "variant", "epoch", "step", "train_loss", "val_loss"]].values.tolist() == [
-        ["distill/cls-heads", "distill-heads", 1, 5, 0.3, 0.5], ["finetune/cls", "finetune", 1, 10, 0.69, 0.66],
-        ["finetune/cls", "finetune", 2, 20, 0.41, 0.45]]
+        ["finetune/cls", "finetune", 1, 10, 0.69, 0.66], ["finetune/cls", "finetune", 2, 20, 0.41, 0.45]]
     assert "Data source: `synthetic` (classification), generated with seed 0. Tokenizer: `synthetic`." in card
     assert _row(card.split("## Data")[1], "validation") == ["500", "2"]
     assert _row(card.split("## Per epoch")[1], "finetune/cls")[:4] == ["1", "10", "0.6900", "0.6600"]

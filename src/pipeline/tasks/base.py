@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +37,18 @@ def register(name: str):
         return cls
 
     return add
+
+
+class Scored(NamedTuple):
+    """What :meth:`Task.score` measured on one split."""
+
+    scores: dict
+    """The task's metrics."""
+    logits: np.ndarray | None = None
+    """Per-example class logits ``(N, C)`` in row order, where the task has them (classification), else None."""
+    predictions: dict[str, Any] | None = None
+    """When asked for: the model's predictions as JSON-ready files, ``{file name: content}`` (e.g. SQuAD's
+    ``predictions.json``); None otherwise."""
 
 
 @dataclass
@@ -150,31 +163,34 @@ class Task(ABC):
         return ""
 
     @abstractmethod
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray | None]:
-        """Task metrics of ``model`` on ``rows`` and, where the task has per-example class logits, those
-        logits ``(N, C)`` in row order (None otherwise); one forward pass serves both."""
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
+        """Task metrics of ``model`` on ``rows``, where the task has per-example class logits those logits
+        ``(N, C)`` in row order, and with ``predictions`` the predictions as files (:class:`Scored`); one
+        forward pass serves all three."""
 
     def class_labels(self, rows: list[dict]) -> np.ndarray | None:
         """Gold class ids ``(N,)`` of ``rows`` for per-class diagnostics (confusion matrix, ROC) of
         :meth:`score`'s logits; None when the task has no classes."""
         return None
 
-    def evaluate(self, model, data_dir: str | Path, tokenizer, batch_size: int,
-                 device) -> tuple[dict, np.ndarray | None]:
+    def evaluate(self, model, data_dir: str | Path, tokenizer, batch_size: int, device,
+                 predictions: bool = False) -> Scored:
         """:meth:`score` on every prepared validation split in ``data_dir``.
 
         ``validation`` is reported under the plain metric names, further splits (MNLI's
         ``validation_mismatched``) under names with their suffix (``accuracy_mismatched``) when prepared.
 
         Returns:
-            ``(scores, logits)``: all splits' metrics and the ``validation`` split's logits (see :meth:`score`).
+            all splits' metrics, and the ``validation`` split's logits and (with ``predictions``) predictions.
         """
-        out, logits = self.score(model, self.rows(data_dir, "validation"), tokenizer, batch_size, device)
+        rows = self.rows(data_dir, "validation")
+        valid = Scored(*self.score(model, rows, tokenizer, batch_size, device, predictions))  # a plain tuple too
+        out = dict(valid.scores)
         for split, suffix in self.eval_splits.items():
             if split != "validation" and (Path(data_dir) / f"{split}.jsonl").is_file():
-                scores, _ = self.score(model, self.rows(data_dir, split), tokenizer, batch_size, device)
+                scores = self.score(model, self.rows(data_dir, split), tokenizer, batch_size, device).scores
                 out.update({f"{k}{suffix}": v for k, v in scores.items()})
-        return out, logits
+        return valid._replace(scores=out)
 
 
 @torch.inference_mode()

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch, Feature
 from pipeline.data.io import read_split
 from pipeline.tasks import glue
-from pipeline.tasks.base import Task, TaskParams, all_logits, register
+from pipeline.tasks.base import Scored, Task, TaskParams, all_logits, register
 
 
 @dataclass
@@ -141,12 +142,30 @@ class ClassificationTask(Task):
     def glue_task(self) -> str:
         return self.params.glue
 
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray]:
-        """The GLUE task's metrics (fractions/correlations; by default ``accuracy`` and ``f1``) and the logits
-        ``(N, C)`` they were computed from (``C == 1`` for regression)."""
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
+        """The GLUE task's metrics (fractions/correlations; by default ``accuracy`` and ``f1``), the logits
+        ``(N, C)`` they were computed from (``C == 1`` for regression) and, with ``predictions``,
+        ``{"predictions.json": per_example(rows, logits)}``."""
         (logits,) = all_logits(model, self.train_features(rows, tokenizer), tokenizer.pad_token_id, batch_size,
                                device)
-        return glue.score(self.glue, logits, [r["label"] for r in rows]), logits
+        files = {"predictions.json": self.per_example(rows, logits)} if predictions else None
+        return Scored(glue.score(self.glue, logits, [r["label"] for r in rows]), logits, files)
+
+    def per_example(self, rows: list[dict], logits: np.ndarray) -> list[dict]:
+        """One record per row, in row order: ``row`` (0-based position in the split), ``idx`` (the row's own
+        ``idx``, None when it has none), ``label`` (gold), ``prediction`` and, for classes, ``probabilities``
+        (softmax of the ``C`` logits, float64; ``prediction`` is the argmax of the logits, as scored).
+        Regression: ``prediction`` is the model's output."""
+        out = []
+        probs = None if self.regression else scipy.special.softmax(np.asarray(logits, dtype=np.float64), axis=1)
+        for n, row in enumerate(rows):
+            record = {"row": n, "idx": row.get("idx"), "label": row["label"]}
+            if probs is None:
+                record["prediction"] = float(logits[n, 0])
+            else:
+                record |= {"prediction": int(np.argmax(logits[n])), "probabilities": probs[n].tolist()}
+            out.append(record)
+        return out
 
     def class_labels(self, rows: list[dict]) -> np.ndarray | None:
         """Gold class ids ``(N,)``; None for regression (no classes to confuse)."""
