@@ -12,9 +12,8 @@ from pipeline.core.files import atomic_dir, parents, write_json
 from pipeline.core.runtime import setup
 from pipeline.data.features import batches, collate
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models import families
 from pipeline.models.store import META, load_model, save_model
-from pipeline.quantize import SCHEMES, LogitErrorParams, logit_error
+from pipeline.quantize import SCHEMES, LogitErrorParams, logit_error, quantize_model
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,8 +41,7 @@ def main(argv=None):
     if meta["format"] != "dense":
         raise PipelineError(f"{args.source}: already quantized ({meta['format']}); quantize a dense artifact")
     task.check(args.task, {args.source: model}, tokenizer, args.data, splits=("validation",))
-    zeros = {k: int((m.weight == 0).sum()) for k, m in families.of(model).prunable_linears(model).items()}  # pruned
-    tensors, description = scheme.quantize(model, cfg)
+    tensors, description = quantize_model(model, scheme.name, cfg)
     feats = task.train_features(task.rows(args.data, "validation"), tokenizer)[: 32 * error.batches]
     data = list(batches(feats, 32, lambda f: collate(f, tokenizer.pad_token_id)))
     out_meta = {"stage": "quantize", "head": meta["head"], "format": scheme.name, "method": scheme.name,
@@ -52,7 +50,7 @@ def main(argv=None):
     with atomic_dir(args.out) as tmp:
         save_model(tmp, model, args.source, out_meta, tensors=tensors)
         # Measured on the model rebuilt from the written files, exactly as later stages will load it.
-        out_meta["results"] = {**logit_error(model, load_model(tmp)[0], data, task.logits), "source_zeros": zeros}
+        out_meta["results"] = logit_error(model, load_model(tmp)[0], data, task.logits)
         write_json(tmp / META, out_meta)
 
 

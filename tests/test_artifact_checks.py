@@ -121,7 +121,7 @@ def test_evaluate_refuses_an_artifact_without_tokenizer_files(workdir, artifact,
     saw only [UNK]; now it stops with one line and writes nothing."""
     remove(*TOKENIZER_FILES)(artifact)
     out = workdir / "metrics" / "eval.json"
-    code, err = run_stage("evaluate", ["--task", "cls", "--baseline", str(artifact), "--details", "d.json",
+    code, err = run_stage("evaluate", ["--task", "cls", "--baseline", str(artifact), "--details", "d.json", "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                                        str(artifact), "data/cls", str(out)], capsys)
     assert code == 2 and len(err) == 1 and str(artifact) in err[0] and "tokenizer" in err[0], err
     assert not out.exists() and not (workdir / "d.json").exists() and not (workdir / "plots").exists()

@@ -169,7 +169,7 @@ def test_num_labels_differs_from_the_artifacts_head(workdir, artifact, cls_split
     q = workdir / "models" / "cls" / "quantize"
     assert_one_line(*run("quantize", ["--task", "cls", str(artifact), "data/cls", str(q)], capsys), *words)
     metrics = workdir / "metrics" / "eval.json"
-    assert_one_line(*run("evaluate", ["--task", "cls", "--baseline", str(artifact), "--details", "d.json",
+    assert_one_line(*run("evaluate", ["--task", "cls", "--baseline", str(artifact), "--details", "d.json", "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                                       str(artifact), "data/cls", str(metrics)], capsys,
                          task_metrics=tripwire), *words)
     assert not out.exists() and not q.exists() and not metrics.exists()

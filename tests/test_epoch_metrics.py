@@ -59,7 +59,7 @@ def test_classification_logs_val_loss_and_macro_scores_without_changing_training
     trained, reference = model.state_dict(), plain.state_dict()
     assert all(torch.equal(trained[k], reference[k]) for k in reference)
     # The last epoch's numbers are those of the final model, computed independently.
-    _, logits = task.score(model, valid, tok, 64, torch.device("cpu"))
+    logits = task.score(model, valid, tok, 64, torch.device("cpu")).logits
     labels = np.array([r["label"] for r in valid])
     ce = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
     assert final["val_loss"] == pytest.approx(ce, rel=1e-6)

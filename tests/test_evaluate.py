@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 from transformers import BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
@@ -19,8 +18,8 @@ from pipeline.models.store import WEIGHTS, save_model
 from pipeline.models.structure import prune_heads_
 from pipeline.prune import PruneContext, prune_
 from pipeline.prune.magnitude import MagnitudeParams
-from pipeline.prune.masks import prunable_linears, prunable_weights
-from pipeline.quantize.dynamic_int8 import int8_tensors, quantize_dynamic_int8
+from pipeline.prune.masks import prunable_weights
+from pipeline.quantize import quantize_model
 from test_stage_errors import cls_data, run_stage, workdir  # noqa: F401 (fixtures)
 
 META = {"head": "classification", "format": "dense", "task": "cls"}
@@ -60,10 +59,10 @@ def variants(workdir, tiny_config, tokenizer):
 def _quantized(root, name, model, tok, record=True):
     """A dynamic-int8 artifact of ``model`` recording its source's zeros per prunable matrix, as the quantize
     stage does (``record=False``: an artifact from before that record)."""
-    zeros = {k: int((m.weight == 0).sum()) for k, m in prunable_linears(model).items()}
-    tensors, scheme = int8_tensors(quantize_dynamic_int8(copy.deepcopy(model)))
-    results = {"results": {"source_zeros": zeros}} if record else {}
-    return _save(root, name, model, tok, format="dynamic_int8", quantization=scheme, tensors=tensors, **results)
+    tensors, scheme = quantize_model(model, "dynamic_int8")
+    if not record:
+        del scheme["source_zeros"]
+    return _save(root, name, model, tok, format="dynamic_int8", quantization=scheme, tensors=tensors)
 
 
 def test_component_names():
@@ -203,7 +202,7 @@ def test_pruned_zeros_and_quantization_zeros_are_told_apart(variants, workdir, t
     dense_quant, _ = model_facts(paths["quantize"])  # a dense source: every zero of it comes from rounding
     assert dense_quant["pruned_sparsity"] == 0.0 and dense_quant["quantization_zero_fraction"] > 0
     old = _quantized(workdir / "models" / "cls", "quantize-old", sparse_model, workdir / "tok", record=False)
-    with pytest.raises(PipelineError, match="pipeline.json: results.source_zeros missing"):
+    with pytest.raises(PipelineError, match="pipeline.json: quantization.source_zeros missing"):
         model_facts(old)
 
 

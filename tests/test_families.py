@@ -244,7 +244,7 @@ def test_family_through_the_pipeline(family, kit, tmp_path):
         student = pruned.get("heads") or pruned["magnitude"]
         schemes = sorted(SCHEMES.all()) if name == "cls" else ["dynamic_int8"]
         distill_and_quantize(family, name, student, teacher, task, data, art, tok_dir, tokenizer, feats, schemes, kit)
-        metrics, _ = task.evaluate(load_model(art / f"{name}-distill")[0], data / name, tokenizer, 16, CPU)
+        metrics = task.evaluate(load_model(art / f"{name}-distill")[0], data / name, tokenizer, 16, CPU).scores
         assert set(metrics) >= ({"accuracy", "f1"} if name == "cls" else {"exact_match", "f1"})
         facts, _ = model_facts(art / f"{name}-distill")
         tied = set(getattr(student, "_tied_weights_keys", None) or {})

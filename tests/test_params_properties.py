@@ -216,10 +216,10 @@ ARGV = {
     "prune": ["--task", "cls", "--method", "magnitude", "models/cls/finetune", "data/cls", "models/cls/p"],
     "distill": ["--task", "cls", "models/cls/p", "models/cls/teacher", "data/cls", "models/cls/d"],
     "quantize": ["--task", "cls", "models/cls/d", "data/cls", "models/cls/q"],
-    "evaluate": ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
+    "evaluate": ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json", "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                  "models/cls/q", "data/cls", "metrics/eval.json"],
-    "report": ["metrics/eval", "reports", "--details", "metrics/details", "--train", "metrics/train", "--prepare",
-               "metrics/prepare.json"],
+    "report": ["metrics", "reports", "--details", "metrics/details", "--train", "metrics/train", "--prepare",
+               "metrics/prepare", "--data", "data", "--models", "models", "--variants", "finetune"],
 }
 
 

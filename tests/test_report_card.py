@@ -180,9 +180,9 @@ def test_stage_refuses_a_cited_number_for_an_unknown_task(tmp_path, monkeypatch,
     code, err = _run(tmp_path, capsys)
     assert code == 2 and len(err) == 1 and "'report.cited[0].task' is 'mnli'" in err[0]
     assert not (tmp_path / "reports").exists()
-    (tmp_path / "metrics" / "prepare.json").write_text(json.dumps([1, 2]))
+    (tmp_path / "metrics" / "prepare" / "cls.json").write_text(json.dumps([1, 2]))
     params["report"]["cited"] = []
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     code, err = _run(tmp_path, capsys)
-    assert code == 2 and len(err) == 1 and "prepare.json: expected {data set: {split: counts}}" in err[0]
+    assert code == 2 and len(err) == 1 and "cls.json: expected {data set: {split: counts}}" in err[0]
     assert not (tmp_path / "reports").exists()

@@ -11,7 +11,7 @@ weights, which a plain zero count would report as pruned):
 - ``pruned_sparsity``: zeros among the *prunable weights* (the encoder layers' Linear weight matrices, what
   the pruning methods zero) of the float weights the artifact was made from: the artifact itself when it is
   float (``format: dense``), else its quantization source, whose per-matrix zero counts the quantize stage
-  records in ``pipeline.json`` (``results.source_zeros``).
+  records in ``pipeline.json`` (``quantization.source_zeros``).
 - ``quantization_zero_fraction``: the prunable weights that are zero as stored but were not in those float
   weights, as a fraction of the prunable weights (stored zeros minus source zeros; 0 for a float
   artifact). Every registered scheme maps 0 to 0, so this counts the weights rounding made zero.
@@ -91,7 +91,7 @@ def _fraction(part: int, whole: int) -> float | None:
 
 def source_zeros(root: Path, meta: dict, names: list[str]) -> dict[str, int] | None:
     """Zeros per prunable weight of the float weights a quantized artifact was made from, by state-dict name
-    (``results.source_zeros`` of its ``pipeline.json``, keyed by module path inside the bare model); None for a
+    (``quantization.source_zeros`` of its ``pipeline.json``, keyed by module path inside the bare model); None for a
     float artifact (its own zeros are those).
 
     Raises:
@@ -99,15 +99,15 @@ def source_zeros(root: Path, meta: dict, names: list[str]) -> dict[str, int] | N
     """
     if meta["format"] == "dense":
         return None
-    recorded = (meta.get("results") or {}).get("source_zeros")
+    recorded = (meta.get("quantization") or {}).get("source_zeros")
     if not isinstance(recorded, dict):
-        raise PipelineError(f"{root / 'pipeline.json'}: results.source_zeros missing (the zeros of the quantized "
-                            "source; written by the quantize stage since it records them: rerun it)")
+        raise PipelineError(f"{root / 'pipeline.json'}: quantization.source_zeros missing (the zeros of the quantized "
+                            "source; recorded by pipeline.quantize.quantize_model: requantize)")
     out = {}
     for name in names:
         key = next((k for k in recorded if name == f"{k}.weight" or name.endswith(f".{k}.weight")), None)
         if key is None:
-            raise PipelineError(f"{root / 'pipeline.json'}: results.source_zeros has no entry for {name}")
+            raise PipelineError(f"{root / 'pipeline.json'}: quantization.source_zeros has no entry for {name}")
         out[name] = int(recorded[key])
     return out
 

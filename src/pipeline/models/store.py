@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pipeline.core.errors import PipelineError
@@ -124,15 +124,6 @@ def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise PipelineError(f"{path}: corrupt or unreadable SafeTensors file ({err})") from None
 
 
-def tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The string metadata stored in a SafeTensors header."""
-    try:
-        with safe_open(str(path), "pt") as fh:
-            return fh.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise PipelineError(f"{path}: corrupt or unreadable SafeTensors file ({err})") from None
-
-
 def copy_tokenizer(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy the tokenizer files of ``src`` (a tokenizer or artifact dir) into ``dst``."""
     src, dst = Path(src), Path(dst)
@@ -175,7 +166,9 @@ def save_model(
         else:
             model.config.save_pretrained(out)
             contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-            save_file(contiguous, str(out / WEIGHTS), metadata={"format": "pt", "scheme": meta["format"]})
+            # One metadata key only: safetensors writes a mapping's keys in a random order per process, which
+            # would make equal artifacts differ in bytes (the format is in pipeline.json anyway).
+            save_file(contiguous, str(out / WEIGHTS), metadata={"format": "pt"})
     remote_code.write_code(out, code)
     copy_tokenizer(tokenizer_src, out)
     write_json(out / META, meta)

@@ -84,7 +84,7 @@ def epoch_scores(task: Task, model: torch.nn.Module, rows: list[dict], feats: li
     Args:
         rows: the validation rows; ``feats``: the same rows as labelled features.
     """
-    scores, logits = task.score(model, rows, tokenizer, batch_size, device)
+    scores, logits, _ = task.score(model, rows, tokenizer, batch_size, device)
     out = {**scores, "val_loss": validation_loss(task, model, feats, tokenizer.pad_token_id, batch_size, device,
                                                  logits)}
     labels = task.class_labels(rows)
