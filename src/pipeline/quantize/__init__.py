@@ -33,9 +33,16 @@ def quantize_model(model: torch.nn.Module, name: str, params=None) -> tuple[Tens
     rounding adds (:func:`pipeline.evaluate.facts.source_zeros`).
     """
     entry = SCHEMES.get(name)
-    zeros = {k: int((m.weight == 0).sum()) for k, m in families.of(model).prunable_linears(model).items()}
+    zeros = {k: int((m.weight == 0).sum()) for k, m in _prunable(model).items()}
     tensors, description = entry.quantize(model, entry.params() if params is None else params)
     return tensors, {**description, "source_zeros": zeros}
+
+
+def _prunable(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
+    """The model family's prunable Linears; every Linear of a module that is no transformers model."""
+    if hasattr(model, "config"):
+        return families.of(model).prunable_linears(model)
+    return {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
 @dataclass
