@@ -123,7 +123,8 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
 
     for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
         methods = prune_methods(repo)
-        for variant in ("finetune", "teacher", "quantize", *(f"{k}-{m}" for k in ("prune", "distill") for m in methods)):
+        for variant in ("finetune", "teacher", "quantize-distill-heads",
+                        *(f"{k}-{m}" for k in ("prune", "distill") for m in methods)):
             art = repo / "models" / task / variant
             for name in ("model.safetensors", "config.json", "pipeline.json", "tokenizer.json", "vocab.txt"):
                 assert (art / name).is_file(), art / name
@@ -140,7 +141,7 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     dense = json.loads((repo / "metrics" / "eval" / "cls" / "finetune.json").read_text())
     assert gradual["size_bytes"] < dense["size_bytes"]  # compact storage follows sparsity
     summary = json.loads((repo / "reports" / "summary.json").read_text())
-    assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize"}
+    assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize-distill-heads"}
 
 
 def prune_methods(repo: Path) -> list[str]:
@@ -157,7 +158,7 @@ def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restore
     out = sh(repo, "dvc", "repro")
     expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
-    expected |= {"quantize@cls", "quantize@qa", "evaluate@cls-quantize", "evaluate@qa-quantize", "report"}
+    expected |= {f"{s}@{t}-distill-heads" for s in ("quantize", "evaluate-quantize") for t in ("cls", "qa")} | {"report"}
     assert ran(out) == expected
 
     diff = sh(repo, "dvc", "metrics", "diff", "HEAD")

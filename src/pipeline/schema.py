@@ -40,7 +40,7 @@ FIXED: dict[str, Any] = {
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
     "quantize.scheme": str,
-    "quantize.source": str,
+    "quantize.sources": list[str],
     "quantize.logit_error": LogitErrorParams,
     "evaluate": EvaluateParams,
 }
