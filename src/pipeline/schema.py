@@ -20,6 +20,7 @@ from pipeline.evaluate import EvaluateParams
 from pipeline.merge import METHODS as MERGE_METHODS
 from pipeline.pretrain.mlm import MlmParams, PretrainRun
 from pipeline.prune import METHODS as PRUNE_METHODS
+from pipeline.prune.sweep import SweepPoint
 from pipeline.quantize import SCHEMES, LogitErrorParams
 from pipeline.tasks import TaskParams
 from pipeline.train.task import TeacherParams
@@ -37,6 +38,7 @@ FIXED: dict[str, Any] = {
     "tasks": dict[str, TaskParams],
     "finetune": dict[str, TrainArgs],
     "teacher": dict[str, TeacherParams],
+    "prune.sweep": list[SweepPoint],
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
     "quantize.scheme": str,

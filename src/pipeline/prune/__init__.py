@@ -17,11 +17,13 @@
 Zeroing methods set weights to zero in place (the shapes stay; the artifact is stored compactly and
 distillation keeps the zeros); structural methods shrink the tensors and record the new shapes in the config.
 Shared pieces: :mod:`.masks` (masks, sparsity, the cubic schedule), :mod:`.importance` (head, neuron and
-layer importance), :mod:`.scores` (learned score masks).
+layer importance), :mod:`.scores` (learned score masks). :mod:`.sweep` sets a method's registered ``target``
+(its main knob) to one value of a sweep point (``prune.sweep``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,16 +77,23 @@ class Method:
     """True: zeros weights in place, shapes unchanged (stored compactly); False: structural (shapes shrink)."""
     trains: bool = False
     """True: prunes while fine-tuning (needs ``context.train``; its schedules cannot resume from checkpoints)."""
+    target: str | None = None
+    """The field of :attr:`params` that sets how much is pruned (e.g. ``sparsity``, ``keep_heads``): the value a
+    sweep point sets (``prune.sweep``, :mod:`.sweep`). None: the method cannot be swept."""
 
 
 METHODS: Registry[Method] = Registry("pipeline.prune", "pruning method")
 
 
-def register(name: str, params: type, zeroing: bool, trains: bool = False) -> Callable[[PruneFn], PruneFn]:
-    """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``)."""
+def register(name: str, params: type, zeroing: bool, trains: bool = False,
+             target: str | None = None) -> Callable[[PruneFn], PruneFn]:
+    """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``);
+    ``target`` names the field of ``params`` a sweep sets (:attr:`Method.target`)."""
 
     def add(fn: PruneFn) -> PruneFn:
-        METHODS.add(name, Method(name, params, fn, zeroing, trains), fn.__module__)
+        if target is not None and target not in {f.name for f in dataclasses.fields(params)}:
+            raise ValueError(f"pruning method '{name}': target '{target}' is not a field of {params.__name__}")
+        METHODS.add(name, Method(name, params, fn, zeroing, trains, target), fn.__module__)
         return fn
 
     return add

@@ -26,7 +26,7 @@ class HeadsParams:
             raise ValueError("keep_heads and batches must be >= 1")
 
 
-@register("heads", HeadsParams, zeroing=False)
+@register("heads", HeadsParams, zeroing=False, target="keep_heads")
 def heads(model: torch.nn.Module, params: HeadsParams, context: PruneContext) -> dict:
     """Keep the ``params.keep_heads`` most important heads of every layer, physically."""
     counts = heads_per_layer(model)

@@ -27,7 +27,7 @@ class LayersParams:
             raise ValueError("keep_layers must be >= 2 and batches >= 1")
 
 
-@register("layers", LayersParams, zeroing=False)
+@register("layers", LayersParams, zeroing=False, target="keep_layers")
 def layers(model: torch.nn.Module, params: LayersParams, context: PruneContext) -> dict:
     """Drop middle layers by measured importance until ``keep_layers`` remain (first and last kept)."""
     count = len(families.of(model).layers(model))

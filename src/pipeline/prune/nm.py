@@ -45,7 +45,7 @@ def nm_masks(weights: dict[str, torch.Tensor], n: int, m: int) -> dict[str, torc
     return out
 
 
-@register("nm", NMParams, zeroing=True)
+@register("nm", NMParams, zeroing=True, target="n")
 def nm(model: torch.nn.Module, params: NMParams, context: PruneContext) -> dict:
     """One-shot N:M magnitude pruning (``n`` of every ``m`` weights kept; 2:4 = 50% sparsity)."""
     apply_masks_(model, nm_masks(prunable_weights(model), params.n, params.m))
