@@ -1,4 +1,5 @@
-"""Stage report: per-task model cards, figures and plot data, and a side-by-side summary of every variant."""
+"""Stage report: per-task model cards, figures and plot data, the metric by remaining weights of every pruning
+method (sweeps), and a side-by-side summary of every variant."""
 
 import argparse
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 from pipeline.core.errors import PipelineError, stage_main
 from pipeline.core.files import atomic_dir, write_json
 from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
+from pipeline.report.sweeps import sweep_report
 from pipeline.report.tables import markdown, records, summarize
 from pipeline.report.task import task_report
 
@@ -36,6 +38,7 @@ def main(argv=None):
         for task, variants in results.items():
             task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
                         eval_curves(args.train, task))
+            sweep_report(tmp / task, task, variants)
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
         (tmp / "summary.md").write_text(markdown(tables))
 
