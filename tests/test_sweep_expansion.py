@@ -76,7 +76,8 @@ def stages(repo: Path) -> dict[str, dict]:
         for s in dvc.index.stages:
             params = set().union(*(d.params for d in s.deps if d.__class__.__name__ == "ParamsDependency"))
             deps = {str(Path(d.def_path)) for d in s.deps if d.__class__.__name__ != "ParamsDependency"}
-            out[s.name] = {"cmd": s.cmd, "deps": deps, "params": params, "outs": {str(Path(o.def_path)) for o in s.outs}}
+            outs = {str(Path(o.def_path)) for o in s.outs}
+            out[s.name] = {"cmd": s.cmd, "deps": deps, "params": params, "outs": outs}
     return out
 
 

@@ -8,6 +8,8 @@
 - ``soft_movement``: movement scores against a fixed threshold, with a score penalty whose weight sets the
   sparsity (Sanh et al., 2020).
 - ``l0``: hard-concrete gates with an expected-L0 penalty while fine-tuning (Louizos et al., 2018).
+- ``lottery``: iterative magnitude pruning with the survivors rewound to an early point of training between
+  rounds (lottery tickets: Frankle & Carbin, 2019; rewinding: Frankle et al., 2020).
 - ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
 - ``heads``: physical attention-head pruning by gradient-based importance (Michel et al., 2019).
 - ``ffn``: physical feed-forward neuron pruning by first-order (Taylor) importance.
