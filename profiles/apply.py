@@ -24,7 +24,9 @@ from pathlib import Path
 import yaml
 from ruamel.yaml import YAML
 
-from pipeline.core.errors import PipelineError
+# This checkout's library, whatever is installed: the params file is checked against the code it belongs to.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from pipeline.core.errors import PipelineError  # noqa: E402
 
 
 def round_trip() -> YAML:
