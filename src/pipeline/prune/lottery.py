@@ -101,7 +101,7 @@ def lottery(model: torch.nn.Module, params: LotteryParams, context: PruneContext
     rewind, rewind_step, record = None, None, []
     for done in range(params.rounds + 1):
         first = rewind is None
-        result = context.train(model, lambda total: TicketHook(
+        result = context.train(model, lambda total, masks=masks, first=first: TicketHook(
             model, masks, round(params.rewind_fraction * total) if first else None))
         hook = result["pruner"]
         if first and hook.rewind is None:
@@ -114,7 +114,9 @@ def lottery(model: torch.nn.Module, params: LotteryParams, context: PruneContext
             break
         # Pruned weights are zero, the smallest magnitudes: ranking all weights prunes them again plus the
         # smallest survivors, exactly round(target * n) in all.
-        masks = magnitude_masks(prunable_weights(model), round_sparsity(params, done + 1), params.scope)
+        weights = prunable_weights(model)
+        masks = {k: m.to(weights[k].device) for k, m in
+                 magnitude_masks(weights, round_sparsity(params, done + 1), params.scope).items()}
         rewind_(model, rewind, masks)
     return {"target_sparsity": params.sparsity, "rewind_step": rewind_step, "rounds": record,
             **sparsity_report(model)}

@@ -5,5 +5,6 @@ DataFrame per task, a row per variant: :mod:`.collect`), details ``<details>/<ta
 description, per-layer facts, confusion, ROC) and training logs ``<train>/<stage>/<key>/plots/metrics/train/loss.tsv``
 (dvclive). :mod:`.tables` builds the summary and Pareto tables, :mod:`.plotdata` the long-format plot data (a
 ``variant`` column) that ``dvc.yaml``'s plots read, :mod:`.figures` the PNGs, :mod:`.card` the model card, and
-:mod:`.task` writes one task's directory. Nothing here computes a model number; it selects, formats and compares.
+:mod:`.task` writes one task's directory; :mod:`.sweeps` adds the metric by remaining encoder weights per
+pruning method. Nothing here computes a model number; it selects, formats and compares.
 """
