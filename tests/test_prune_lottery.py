@@ -17,7 +17,7 @@ from pipeline.prune.lottery import LotteryParams, TicketHook, round_sparsity, sn
 from pipeline.prune.masks import prunable_weights
 from pipeline.train.loop import RunFiles, fit, total_steps
 from test_prune_gradual import _features
-from test_sweeps import prune, workdir  # noqa: F401  (fixture)
+from test_sweeps import make_workdir, prune
 
 
 def recording_train(params: LotteryParams, feats, calls: list, k: int):
@@ -103,9 +103,10 @@ def test_round_sparsity_removes_a_constant_fraction_of_what_is_left():
         LotteryParams(rewind_fraction=1.0)
 
 
-def test_prune_stage_runs_lottery_with_the_task_trainer(workdir):
+def test_prune_stage_runs_lottery_with_the_task_trainer(tmp_path, monkeypatch, tiny_config, tokenizer):
     """The stage's ``context.train`` (:func:`pipeline.train.task.trainer`) trains each round; the artifact is stored
     compactly at the target sparsity and records the rounds."""
+    workdir = make_workdir(tmp_path, monkeypatch, tiny_config, tokenizer)
     data = yaml.safe_load((workdir / "params.yaml").read_text())
     data["prune"]["lottery"].update(sparsity=0.5, rounds=2, rewind_fraction=0.5,
                                     train={"epochs": 2, "batch_size": 8, "lr": 1e-3, "seed": 0})

@@ -35,7 +35,12 @@ def stage(name: str):
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, tiny_config, tokenizer):
-    """The shipped params.yaml, a tiny fine-tuned classifier ``models/cls/finetune`` and tiny ``data/cls``."""
+    return make_workdir(tmp_path, monkeypatch, tiny_config, tokenizer)
+
+
+def make_workdir(tmp_path, monkeypatch, tiny_config, tokenizer):
+    """The shipped params.yaml, a tiny fine-tuned classifier ``models/cls/finetune`` and tiny ``data/cls``, in
+    ``tmp_path`` made the current directory."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     tokenizer.save_pretrained(tmp_path / "tok")
