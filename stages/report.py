@@ -1,16 +1,18 @@
-"""Stage report: per-task model cards, figures and plot data, a side-by-side summary of the current pipeline's
-variants (evaluations of other tasks, variants, data or models are left out and listed), and the GLUE table
-(``glue.md``/``glue.json``: a row per GLUE task, a column per variant, the GLUE average)."""
+"""Stage report: per-task model cards, figures and plot data, the metric by remaining weights of every pruning
+method (sweeps), a side-by-side summary of the current pipeline's variants (evaluations of other tasks,
+variants, data or models are left out and listed), and the GLUE table (``glue.md``/``glue.json``: a row per
+GLUE task, a column per variant, the GLUE average)."""
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
 from pipeline.data.params import PrepareParams
 from pipeline.report.cited import ReportParams, check_cited
-from pipeline.report.collect import Pipeline, collect
+from pipeline.report.collect import Pipeline, collect, current_variants
 from pipeline.report.describe import read_counts
 from pipeline.report.write import ReportInputs, write_report
 from pipeline.tasks import TaskParams
@@ -30,14 +32,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    return {"prepare": PrepareParams, "tasks": dict[str, TaskParams], "report": ReportParams}
+    return {"prepare": PrepareParams, "tasks": dict[str, TaskParams], "quantize.sources": list[str],
+            "prune.sweep": list[Any], "report": ReportParams}
 
 
 @stage_main("report")
 def main(argv=None):
     args = parser().parse_args(argv)
-    prepare, task_params, params = loader.load(reads(args))
-    found = collect(args.metrics, args.details, Pipeline(list(task_params), args.variants, args.data, args.models))
+    prepare, task_params, sources, sweep, params = loader.load(reads(args))
+    variants = current_variants(args.variants, sources, sweep)  # dvc.yaml's, the quantized ones, the sweep points
+    found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
     check_cited(params.cited, found.results)
     inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited)
     write_report(args.out, found, inputs)

@@ -80,7 +80,8 @@ def branch(method: str) -> set[str]:
                                          f"evaluate@{t}-prune-{method}", f"evaluate@{t}-distill-{method}")}
 
 
-QUANTIZE = {f"quantize@{t}" for t in TASKS} | {f"evaluate@{t}-quantize" for t in TASKS}
+# quantize.sources is [distill-heads]: one quantized variant per task, quantize-distill-heads
+QUANTIZE = {f"quantize@{t}-distill-heads" for t in TASKS} | {f"evaluate-quantize@{t}-distill-heads" for t in TASKS}
 
 
 def test_quantize_scheme_file_reruns_only_quantization(repo):
@@ -96,7 +97,7 @@ def test_prune_method_file_reruns_only_its_branch(repo):
 
 
 def test_the_quantized_method_file_reruns_its_branch_and_quantization(repo):
-    # quantize.source is distill-heads, so the quantized model follows the heads branch
+    # quantize.sources is [distill-heads], so the quantized model follows the heads branch
     assert rerun_after_editing(repo, "src/pipeline/prune/heads.py") == branch("heads") | QUANTIZE | {"report"}
 
 

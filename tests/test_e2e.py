@@ -132,7 +132,8 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
 
     for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
         methods = prune_methods(repo)
-        for variant in ("finetune", "teacher", "quantize", *(f"{k}-{m}" for k in ("prune", "distill") for m in methods)):
+        for variant in ("finetune", "teacher", "quantize-distill-heads",
+                        *(f"{k}-{m}" for k in ("prune", "distill") for m in methods)):
             art = repo / "models" / task / variant
             for name in ("model.safetensors", "config.json", "pipeline.json", "tokenizer.json", "vocab.txt"):
                 assert (art / name).is_file(), art / name
@@ -149,7 +150,7 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     dense = evaluation(repo, "cls", "finetune")
     assert gradual["size_bytes"] < dense["size_bytes"]  # compact storage follows sparsity
     summary = json.loads((repo / "reports" / "summary.json").read_text())
-    assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize"}
+    assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize-distill-heads"}
 
 
 def evaluation(repo: Path, task: str, variant: str) -> dict:
@@ -172,7 +173,7 @@ def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restore
     out = sh(repo, "dvc", "repro")
     expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
-    expected |= {"quantize@cls", "quantize@qa", "evaluate@cls-quantize", "evaluate@qa-quantize", "report"}
+    expected |= {f"{s}@{t}-distill-heads" for s in ("quantize", "evaluate-quantize") for t in ("cls", "qa")} | {"report"}
     assert ran(out) == expected
 
     # The task view lists every variant's task metrics (changed or not: --all); the retimed speed is there

@@ -22,6 +22,7 @@ from pipeline.merge import METHODS as MERGE_METHODS
 from pipeline.pretrain.mlm import MlmParams, PretrainRun
 from pipeline.pretrain.nsp import Objective
 from pipeline.prune import METHODS as PRUNE_METHODS
+from pipeline.prune.sweep import SweepPoint
 from pipeline.quantize import SCHEMES, LogitErrorParams
 from pipeline.report.cited import ReportParams
 from pipeline.tasks import TaskParams
@@ -41,10 +42,11 @@ FIXED: dict[str, Any] = {
     "tasks": dict[str, TaskParams],
     "finetune": dict[str, TrainArgs],
     "teacher": dict[str, TeacherParams],
+    "prune.sweep": list[SweepPoint],
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
     "quantize.scheme": str,
-    "quantize.source": str,
+    "quantize.sources": list[str],
     "quantize.logit_error": LogitErrorParams,
     "evaluate": EvaluateParams,
     "report": ReportParams,

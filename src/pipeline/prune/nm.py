@@ -54,7 +54,7 @@ def check_nm(model: torch.nn.Module, params: NMParams) -> None:
             )
 
 
-@register("nm", NMParams, zeroing=True, check=check_nm)
+@register("nm", NMParams, zeroing=True, check=check_nm, target="n")
 def nm(model: torch.nn.Module, params: NMParams, context: PruneContext) -> dict:
     """One-shot N:M magnitude pruning (``n`` of every ``m`` weights kept; 2:4 = 50% sparsity)."""
     apply_masks_(model, nm_masks(prunable_weights(model), params.n, params.m))

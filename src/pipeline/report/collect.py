@@ -82,6 +82,15 @@ class Pipeline:
         return {role: self._hashes[path] for role, path in paths.items()}
 
 
+def current_variants(variants: list[str], quantize_sources: list[str], sweep: list[dict]) -> list[str]:
+    """Every variant the current pipeline evaluates: ``dvc.yaml``'s ``variants``, one ``quantize-<source>`` per
+    ``quantize.sources`` entry and, per ``prune.sweep`` point ``{method, value}``, ``prune-<method>-<value>`` and
+    ``distill-<method>-<value>`` (the names ``dvc.yaml``'s matrices give them; the value as YAML wrote it)."""
+    points = [f"{p['method']}-{p['value']}" for p in sweep]
+    return [*variants, *(f"quantize-{s}" for s in quantize_sources),
+            *(f"{kind}-{point}" for point in points for kind in ("prune", "distill"))]
+
+
 @dataclass
 class LeftOut:
     """An evaluation (or a current variant without one) that the report does not show, and why."""

@@ -12,6 +12,7 @@ from pipeline.report.card import CardInputs
 from pipeline.report.cited import CitedResult
 from pipeline.report.collect import Collected, eval_curves, left_out_markdown, loss_curves
 from pipeline.report.epochs import epoch_frame
+from pipeline.report.sweeps import sweep_report
 from pipeline.report.tables import markdown, records, summarize
 from pipeline.report.task import task_report
 
@@ -31,7 +32,8 @@ class ReportInputs:
 
 
 def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> None:
-    """Write ``out`` atomically: ``<task>/`` (card, figures, plot data) for every task with reported variants,
+    """Write ``out`` atomically: ``<task>/`` (card, figures, plot data, the sweeps by remaining weights) for every
+    task with reported variants,
     ``summary.md``/``summary.json`` (every task side by side), ``glue.md``/``glue.json`` (the GLUE table), and
     what was left out and why (in the summary and each card)."""
     tables, glue = summarize(found.results), glue_table.build(found.results)
@@ -43,6 +45,7 @@ def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> Non
             card = CardInputs(epochs, inputs.prepare, inputs.counts.get(task), inputs.cited)
             task_report(tmp, task, variants, found.details[task], loss_curves(inputs.train, task, kept),
                         eval_curves(inputs.train, task, kept), card)
+            sweep_report(tmp / task, task, variants)
             with open(tmp / task / "MODEL_CARD.md", "a") as fh:
                 fh.write(left_out_markdown(found.left_out, task))
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
