@@ -15,8 +15,7 @@ from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.store import load_model
 from pipeline.prune import METHODS, PruneContext, check_method, prune_, write_pruned
 from pipeline.prune.sweep import at_point
-from pipeline.train.loop import RunFiles
-from pipeline.train.task import trainer
+from pipeline.train.task import RunFiles, trainer
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,9 +40,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     task_params, cfg, launch = loader.load(reads(args))
     task, method = tasks.get(task_params), METHODS.get(args.method)
-    cfg, sweep = at_point(method, cfg, args.target)
+    (cfg, sweep), files = at_point(method, cfg, args.target), RunFiles.beside(args.out, args.live)
     setup(0, launch)
-    files = RunFiles.beside(args.out, args.live)
     (model, _), tokenizer = load_model(args.source, task.head), load_tokenizer(args.source)
     task.check(args.task, {args.source: model}, tokenizer, args.data)
     check_method(model, method, cfg)  # before importance batches or training

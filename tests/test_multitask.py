@@ -107,9 +107,11 @@ def test_stages_expand_over_the_tasks_in_params_yaml(tmp_path):
     tasks = ["cls", "qa", "sst2"]
     expected = {"tokenizer", "base", "merge", "report", "pretrain@a", "pretrain@b"}
     expected |= {f"prepare@{d}" for d in ("corpus", *tasks)}
-    expected |= {f"{s}@{t}" for s in ("finetune", "teacher", "quantize") for t in tasks}
+    sources = params["quantize"]["sources"]
+    expected |= {f"{s}@{t}" for s in ("finetune", "teacher") for t in tasks}
     expected |= {f"{s}@{t}-{m}" for s in ("prune", "distill") for t in tasks for m in methods}
     expected |= {f"evaluate@{t}-{v}" for t in tasks for v in variants}
+    expected |= {f"{s}@{t}-{q}" for s in ("quantize", "evaluate-quantize") for t in tasks for q in sources}
     assert _stage_names(repo) == expected
 
 
@@ -275,7 +277,8 @@ def task_stages(repo: Path, task: str) -> set[str]:
 def test_a_data_set_change_reruns_only_its_task(placeholder_repo):
     repo = placeholder_repo
     cls = task_stages(repo, "cls")
-    assert {"prepare@cls", "finetune@cls", "teacher@cls", "quantize@cls", "evaluate@cls-finetune"} <= cls
+    assert {"prepare@cls", "finetune@cls", "teacher@cls", "quantize@cls-distill-heads",
+            "evaluate-quantize@cls-distill-heads", "evaluate@cls-finetune"} <= cls
     assert rerun_after_setting(repo, "prepare.datasets.cls.train_size", 10) == cls | {"report"}
     assert rerun_after_setting(repo, "prepare.datasets.qa.source", "sources/squad") == task_stages(repo, "qa") | {"report"}
     assert rerun_after_setting(repo, "tasks.cls.max_length", 32) == cls - {"prepare@cls"} | {"report"}

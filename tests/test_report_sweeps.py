@@ -4,12 +4,12 @@ from hand-made metrics (the numbers are chosen so every fraction is exact)."""
 from __future__ import annotations
 
 import csv
-import json
 
 import pytest
 from PIL import Image
 
-from pipeline.report.collect import collect
+from evaluation_files import make_inputs, report_argv, write_evaluation
+from pipeline.report.collect import Pipeline, collect
 from pipeline.report.sweeps import sweep_frame, sweep_markdown
 from test_stage_errors import run_stage
 
@@ -30,18 +30,25 @@ VARIANTS = {  # name: (accuracy, params_attention, nonzero_attention, params_ffn
 }
 
 
-def write_metrics(root, variants=VARIANTS):
+def write_metrics(root, variants=VARIANTS, drop=()):
+    """The evaluate stage's files of ``variants`` (with the lineage of hand-made inputs), less the keys ``drop``."""
+    make_inputs(root, "cls", list(variants))
     for name, (acc, pa, na, pf, nf) in variants.items():
-        path = root / "metrics" / "eval" / "cls" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"task": "cls", "variant": name, "primary_metric": "accuracy", "accuracy": acc,
-                                    "params_attention": pa, "nonzero_attention": na, "params_ffn": pf,
-                                    "nonzero_ffn": nf, **BASE}))
+        row = {"primary_metric": "accuracy", "accuracy": acc, "params_attention": pa, "nonzero_attention": na,
+               "params_ffn": pf, "nonzero_ffn": nf, **BASE}
+        write_evaluation(root, "cls", name, {k: v for k, v in row.items() if (name, k) not in drop}, details={})
+    for d in ("details", "train", "prepare"):
+        (root / "metrics" / d).mkdir(parents=True, exist_ok=True)
+
+
+def frame(root, variants=VARIANTS):
+    pipeline = Pipeline(["cls"], list(variants), root / "data", root / "models")
+    return sweep_frame(collect(root / "metrics", root / "metrics" / "details", pipeline).results["cls"])
 
 
 def test_table_on_hand_made_metrics(tmp_path):
     write_metrics(tmp_path)
-    table = sweep_frame(collect(tmp_path / "metrics" / "eval")["cls"])
+    table = frame(tmp_path)
     rows = [(r.variant, r.method, r.distilled, r.point, r.remaining_weights, r.accuracy) for r in table.itertuples()]
     assert rows == [
         ("finetune", "finetune", False, "", 1.0, 0.90),
@@ -59,28 +66,22 @@ def test_table_on_hand_made_metrics(tmp_path):
 
 
 def test_no_baseline_or_no_counts_gives_no_points(tmp_path):
-    write_metrics(tmp_path, {k: v for k, v in VARIANTS.items() if k != "finetune"})
-    assert sweep_frame(collect(tmp_path / "metrics" / "eval")["cls"]).empty
+    variants = {k: v for k, v in VARIANTS.items() if k != "finetune"}
+    write_metrics(tmp_path, variants)
+    assert frame(tmp_path, variants).empty
 
 
 def test_a_variant_without_encoder_counts_has_no_point(tmp_path):
-    write_metrics(tmp_path, {k: VARIANTS[k] for k in ("finetune", "prune-magnitude")})
-    path = tmp_path / "metrics" / "eval" / "cls" / "prune-magnitude.json"
-    data = json.loads(path.read_text())
-    del data["nonzero_ffn"]
-    path.write_text(json.dumps(data))
-    assert list(sweep_frame(collect(tmp_path / "metrics" / "eval")["cls"])["variant"]) == ["finetune"]
+    variants = {k: VARIANTS[k] for k in ("finetune", "prune-magnitude")}
+    write_metrics(tmp_path, variants, drop={("prune-magnitude", "nonzero_ffn")})
+    assert list(frame(tmp_path, variants)["variant"]) == ["finetune"]
 
 
 @pytest.mark.parametrize("with_points", [True, False])
 def test_report_stage_writes_the_sweep_files(tmp_path, capsys, with_points):
     variants = VARIANTS if with_points else {k: VARIANTS[k] for k in ("finetune", "teacher")}
     write_metrics(tmp_path, variants)
-    for d in ("details", "train"):
-        (tmp_path / "metrics" / d).mkdir(parents=True, exist_ok=True)
-    argv = [str(tmp_path / "metrics" / "eval"), str(tmp_path / "reports"), "--details",
-            str(tmp_path / "metrics" / "details"), "--train", str(tmp_path / "metrics" / "train")]
-    assert run_stage("report", argv, capsys)[0] == 0
+    assert run_stage("report", report_argv(tmp_path, list(variants)), capsys)[0] == 0
     root = tmp_path / "reports" / "cls"
     if not with_points:  # nothing pruned: no sweep files
         assert not (root / "data" / "sweeps.csv").exists() and not (root / "sweeps.md").exists()

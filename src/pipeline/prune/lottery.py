@@ -46,7 +46,7 @@ class LotteryParams:
             raise ValueError(f"rewind_fraction must be in [0, 1), got {self.rewind_fraction}")
         if self.train.checkpoint_every:
             # one stage trains several times from rewound weights: a checkpoint would not say which round it is
-            raise ValueError("train.checkpoint_every must be 0: lottery rounds cannot resume from a checkpoint")
+            raise ValueError("prune.lottery.train.checkpoint_every must be 0: lottery rounds cannot resume from a checkpoint")
 
 
 def round_sparsity(params: LotteryParams, done: int) -> float:
