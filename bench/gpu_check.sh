@@ -14,7 +14,7 @@ set -u -o pipefail
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 SMALL_ARGS=${SMALL:+--small}
-REPRO_TIMEOUT=${REPRO_TIMEOUT:-260}
+REPRO_TIMEOUT=${REPRO_TIMEOUT:-200}
 log() { echo "[$(date +%T)] $*"; }
 
 if [ -d .whl ] && ! python3 -c "import dvc" 2>/dev/null; then
@@ -37,13 +37,13 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,me
 # 1. The benches, alone on the GPU (BERT-base shape, seq 128, large batch); NO_BENCH=1 skips them.
 if [ -z "${NO_BENCH:-}" ]; then
 log "finetune_throughput: pipeline bf16, Trainer default and bf16 (batch 256)"
-timeout 150 python bench/finetune_throughput.py $SMALL_ARGS --batch 256 --steps 30 --warmup 10 --trainer-bf16 \
+timeout 120 python bench/finetune_throughput.py $SMALL_ARGS --batch 256 --steps 30 --warmup 10 --trainer-bf16 \
   2>"$OUT/finetune.err" | tee "$OUT/finetune.jsonl"
 log "finetune_throughput: pipeline bf16 + compile"
 timeout 150 python bench/finetune_throughput.py $SMALL_ARGS --batch 256 --steps 30 --warmup 10 --impl pipeline \
   --train-arg compile=true 2>>"$OUT/finetune.err" | tee -a "$OUT/finetune.jsonl"
 log "inference_speedups: batches 1 and 128"
-timeout 120 python bench/inference_speedups.py $SMALL_ARGS --batches 1 128 2>"$OUT/inference.err" | tee "$OUT/inference.jsonl"
+timeout 100 python bench/inference_speedups.py $SMALL_ARGS --batches 1 128 2>"$OUT/inference.err" | tee "$OUT/inference.jsonl"
 fi
 
 # 2. A short dvc repro in a clean copy (background) while the gpu-marked tests run.
@@ -70,7 +70,7 @@ TARGETS="evaluate@cls-finetune evaluate@cls-distill-heads evaluate-quantize@cls-
 REPRO=$!
 log "pytest -m gpu"
 # only the files with gpu-marked tests: the others may import test-only packages the machine lacks
-timeout 200 python -m pytest -m gpu -q -p no:cacheprovider -rs $(grep -l "pytest.mark.gpu" tests/test_*.py) 2>&1 | tee "$OUT/pytest_gpu.txt" | tail -15
+timeout 180 python -m pytest -m gpu -q -p no:cacheprovider -rs $(grep -l "pytest.mark.gpu" tests/test_*.py) 2>&1 | tee "$OUT/pytest_gpu.txt" | tail -15
 wait $REPRO
 tail -3 "$OUT/repro.txt"
 (cd $COPY && tar czf "$OUT/repro.tar.gz" params.yaml dvc.lock metrics 2>/dev/null)
