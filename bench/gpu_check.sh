@@ -22,7 +22,9 @@ if [ -d .whl ] && ! python3 -c "import dvc" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check .whl/*.whl \
     >"$OUT/pip.txt" 2>&1 || { tail -5 "$OUT/pip.txt"; exit 1; }
 fi
-mkdir -p /tmp/bin && ln -sf "$(command -v python3)" /tmp/bin/python && export PATH=/tmp/bin:$PATH
+# `python` (the stages' commands) must be this python3; a symlink to a venv's python would leave the venv
+mkdir -p /tmp/bin && printf '#!/bin/sh\nexec "%s" "$@"\n' "$(command -v python3)" >/tmp/bin/python \
+  && chmod +x /tmp/bin/python && export PATH=/tmp/bin:$PATH
 python - >"$OUT/env.json" <<'EOF'
 import json, platform, torch, transformers
 gpu = torch.cuda.is_available()
