@@ -13,6 +13,9 @@
 set -u -o pipefail
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+# A machine without a network: no library may try the hub, telemetry or an update check (a blocked
+# connection can hang until its timeout instead of failing at once).
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DVC_NO_ANALYTICS=1 DO_NOT_TRACK=1
 SMALL_ARGS=${SMALL:+--small}
 REPRO_TIMEOUT=${REPRO_TIMEOUT:-200}
 log() { echo "[$(date +%T)] $*"; }
