@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.core.files import write_json
-from pipeline.models.store import WEIGHTS
+from pipeline.models.store import read_meta, weights_file
 
 
 def size_facts(path: str | Path) -> dict:
     """Size on disk of the weights file and the whole artifact directory, in bytes."""
     root = Path(path)
     return {
-        "size_bytes": (root / WEIGHTS).stat().st_size,
+        "size_bytes": weights_file(root, read_meta(root)).stat().st_size,
         "artifact_bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()),
     }
 

@@ -3,8 +3,9 @@
 An artifact directory holds ``model.safetensors``, ``config.json``, the tokenizer files and
 ``pipeline.json`` (stage, method, format, parent hashes, resolved params, what was done). Dense artifacts
 load with plain ``transformers``; physically pruned, compactly stored and quantized ones need
-:func:`load_model`. A format's reader (a quantization scheme, the compact sparse storage) is imported only
-when an artifact in that format is read.
+:func:`load_model`. A format's reader (a quantization scheme, the compact sparse storage, a runtime format such
+as ONNX, whose artifact holds ``model.onnx`` instead of ``model.safetensors``) is imported only when an artifact
+in that format is read.
 """
 
 from __future__ import annotations
@@ -31,17 +32,34 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    """``pipeline.json`` of an artifact, checking the artifact's files are present."""
+    """``pipeline.json`` of an artifact, checking the artifact's files are present (the weights file is the one
+    its format names: :func:`weights_file`)."""
     root = Path(path)
     if not root.is_dir():
         raise PipelineError(f"{root}: artifact directory not found (run the upstream stage first)")
-    for name in (META, WEIGHTS, "config.json"):
+    for name in (META, "config.json"):
         if not (root / name).is_file():
             raise PipelineError(f"{root / name}: missing from the artifact")
     try:
-        return json.loads((root / META).read_text())
+        meta = json.loads((root / META).read_text())
     except json.JSONDecodeError as err:
         raise PipelineError(f"{root / META}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise PipelineError(f"{root / META}: not a JSON object")
+    if not weights_file(root, meta).is_file():
+        raise PipelineError(f"{weights_file(root, meta)}: missing from the artifact")
+    return meta
+
+
+def runtime_of(meta: dict) -> formats.Runtime | None:
+    """The runtime format (e.g. ONNX) an artifact's ``pipeline.json`` names; None for PyTorch weights."""
+    return formats.runtime(str(meta.get("format", "dense")))
+
+
+def weights_file(root: str | os.PathLike, meta: dict) -> Path:
+    """The file holding an artifact's weights: ``model.safetensors``, or its runtime format's file (``model.onnx``)."""
+    found = runtime_of(meta)
+    return Path(root) / (found.weights if found is not None else WEIGHTS)
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -127,6 +145,8 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
     meta = read_meta(root)
     if head is not None and meta["head"] != head:
         raise PipelineError(f"{root}: holds a '{meta['head']}' model, expected '{head}'")
+    if (found := runtime_of(meta)) is not None:  # a graph for another runtime (ONNX): its format's module loads it
+        return found.load(root, meta).eval(), meta
     weights = str(root / WEIGHTS)
     tensors = stored_tensors(root, meta)
     model = empty_model(root, meta["head"])
@@ -157,5 +177,7 @@ def artifact_scheme(root: Path, meta: dict) -> formats.Scheme:
 
 
 def format_devices(root: str | os.PathLike, meta: dict) -> tuple[str, ...]:
-    """Device types an artifact's format runs on: every device for dense weights, else its scheme's."""
+    """Device types an artifact's format runs on: every device for dense weights, else its scheme's or runtime's."""
+    if (found := runtime_of(meta)) is not None:
+        return found.devices
     return ("cpu", "cuda") if meta["format"] == "dense" else artifact_scheme(Path(root), meta).devices
