@@ -38,7 +38,7 @@ def quantize_onnx(source: Path, out: Path, params: Int8Params) -> dict:
     stored = onnx.load(str(out))
     quantized = sum(init.name.endswith(QUANTIZED) for init in stored.graph.initializer)
     return {"scheme": "onnx_int8", "per_channel": params.per_channel, "reduce_range": params.reduce_range,
-            "weights": "int8 (embedding tables uint8), symmetric", "activations": "uint8 per tensor, at run time",
+            "weights": "MatMul/Gemm int8 symmetric; embedding tables uint8 with zero point", "activations": "uint8 per tensor, at run time",
             "library": f"onnxruntime {onnxruntime.__version__}", "quantized_weights": quantized}
 
 
