@@ -158,6 +158,9 @@ def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restore
     expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {"quantize@cls", "quantize@qa", "evaluate@cls-quantize", "evaluate@qa-quantize", "report"}
+    # the ONNX exports of distill-heads (export.sources) and their evaluations
+    expected |= {s for t in ("cls", "qa") for s in (f"export@{t}-distill-heads", f"evaluate@{t}-onnx-distill-heads",
+                                                    f"evaluate@{t}-onnx_int8-distill-heads")}
     assert ran(out) == expected
 
     diff = sh(repo, "dvc", "metrics", "diff", "HEAD")
