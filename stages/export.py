@@ -12,8 +12,8 @@ from pipeline.core.files import atomic_dir, parents, write_json
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.export import GRAPH, GraphParams, Int8Params
-from pipeline.export.artifact import (check_batches, check_source, example_inputs, export_metrics, finish,
-                                      source_summary)
+from pipeline.export.artifact import (check_source, example_inputs, export_metrics, finish, source_summary,
+                                      validation_batches)
 from pipeline.export.onnx import export_onnx
 from pipeline.export.onnx_int8 import quantize_onnx
 from pipeline.models.store import load_model
@@ -44,7 +44,7 @@ def main(argv=None):
     setup(0)
     source = check_source(args.source, task.head)
     model, tokenizer = load_model(args.source, task.head)[0], load_tokenizer(args.source)
-    data = check_batches(task, args.data, tokenizer, error.batches)
+    data = validation_batches(task, args.data, tokenizer, error.batches)
     meta = {"stage": "export", "head": task.head, "task": source.get("task"),
             "source": source_summary(args.source, source), "parents": parents(args.source, args.data),
             "params": loader.as_dict({"task": task_params, "onnx": graph, "int8": int8, "logit_error": error})}

@@ -49,7 +49,8 @@ def example_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: (v if v.shape[0] >= 2 else v.repeat(2, 1))[:2] for k, v in inputs.items()}
 
 
-def check_batches(task: Task, data_dir: str | os.PathLike, tokenizer, count: int) -> list[dict[str, torch.Tensor]]:
+def validation_batches(task: Task, data_dir: str | os.PathLike, tokenizer,
+                       count: int) -> list[dict[str, torch.Tensor]]:
     """The first ``count`` collated batches of 32 validation features (targets included, :meth:`Task.logits`
     drops them): the inputs both graphs are checked on, and the exporter's example."""
     feats = task.train_features(task.rows(data_dir, "validation"), tokenizer)[: 32 * count]

@@ -29,6 +29,18 @@ LOAD_ERRORS = (_state.Fail, _state.InvalidGraph, _state.InvalidProtobuf, _state.
 """What ONNX Runtime raises for a file it cannot load (a truncated or corrupt graph, an unknown operator)."""
 
 
+def session_options(threads: int) -> ort.SessionOptions:
+    """CPU settings: ``threads`` intra-op threads without spin-waiting, operators run one at a time, every graph
+    optimization of ONNX Runtime (constant folding, operator fusions), errors-only logging."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OrtModel(torch.nn.Module):
     """A task model whose forward pass is an ONNX Runtime CPU session.
 
@@ -48,26 +60,21 @@ class OrtModel(torch.nn.Module):
         self._threads = 0
 
     def session(self) -> ort.InferenceSession:
-        """The session, (re)built for the current ``torch.get_num_threads()``."""
+        """The session, (re)built for the current ``torch.get_num_threads()``.
+
+        Raises:
+            PipelineError: ONNX Runtime cannot load the graph (a truncated or corrupt file, an unknown operator).
+        """
         threads = torch.get_num_threads()
         if self._session is None or threads != self._threads:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.log_severity_level = 3  # errors only
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                self._session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+                self._session = ort.InferenceSession(self.path, session_options(threads),
+                                                     providers=["CPUExecutionProvider"])
             except LOAD_ERRORS as err:
-                raise PipelineError(f"{self.path}: ONNX Runtime cannot load it ({str(err).splitlines()[0][:200]})") from None
+                reason = str(err).splitlines()[0][:200]
+                raise PipelineError(f"{self.path}: ONNX Runtime cannot load it ({reason})") from None
             self._threads = threads
         return self._session
-
-    @property
-    def input_names(self) -> list[str]:
-        """The graph's inputs, e.g. ``["input_ids", "attention_mask", "token_type_ids"]``."""
-        return [i.name for i in self.session().get_inputs()]
 
     def forward(self, **inputs: torch.Tensor | None):
         """Run the graph on keyword ``(B, T)`` integer tensors (None values count as not given).

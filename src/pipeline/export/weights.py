@@ -4,7 +4,8 @@ The exporters rename and reshape weights: the dynamo exporter's optimizer stores
 ``val_<n>`` (the MatMul operand ``(in, out)``) and keeps one initializer for several equal tensors (zero
 biases, unit LayerNorm scales); the TorchScript tracer names them ``onnx::MatMul_<n>``. ONNX Runtime's dynamic
 quantization then replaces an initializer ``X`` by ``X_quantized`` (int8 or uint8), ``X_scale`` and
-``X_zero_point`` (``X_Transposed_quantized``... for a ``Gemm`` operand it transposes); and an all-zero bias can vanish altogether (the optimizer drops an addition of zeros).
+``X_zero_point`` (``X_Transposed_quantized``... for a ``Gemm`` operand it transposes); and an all-zero bias
+can vanish altogether (the optimizer drops an addition of zeros).
 :func:`weight_map`, run at export time while the PyTorch model is at hand, finds each state-dict tensor among
 the initializers by value (as stored or transposed), or records it as zeros; the map is kept in the artifact's
 ``pipeline.json`` and :func:`float_state` uses it to give back ``{state-dict name: float tensor}`` from the
