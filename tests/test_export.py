@@ -8,16 +8,14 @@ import importlib.util
 import json
 import sys
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from transformers import BertForQuestionAnswering, BertForSequenceClassification
+from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
 from import_closure import ROOT
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
-from pipeline.evaluate.facts import model_facts
 from pipeline.export import GraphParams, Int8Params
 from pipeline.export.libraries import onnx
 from pipeline.export.onnx import artifact_state, export_onnx
@@ -25,7 +23,7 @@ from pipeline.export.onnx_int8 import quantize_onnx
 from pipeline.export.runtime import OrtModel
 from pipeline.export.weights import float_state, weight_map
 from pipeline.models import formats
-from pipeline.models.store import TOKENIZER_FILES, format_devices, load_model, save_model
+from pipeline.models.store import TOKENIZER_FILES, format_devices, load_model, read_meta, save_model
 from pipeline.models.structure import prune_heads_, prune_ffn_
 from pipeline.quantize.dynamic_int8 import int8_tensors, quantize_dynamic_int8
 from test_stage_errors import cls_data, edit_params, run_stage, workdir  # noqa: F401 (fixtures)
@@ -35,7 +33,7 @@ HEADS = {"classification": (BertForSequenceClassification, ("logits",)),
 
 
 def batch(seed: int, rows: int, length: int) -> dict[str, torch.Tensor]:
-    """Token ids of the tiny vocabulary with padding in row 1 and a second segment: shapes the example lacks."""
+    """``(rows, length)`` token ids of the tiny vocabulary, padded in row 1, with a second segment."""
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, 64, (rows, length), generator=g)
     mask = torch.ones_like(ids)
@@ -63,10 +61,8 @@ def max_error(reference, other, fields) -> float:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, request):
+def exported(tmp_path_factory):
     """``{(head, pruned): (model, float dir, int8 dir, onnx description)}``, each exported once."""
-    from transformers import BertConfig
-
     config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
     out = {}
@@ -291,6 +287,9 @@ def test_a_corrupt_graph_is_one_line(workdir, artifacts, cls_data, capsys):
                                        str(graph.parent), "data/cls", "out.json"], capsys)
     assert code == 2 and len(err) == 1 and "model.onnx: ONNX Runtime cannot load it" in err[0]
     assert not (workdir / "out.json").exists()
+    graph.unlink()  # the weights file an artifact must hold is the one its format names
+    with pytest.raises(PipelineError, match="onnx-finetune/model.onnx: missing from the artifact"):
+        read_meta(graph.parent)
 
 
 def test_every_export_source_is_evaluated():
