@@ -7,6 +7,7 @@ import copy
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -158,6 +159,17 @@ def test_wrapper_names_missing_inputs_and_follows_torch_threads(exported):
             assert graph.session().get_session_options().intra_op_num_threads == threads
     finally:
         torch.set_num_threads(previous)
+
+
+def test_an_exporter_failure_is_one_line_naming_the_other_exporter(monkeypatch, tiny_config):
+    def fail(*args, **kwargs):
+        raise torch.onnx.errors.OnnxExporterError("Failed to export the model with torch.export.\nmore")
+
+    monkeypatch.setattr(torch.onnx, "export", fail)
+    model = BertForSequenceClassification(tiny_config).eval()
+    with pytest.raises(PipelineError, match=r"\(dynamo exporter\) failed: Failed to export the model with torch.export."
+                                            r" \(export.onnx.exporter: torchscript may work\)$"):
+        export_onnx(model, batch(0, 2, 5), "classification", Path("unused"), GraphParams())
 
 
 def test_bad_params_are_named():

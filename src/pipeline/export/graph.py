@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from pipeline.core.errors import PipelineError
-from pipeline.export import GraphParams
+from pipeline.export import OPSETS, GraphParams
 from pipeline.export.libraries import onnx
 
 OUTPUTS = {"classification": ("logits",), "qa": ("start_logits", "end_logits")}
@@ -88,14 +88,20 @@ def export_graph(model: torch.nn.Module, inputs: dict[str, torch.Tensor], head: 
         what was exported, for ``pipeline.json``: ``exporter``, ``opset``, ``inputs``, ``outputs``, ``torch``.
 
     Raises:
-        PipelineError: a head without graph outputs here (e.g. ``mlm``), or example inputs with a dimension < 2.
+        PipelineError: a head without graph outputs here (e.g. ``mlm``), example inputs with a dimension < 2, or
+            the exporter failed (its first line, naming the other exporter to try).
     """
     if head not in OUTPUTS:
         raise PipelineError(f"a '{head}' model cannot be exported (heads: {', '.join(OUTPUTS)})")
     small = {k: tuple(v.shape) for k, v in inputs.items() if v.dim() != 2 or min(v.shape) < 2}
     if small:
         raise PipelineError(f"example inputs must be (batch >= 2, seq >= 2), got {small}")
-    proto = _export(model, inputs, OUTPUTS[head], params)
+    try:
+        proto = _export(model, inputs, OUTPUTS[head], params)
+    except torch.onnx.errors.OnnxExporterError as err:  # the model uses something this exporter cannot capture
+        other = next(e for e in OPSETS if e != params.exporter)
+        raise PipelineError(f"torch.onnx.export ({params.exporter} exporter) failed: "
+                            f"{str(err).strip().splitlines()[0][:300]} (export.onnx.exporter: {other} may work)") from None
     strip_debug(proto)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
