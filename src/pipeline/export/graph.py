@@ -100,8 +100,9 @@ def export_graph(model: torch.nn.Module, inputs: dict[str, torch.Tensor], head: 
         proto = _export(model, inputs, OUTPUTS[head], params)
     except torch.onnx.errors.OnnxExporterError as err:  # the model uses something this exporter cannot capture
         other = next(e for e in OPSETS if e != params.exporter)
-        raise PipelineError(f"torch.onnx.export ({params.exporter} exporter) failed: "
-                            f"{str(err).strip().splitlines()[0][:300]} (export.onnx.exporter: {other} may work)") from None
+        first = str(err).strip().splitlines()[0][:300]
+        raise PipelineError(f"torch.onnx.export ({params.exporter} exporter) failed: {first} "
+                            f"(export.onnx.exporter: {other} may work)") from None
     strip_debug(proto)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
