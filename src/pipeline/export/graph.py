@@ -100,7 +100,7 @@ def export_graph(model: torch.nn.Module, inputs: dict[str, torch.Tensor], head: 
         proto = _export(model, inputs, OUTPUTS[head], params)
     except torch.onnx.errors.OnnxExporterError as err:  # the model uses something this exporter cannot capture
         other = next(e for e in OPSETS if e != params.exporter)
-        first = str(err).strip().splitlines()[0][:300]
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise PipelineError(f"torch.onnx.export ({params.exporter} exporter) failed: {first} "
                             f"(export.onnx.exporter: {other} may work)") from None
     strip_debug(proto)
