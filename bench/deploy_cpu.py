@@ -69,7 +69,8 @@ def onnx_pair(model: torch.nn.Module, example: dict, root: Path, name: str) -> t
     fp32.mkdir(parents=True), int8.mkdir(parents=True)
     export_onnx(model, example, "classification", fp32, GraphParams())
     quantize_onnx(fp32 / "model.onnx", int8 / "model.onnx", Int8Params())
-    return OrtModel(fp32 / "model.onnx", "classification"), OrtModel(int8 / "model.onnx", "classification")
+    # the config: the task code reads the model's family from it (which inputs it takes)
+    return tuple(OrtModel(d / "model.onnx", "classification", model.config) for d in (fp32, int8))
 
 
 def build(config: dict, root: Path, seq: int) -> tuple[dict[str, torch.nn.Module], dict[str, torch.nn.Module]]:

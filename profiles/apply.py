@@ -1,22 +1,47 @@
 """Apply a params profile: print it as ``dvc exp run -S`` overrides, or merge it into a params file.
 
 A profile is a partial ``params.yaml``: only the keys it sets change. Every key must already exist in the
-target params file (a typo would otherwise add a key no stage reads), and the merged file must parse.
+target params file (a typo would otherwise add a key no stage reads), and the merged file must pass
+:func:`pipeline.schema.check_file` (every section loaded with its type, the task sections agreeing), in both
+modes. The exception are the sections whose keys are task and data set names (``tasks``,
+``prepare.datasets``, ``finetune``, ``teacher``, ``distill.train``): there a profile may add an entry (a new
+task) and remove one with ``null`` (``cls: null``); such a profile is applied with ``--write``
+(``profiles/tasks/sst2.yaml``). ``--write`` edits the file with a round-trip YAML parser (ruamel.yaml):
+comments, key order and flow style stay as they were; only the values the profile sets change.
 
     python profiles/apply.py profiles/hub.yaml                     # -S overrides, one line
     dvc exp run $(python profiles/apply.py profiles/hub.yaml)
     python profiles/apply.py profiles/minilm.yaml --write params.yaml
+    python profiles/apply.py profiles/tasks/sst2.yaml --write params.yaml   # SST-2 instead of cls and qa
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAML
+
+# This checkout's library, whatever is installed: the params file is checked against the code it belongs to.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from pipeline.core.errors import PipelineError  # noqa: E402
+from pipeline.task_list import NAMED  # noqa: E402
+
+
+def round_trip() -> YAML:
+    """A ruamel.yaml round-trip parser that keeps quotes and writes long lines as they are."""
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    # No re-wrapping: ruamel cannot keep a hand-wrapped flow mapping's line breaks, so such a mapping is written
+    # on one line (same content) rather than broken at arbitrary columns.
+    rt.width = 4096
+    return rt
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -32,25 +57,61 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 
 def merge(base: dict, profile: dict, where: str = "") -> dict:
-    """A copy of ``base`` with ``profile``'s leaves set; a key missing from ``base`` is a ValueError."""
-    out = dict(base)
+    """Set ``profile``'s leaves in ``base`` in place (a round-trip mapping keeps its comments and style) and
+    return it; a key missing from ``base`` is a ValueError naming the dotted key, except an entry of a
+    :data:`~pipeline.task_list.NAMED` section, which is added (or removed, when the profile sets it to null).
+
+    A collection that replaces a collection takes the old one's flow or block style (an empty ``[]``/``{}`` has
+    none recorded: the profile's style is kept then).
+    """
+    named = where.rstrip(".") in NAMED
     for key, value in profile.items():
-        if key not in base:
+        if key not in base and not (named and value is not None):
             raise ValueError(f"profile key '{where}{key}' does not exist in the params file")
-        if isinstance(value, dict) and isinstance(base[key], dict):
-            out[key] = merge(base[key], value, f"{where}{key}.")
-        else:
-            out[key] = value
-    return out
+        if value is None and named:
+            del base[key]
+            continue
+        old = base.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            merge(old, value, f"{where}{key}.")
+            continue
+        style = old.fa.flow_style() if hasattr(old, "fa") and hasattr(value, "fa") else None
+        if style is not None:
+            value.fa.set_flow_style() if style else value.fa.set_block_style()
+        base[key] = value
+    return base
 
 
 def overrides(profile: dict) -> list[str]:
     """``-S key=value`` arguments for ``dvc exp run`` (values as flow-style YAML, which DVC parses)."""
     args = []
     for key, value in flatten(profile).items():
-        text = json.dumps(value) if isinstance(value, (list, str)) else yaml.safe_dump(value).splitlines()[0]
+        plain = json.loads(json.dumps(value))  # round-trip types (CommentedSeq, ScalarFloat) as plain values
+        text = json.dumps(plain) if isinstance(plain, (list, str)) else yaml.safe_dump(plain).splitlines()[0]
         args += ["-S", f"{key}={text}"]
     return args
+
+
+def checked_text(params: Path, profile: dict) -> tuple[str, bool]:
+    """The params file with ``profile`` merged, as YAML text, after :func:`pipeline.schema.check_file` passed,
+    and whether the merge added or removed keys (tasks), which ``-S`` overrides cannot do.
+
+    Raises:
+        ValueError: a profile key the params file lacks.
+        PipelineError: a merged value of the wrong type or out of range, or task sections that disagree.
+    """
+    from pipeline import schema  # imports every method: only when a profile is checked
+
+    rt = round_trip()
+    before = set(flatten(yaml.safe_load(params.read_text())))
+    merged = merge(rt.load(params.read_text()), profile)
+    buffer = io.StringIO()
+    rt.dump(merged, buffer)
+    with tempfile.TemporaryDirectory() as tmp:
+        check = Path(tmp) / "params.yaml"
+        check.write_text(buffer.getvalue())
+        schema.check_file(check)
+    return buffer.getvalue(), set(flatten(yaml.safe_load(buffer.getvalue()))) != before
 
 
 def main(argv=None) -> int:
@@ -59,14 +120,17 @@ def main(argv=None) -> int:
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file the keys must exist in")
     p.add_argument("--write", type=Path, help="write the merged params here instead of printing overrides")
     args = p.parse_args(argv)
-    profile = yaml.safe_load(args.profile.read_text()) or {}
+    profile = round_trip().load(args.profile.read_text()) or {}
     try:
-        merged = merge(yaml.safe_load(args.params.read_text()), profile)
-    except ValueError as err:
+        text, reshaped = checked_text(args.params, profile)
+    except (ValueError, PipelineError) as err:
         print(f"{args.profile}: {err}", file=sys.stderr)
         return 1
     if args.write:
-        args.write.write_text(yaml.safe_dump(merged, sort_keys=False))
+        args.write.write_text(text)
+    elif reshaped:
+        print(f"{args.profile}: adds or removes tasks; apply it with --write params.yaml", file=sys.stderr)
+        return 1
     else:
         print(shlex.join(overrides(profile)))
     return 0

@@ -11,7 +11,7 @@ from pipeline.core.errors import stage_main
 from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.distill.kd import KDParams, distill_student, kd_method
+from pipeline.distill.kd import KDParams, check_distillation, distill_student, kd_method
 from pipeline.models.store import load_model
 from pipeline.prune import write_pruned
 from pipeline.prune.masks import sparsity_report
@@ -42,8 +42,8 @@ def main(argv=None):
     device = setup(train.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     student, student_meta = load_model(args.student, task.head)
-    teacher, _ = load_model(args.teacher, task.head)
-    tokenizer = load_tokenizer(args.student)
+    teacher, tokenizer = load_model(args.teacher, task.head)[0], load_tokenizer(args.student)
+    check_distillation(task, args.task, kd, {args.student: student, args.teacher: teacher}, tokenizer, args.data)
     history, scores = distill_student(student, teacher, task, kd, args.data, tokenizer, train, device,
                                       f"distill {args.task}", files)
     meta = {"stage": "distill", "head": task.head, "format": "dense", "method": kd_method(kd), "task": args.task,

@@ -1,4 +1,4 @@
-"""Stage evaluate: task metrics, classification diagnostics, model facts and speed vs the dense baseline."""
+"""Stage evaluate: task metrics, predictions, diagnostics, model facts, memory and speed vs the dense baseline."""
 
 import argparse
 import sys
@@ -7,13 +7,14 @@ from pathlib import Path
 from pipeline import tasks
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
-from pipeline.core.files import write_json
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.evaluate import EvaluateParams
 from pipeline.evaluate.facts import model_facts
-from pipeline.evaluate.outputs import flat_diagnostics, size_facts, write_details
-from pipeline.evaluate.speed import latency_inputs, speed_facts
+from pipeline.evaluate.lineage import lineage
+from pipeline.evaluate.memory import start_memory
+from pipeline.evaluate.outputs import OutputPaths, identity, write_outputs
+from pipeline.evaluate.speed import latency_inputs, runs_on_cuda, speed_facts
 from pipeline.evaluate.task_metrics import task_metrics
 from pipeline.models.store import format_devices, load_model
 
@@ -22,11 +23,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--task", required=True, help="task name in params.yaml tasks")
     p.add_argument("--baseline", type=Path, required=True, help="dense fine-tuned artifact timed alongside")
-    p.add_argument("--details", type=Path, required=True,
-                   help="JSON of per-layer and per-class results (the report's plot data is made from it)")
+    OutputPaths.add_arguments(p)
     p.add_argument("model", type=Path, help="artifact to evaluate")
     p.add_argument("data", type=Path, help="task data directory")
-    p.add_argument("out", type=Path, help="metrics JSON (flat scalars)")
+    p.add_argument("out", type=Path, help="metrics JSON (identity and task metrics)")
     return p
 
 
@@ -40,19 +40,20 @@ def main(argv=None):
     task_params, cfg = loader.load(reads(args))
     task = tasks.get(task_params)
     setup(0)
-    model, meta = load_model(args.model, task.head)
-    baseline, tokenizer = load_model(args.baseline, task.head)[0], load_tokenizer(args.model)
-    devices = format_devices(args.model, meta)
-    measured = task_metrics(task, model, args.data, tokenizer, cfg.batch_size, devices)
-    facts, layers = model_facts(args.model)
-    speed = speed_facts(model, baseline, devices, lambda bs: latency_inputs(task, args.data, tokenizer, bs),
-                        cfg.latency_batch_size, cfg.latency_warmup, cfg.latency_repeats, cfg.threads)
-    result = {"task": args.task, "variant": args.model.name, "stage": meta["stage"], "format": meta["format"],
-              "method": meta.get("method", meta["stage"]), "primary_metric": task.primary_metric,
-              "eval_device": measured.device, **measured.scores, **flat_diagnostics(measured.diagnostics), **facts,
-              **size_facts(args.model), **speed}
-    write_details(args.details, facts, layers, measured.diagnostics, meta)
-    write_json(args.out, result)
+    (model, meta), baseline = load_model(args.model, task.head), load_model(args.baseline, task.head)[0]
+    tokenizer = load_tokenizer(args.model)  # checked below with the task against both models and the data
+    task.check(args.task, {args.model: model, args.baseline: baseline}, tokenizer, args.data, ("validation",))
+    devices, inputs = format_devices(args.model, meta), lambda bs: latency_inputs(task, args.data, tokenizer, bs)
+    batches = {"bs1": inputs(1), "large": inputs(cfg.latency_batch_size)}
+    with start_memory(args.model, task.head, batches, cfg.threads, runs_on_cuda(devices)) as memory:  # side by side
+        measured = task_metrics(task, model, args.data, tokenizer, cfg.batch_size, devices)
+        facts = model_facts(args.model)
+        origin = lineage(args.model, meta, args.data, args.baseline, loader.as_dict(cfg))
+        footprint = memory.result()
+    speed = speed_facts(model, baseline, devices, inputs, cfg.latency_batch_size, cfg.latency_warmup,
+                        cfg.latency_repeats, cfg.threads)  # after the memory runs: nothing else runs meanwhile
+    who = identity(args.task, args.model, meta, task.primary_metric, measured.device, task.glue_task)
+    write_outputs(OutputPaths.from_args(args), args.model, who, origin, measured, facts, {**speed, **footprint}, meta)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def main(argv=None):
             "source": source_summary(args.source, source), "parents": parents(args.source, args.data),
             "params": loader.as_dict({"task": task_params, "onnx": graph, "int8": int8, "logit_error": error})}
     with atomic_dir(args.out) as fp32_dir, atomic_dir(args.out_int8) as int8_dir:
-        meta["onnx"] = export_onnx(model, example_inputs(data[0]), task.head, fp32_dir, graph)
+        meta["onnx"] = export_onnx(model, example_inputs(model, data[0]), task.head, fp32_dir, graph)
         quantization = quantize_onnx(fp32_dir / GRAPH, int8_dir / GRAPH, int8)
         results = {fmt: finish(out, fmt, model, task, data, args.source, meta, q)
                    for fmt, out, q in (("onnx", fp32_dir, None), ("onnx_int8", int8_dir, quantization))}

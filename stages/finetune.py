@@ -39,8 +39,8 @@ def main(argv=None):
     device = setup(train.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     encoder, _ = load_model(args.source, "mlm")
-    model = with_head(encoder, task.head, task.num_labels, train.seed)
-    tokenizer = load_tokenizer(args.source)
+    model, tokenizer = with_head(encoder, task.head, task.num_labels, train.seed), load_tokenizer(args.source)
+    task.check(args.task, {args.source: model}, tokenizer, args.data)  # before any training
     history, scores = train_task(model, task, args.data, tokenizer, train, device, f"finetune {args.task}",
                                  files=files)
     meta = {"stage": "finetune", "head": task.head, "format": "dense", "method": "full", "task": args.task,

@@ -13,7 +13,7 @@ from pipeline.data.io import read_split
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.merge import METHODS, merge_states
 from pipeline.models.store import load_model, write_artifact
-from pipeline.pretrain.mlm import MlmParams, perplexity
+from pipeline.pretrain.mlm import MlmParams, check_mlm, perplexity
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,9 +39,10 @@ def main(argv=None):
     device = setup(0)
     models = [load_model(p, "mlm")[0] for p in args.models]
     base, _ = load_model(args.base, "mlm")
+    tokenizer = load_tokenizer(args.base)
+    check_mlm(mlm, base, tokenizer, str(args.base))  # perplexity runs at mlm.max_length
     merged_state = merge_states([m.state_dict() for m in models], [str(p) for p in args.models],
                                 METHODS.get(method), cfg, weights, base.state_dict())
-    tokenizer = load_tokenizer(args.base)
     feats = encode_text(read_split(args.corpus, "validation", "text"), tokenizer, mlm.max_length)
     ppl = {str(p): perplexity(m, feats, tokenizer, mlm.probability, device) for p, m in zip(args.models, models)}
     merged = models[0]  # measured above; now reused as the container of the merged weights

@@ -1,4 +1,9 @@
-"""Stage prepare: build the data sets (train/validation JSON lines) and the tokenizer."""
+"""Stage prepare: build the data sets (train/validation JSON lines) and the tokenizer.
+
+``dvc.yaml`` runs it once per data set (``--only <name>``, one stage per ``prepare.datasets`` entry, so a
+change to one data set reruns only its stages) and once for the tokenizer (``--only tokenizer``); without
+``--only`` it builds everything.
+"""
 
 import argparse
 import sys
@@ -8,36 +13,39 @@ from pipeline.config import loader
 from pipeline.core.errors import stage_main
 from pipeline.core.files import atomic_dir, write_json
 from pipeline.data.io import write_jsonl
-from pipeline.data.params import PrepareParams
+from pipeline.data.params import TOKENIZER, DataSource, PrepareParams
 from pipeline.data.sources import fetch_counted
+from pipeline.data.vocab import check_tokenizer, save_tokenizer
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("out", type=Path, help="data directory: <out>/tokenizer and <out>/<dataset>/")
+    p.add_argument("--only", help=f"one data set (a prepare.datasets key) or '{TOKENIZER}'; default: everything")
     p.add_argument("--metrics", type=Path, help="JSON file for rows kept, dropped and fixed per data set and split")
     return p
 
 
 def reads(args) -> dict[str, type]:
-    return {"prepare": PrepareParams}
+    if args.only is None:
+        return {"prepare": PrepareParams}
+    if args.only == TOKENIZER:
+        return {"prepare.tokenizer": str}
+    return {"prepare.seed": int, f"prepare.datasets.{args.only}": DataSource}
 
 
 @stage_main("prepare")
 def main(argv=None):
     args = parser().parse_args(argv)
-    (cfg,) = loader.load(reads(args))
-    # Fetch and check everything before writing anything.
+    values = loader.load(reads(args))
+    cfg = PrepareParams.select(args.only, values)
+    # Check the tokenizer, fetch and check the data, all before writing anything.
+    if args.only in (None, TOKENIZER):
+        check_tokenizer(cfg.tokenizer)
     fetched = {name: fetch_counted(src, name, cfg.seed) for name, src in cfg.datasets.items()}
-    with atomic_dir(args.out / "tokenizer") as tmp:
-        if cfg.tokenizer == "synthetic":
-            from pipeline.data.vocab import build_tokenizer
-
-            build_tokenizer(tmp)
-        else:
-            from pipeline.data.tokenizer import load_tokenizer
-
-            load_tokenizer(cfg.tokenizer).save_pretrained(tmp)
+    if args.only in (None, TOKENIZER):
+        with atomic_dir(args.out / TOKENIZER) as tmp:
+            save_tokenizer(cfg.tokenizer, tmp)
     for name, (splits, _) in fetched.items():
         with atomic_dir(args.out / name) as tmp:
             for split, rows in splits.items():

@@ -1,4 +1,4 @@
-"""Stage pretrain: masked-LM training of the base model on one corpus shard (one ``foreach`` run)."""
+"""Stage pretrain: masked-LM (BERT: optionally + next-sentence) training of the base model on one corpus shard."""
 
 import argparse
 import sys
@@ -12,7 +12,8 @@ from pipeline.core.runtime import is_main, setup
 from pipeline.data.io import read_split
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.store import load_model, write_artifact
-from pipeline.pretrain.mlm import MlmParams, PretrainRun, pretrain, run_rows
+from pipeline.pretrain.mlm import MlmParams, PretrainRun, check_mlm, run_rows
+from pipeline.pretrain.nsp import OBJECTIVES, Objective
 from pipeline.train.loop import RunFiles
 
 
@@ -28,23 +29,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    return {"pretrain.mlm": MlmParams, "pretrain.train": TrainArgs, f"pretrain.runs.{args.run}": PretrainRun,
-            "launch": LaunchParams}
+    return {"pretrain.objective": Objective, "pretrain.mlm": MlmParams, "pretrain.train": TrainArgs,
+            f"pretrain.runs.{args.run}": PretrainRun, "launch": LaunchParams}
 
 
 @stage_main("pretrain")
 def main(argv=None):
     args = parser().parse_args(argv)
-    mlm, train, run, launch = loader.load(reads(args))
+    objective, mlm, train, run, launch = loader.load(reads(args))
     rows = run_rows(args.corpus, args.run, run, mlm)
     device = setup(run.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     train.seed = run.seed
     model, _ = load_model(args.base, "mlm")
     tokenizer = load_tokenizer(args.base)
-    history = pretrain(model, rows, read_split(args.corpus, "validation", "text"), tokenizer, mlm, train,
-                       device, f"pretrain {args.run}", files)
-    meta = {"stage": "pretrain", "head": "mlm", "format": "dense", "method": "mlm", "run": args.run,
+    check_mlm(mlm, model, tokenizer, str(args.base))
+    history = OBJECTIVES[objective](model, rows, read_split(args.corpus, "validation", "text"), tokenizer, mlm,
+                                    train, device, f"pretrain {args.run}", files)
+    meta = {"stage": "pretrain", "head": "mlm", "format": "dense", "method": objective, "run": args.run,
             "parents": parents(args.base, args.corpus), "history": history,
             "params": loader.as_dict({"mlm": mlm, "train": train, "run": run})}
     write_artifact(args.out, model, args.base, meta)

@@ -1,6 +1,7 @@
 """Stage prune: prune a fine-tuned model with one registered method (``src/pipeline/prune/<method>.py``)."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -12,9 +13,9 @@ from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.store import load_model
-from pipeline.prune import METHODS, PruneContext, prune_, write_pruned
-from pipeline.train.loop import RunFiles
-from pipeline.train.task import trainer
+from pipeline.prune import METHODS, PruneContext, check_method, prune_, write_pruned
+from pipeline.prune.sweep import at_point
+from pipeline.train.task import RunFiles, trainer
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("data", type=Path, help="task data directory (importance estimation)")
     p.add_argument("out", type=Path, help="output artifact directory")
     p.add_argument("--live", type=Path, help="dvclive directory for the training curves (training methods)")
+    p.add_argument("--target", type=json.loads, help="a sweep point's value of the method's target (prune.sweep)")
     return p
 
 
@@ -38,19 +40,18 @@ def main(argv=None):
     args = parser().parse_args(argv)
     task_params, cfg, launch = loader.load(reads(args))
     task, method = tasks.get(task_params), METHODS.get(args.method)
+    (cfg, sweep), files = at_point(method, cfg, args.target), RunFiles.beside(args.out, args.live)
     setup(0, launch)
-    files = RunFiles.beside(args.out, args.live)
-    model, _ = load_model(args.source, task.head)
-    tokenizer = load_tokenizer(args.source)
+    (model, _), tokenizer = load_model(args.source, task.head), load_tokenizer(args.source)
+    task.check(args.task, {args.source: model}, tokenizer, args.data)
+    check_method(model, method, cfg)  # before importance batches or training
     context = PruneContext.for_task(task, task.rows(args.data, "train"), tokenizer)
-    if method.trains:
-        device = setup(cfg.train.seed, launch)  # reseeded after loading: training starts from its own seed
-        context.train = trainer(task, args.data, tokenizer, cfg.train, device, f"prune {args.task} {args.method}",
-                                files)
-    report = prune_(model, method, cfg, context)
+    if method.trains:  # reseeded after loading: training starts from its own seed
+        context.train = trainer(task, args.data, tokenizer, cfg.train, setup(cfg.train.seed, launch),
+                                f"prune {args.task} {args.method}", files)
     meta = {"stage": "prune", "head": task.head, "format": "dense", "method": args.method, "task": args.task,
-            "parents": parents(args.source, args.data), "results": report,
-            "params": loader.as_dict({"task": task_params, args.method: cfg})}
+            "parents": parents(args.source, args.data), "results": prune_(model, method, cfg, context),
+            "params": loader.as_dict({"task": task_params, args.method: cfg}), **sweep}
     write_pruned(args.out, model, args.source, meta, compact=method.zeroing)
     files.done()
 

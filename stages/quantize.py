@@ -13,7 +13,7 @@ from pipeline.core.runtime import setup
 from pipeline.data.features import batches, collate
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.store import META, load_model, save_model
-from pipeline.quantize import SCHEMES, LogitErrorParams, logit_error
+from pipeline.quantize import SCHEMES, LogitErrorParams, logit_error, quantize_model
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,11 +37,11 @@ def main(argv=None):
     task_params, name, cfg, error = loader.load(reads(args))
     task, scheme = tasks.get(task_params), SCHEMES.get(name)
     setup(0)
-    model, meta = load_model(args.source)
+    (model, meta), tokenizer = load_model(args.source, task.head), load_tokenizer(args.source)
     if meta["format"] != "dense":
         raise PipelineError(f"{args.source}: already quantized ({meta['format']}); quantize a dense artifact")
-    tensors, description = scheme.quantize(model, cfg)
-    tokenizer = load_tokenizer(args.source)
+    task.check(args.task, {args.source: model}, tokenizer, args.data, splits=("validation",))
+    tensors, description = quantize_model(model, scheme.name, cfg)
     feats = task.train_features(task.rows(args.data, "validation"), tokenizer)[: 32 * error.batches]
     data = list(batches(feats, 32, lambda f: collate(f, tokenizer.pad_token_id)))
     out_meta = {"stage": "quantize", "head": meta["head"], "format": scheme.name, "method": scheme.name,

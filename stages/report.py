@@ -1,43 +1,51 @@
-"""Stage report: per-task model cards, figures and plot data, and a side-by-side summary of every variant."""
+"""Stage report: per-task model cards, figures and plot data, the metric by remaining weights of every pruning
+method (sweeps), a side-by-side summary of the current pipeline's variants (evaluations of other tasks,
+variants, data or models are left out and listed), and the GLUE table (``glue.md``/``glue.json``: a row per
+GLUE task, a column per variant, the GLUE average)."""
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from pipeline.core.errors import PipelineError, stage_main
-from pipeline.core.files import atomic_dir, write_json
-from pipeline.report.collect import collect, collect_details, eval_curves, loss_curves
-from pipeline.report.tables import markdown, records, summarize
-from pipeline.report.task import task_report
+from pipeline.config import loader
+from pipeline.core.errors import stage_main
+from pipeline.data.params import PrepareParams
+from pipeline.report.cited import ReportParams, check_cited
+from pipeline.report.collect import Pipeline, collect, current_variants
+from pipeline.report.describe import read_counts
+from pipeline.report.write import ReportInputs, write_report
+from pipeline.tasks import TaskParams
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("metrics", type=Path, help="directory of <task>/<variant>.json metrics")
+    p.add_argument("metrics", type=Path, help="directory of eval/, facts/, speed/ <task>/<variant>.json")
     p.add_argument("out", type=Path, help="report directory")
     p.add_argument("--details", type=Path, required=True, help="directory of <task>/<variant>.json details")
     p.add_argument("--train", type=Path, required=True, help="dvclive logs <stage>/<key>/plots/metrics/train")
+    p.add_argument("--prepare", type=Path, required=True, help="metrics/prepare: rows per data set and split")
+    p.add_argument("--data", type=Path, required=True, help="prepared data: <task>/ and tokenizer/ (lineage check)")
+    p.add_argument("--models", type=Path, required=True, help="artifacts <task>/<variant>/ (lineage check)")
+    p.add_argument("--variants", nargs="+", required=True, help="the pipeline's variants (dvc.yaml variants)")
     return p
 
 
 def reads(args) -> dict[str, type]:
-    return {}
+    return {"prepare": PrepareParams, "tasks": dict[str, TaskParams], "quantize.sources": list[str],
+            "export.sources": list[str], "prune.sweep": list[Any], "report": ReportParams}
 
 
 @stage_main("report")
 def main(argv=None):
     args = parser().parse_args(argv)
-    results = collect(args.metrics)
-    if not results:
-        raise PipelineError(f"{args.metrics}: no evaluation metrics found (run the evaluate stages first)")
-    details = collect_details(args.details)
-    tables = summarize(results)
-    with atomic_dir(args.out) as tmp:
-        for task, variants in results.items():
-            task_report(tmp, task, variants, details.get(task, {}), loss_curves(args.train, task),
-                        eval_curves(args.train, task))
-        write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
-        (tmp / "summary.md").write_text(markdown(tables))
+    prepare, task_params, quantized, exported, sweep, params = loader.load(reads(args))
+    # dvc.yaml's variants, the quantized ones, the ONNX exports, the sweep points
+    variants = current_variants(args.variants, quantized, exported, sweep)
+    found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
+    check_cited(params.cited, found.results)
+    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited)
+    write_report(args.out, found, inputs)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ def main(argv=None):
     device = setup(cfg.train.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     tokenizer = load_tokenizer(args.tokenizer)
-    model = init_model(cfg.arch, task.head, len(tokenizer), tokenizer.pad_token_id, task.num_labels)
+    model = init_model(cfg.arch, task.head, len(tokenizer), tokenizer.pad_token_id, task.num_labels,
+                       key=f"teacher.{args.task}.arch")
+    task.check(args.task, {f"teacher.{args.task}.arch": model}, tokenizer, args.data)
     history, scores = train_task(model, task, args.data, tokenizer, cfg.train, device, f"teacher {args.task}",
                                  files=files)
     meta = {"stage": "teacher", "head": task.head, "format": "dense", "method": cfg.arch.base, "task": args.task,

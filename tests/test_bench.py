@@ -90,5 +90,21 @@ def test_dvc_repro_time_reruns_only_what_changed():
     records = run_bench("dvc_repro_time.py", "--tiny", "--target", "base", "--change", "model.seed=1")
     full, changed, noop = records
     assert (full["run"], changed["run"], noop["run"]) == ("full", "after_change", "noop")
-    assert full["stages"] == ["base", "prepare"] and changed["stages"] == ["base"] and noop["stages"] == []
+    assert full["stages"] == ["base", "tokenizer"] and changed["stages"] == ["base"] and noop["stages"] == []
     assert all(r["seconds"] > 0 for r in records)
+
+
+def test_family_speed_small():
+    records = run_bench("family_speed.py", "--small", "--repeats", "1", "--warmup", "1",
+                        "--families", "bert,modernbert,albert")
+    assert [(r["family"], r["variant"]) for r in records] == [
+        (f, v) for f in ("bert", "modernbert", "albert") for v in ("dense", "heads", "ffn", "int8")]
+    for r in records:
+        assert r["bench"] == "family_speed" and r["device"] == "cpu" and (r["batch"], r["seq"]) == (2, 16)
+        assert ("skipped" in r) == (r["family"] == "albert" and r["variant"] in ("heads", "ffn"))
+        if "ms" in r:
+            assert r["ms"] > 0 and r["speedup_vs_dense"] > 0 and r["params"] > 0
+    params = {(r["family"], r["variant"]): r.get("params") for r in records}
+    for family in ("bert", "modernbert"):
+        assert params[family, "heads"] < params[family, "dense"] and params[family, "ffn"] < params[family, "dense"]
+    assert "ALBERT shares layer weights" in next(r for r in records if "skipped" in r)["skipped"]

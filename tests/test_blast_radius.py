@@ -80,13 +80,14 @@ def branch(method: str) -> set[str]:
                                          f"evaluate@{t}-prune-{method}", f"evaluate@{t}-distill-{method}")}
 
 
-QUANTIZE = {f"quantize@{t}" for t in TASKS} | {f"evaluate@{t}-quantize" for t in TASKS}
+# quantize.sources is [distill-heads]: one quantized variant per task, quantize-distill-heads
+QUANTIZE = {f"quantize@{t}-distill-heads" for t in TASKS} | {f"evaluate-quantize@{t}-distill-heads" for t in TASKS}
 
 
 def export(source: str) -> set[str]:
     """The ONNX export of one source variant in both tasks and the evaluations of its two graphs."""
-    return {s for t in TASKS for s in (f"export@{t}-{source}", f"evaluate@{t}-onnx-{source}",
-                                         f"evaluate@{t}-onnx_int8-{source}")}
+    return {s for t in TASKS for s in (f"export@{t}-{source}", f"evaluate-export@{t}-onnx-{source}",
+                                         f"evaluate-export@{t}-onnx_int8-{source}")}
 
 
 def test_quantize_scheme_file_reruns_only_quantization(repo):
@@ -102,7 +103,7 @@ def test_prune_method_file_reruns_only_its_branch(repo):
 
 
 def test_the_quantized_method_file_reruns_its_branch_and_quantization(repo):
-    # quantize.source (and an export source) is distill-heads, so the quantized and exported models follow the
+    # quantize.sources (and an export source) is [distill-heads], so the quantized and exported models follow the
     # heads branch
     assert rerun_after_editing(repo, "src/pipeline/prune/heads.py") == (branch("heads") | QUANTIZE
                                                                           | export("distill-heads") | {"report"})
@@ -115,7 +116,7 @@ def test_export_code_reruns_only_the_exports(repo):
 
 def test_merge_method_file_reruns_merge_and_downstream(repo):
     rerun = rerun_after_editing(repo, "src/pipeline/merge/linear.py")
-    assert "merge" in rerun and not rerun & {"prepare", "base", "pretrain@a", "pretrain@b"}
+    assert "merge" in rerun and not rerun & {"tokenizer", "prepare@cls", "base", "pretrain@a", "pretrain@b"}
     assert rerun_after_editing(repo, "src/pipeline/merge/slerp.py") == set()  # merge.method is linear
 
 
@@ -128,10 +129,11 @@ def test_training_loop_reruns_training_and_downstream_never_data(repo):
 
     with Repo(str(repo)) as dvc:
         every = {stage.name for stage in dvc.index.stages}
-    assert rerun_after_editing(repo, "src/pipeline/train/loop.py") == every - {"prepare", "base"}
+    data = {"tokenizer", "base"} | {name for name in every if name.startswith("prepare@")}
+    assert rerun_after_editing(repo, "src/pipeline/train/loop.py") == every - data
 
 
 def test_compact_storage_reruns_no_training_from_scratch(repo):
     rerun = rerun_after_editing(repo, "src/pipeline/models/compact.py")
     assert {"prune@cls-magnitude", "evaluate@cls-finetune"} <= rerun
-    assert not rerun & {"prepare", "base", "pretrain@a", "merge", "finetune@cls", "teacher@cls"}
+    assert not rerun & {"tokenizer", "prepare@cls", "base", "pretrain@a", "merge", "finetune@cls", "teacher@cls"}

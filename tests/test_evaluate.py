@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 from transformers import BertForSequenceClassification
 
-from pipeline.core.files import atomic_dir
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_dir, dir_hash
 from pipeline.evaluate.facts import model_facts
 from pipeline.evaluate.speed import interleaved, paired_speedup, percentile, speed_facts
 from pipeline.models import families
@@ -18,7 +18,8 @@ from pipeline.models.store import WEIGHTS, save_model
 from pipeline.models.structure import prune_heads_
 from pipeline.prune import PruneContext, prune_
 from pipeline.prune.magnitude import MagnitudeParams
-from pipeline.quantize.dynamic_int8 import int8_tensors, quantize_dynamic_int8
+from pipeline.prune.masks import prunable_weights
+from pipeline.quantize import quantize_model
 from test_stage_errors import cls_data, run_stage, workdir  # noqa: F401 (fixtures)
 
 META = {"head": "classification", "format": "dense", "task": "cls"}
@@ -51,10 +52,17 @@ def variants(workdir, tiny_config, tokenizer):
     heads.load_state_dict(dense.state_dict())
     prune_heads_(heads, {0: [0, 1], 1: [2]})
     out["heads"] = _save(root, "heads", heads, tok)
-    tensors, scheme = int8_tensors(quantize_dynamic_int8(dense))
-    out["quantize"] = _save(root, "quantize", dense, tok, format="dynamic_int8", quantization=scheme,
-                            tensors=tensors)
+    out["quantize"] = _quantized(root, "quantize", dense, tok)
     return out, dense
+
+
+def _quantized(root, name, model, tok, record=True):
+    """A dynamic-int8 artifact of ``model`` recording its source's zeros per prunable matrix, as the quantize
+    stage does (``record=False``: an artifact from before that record)."""
+    tensors, scheme = quantize_model(model, "dynamic_int8")
+    if not record:
+        del scheme["source_zeros"]
+    return _save(root, name, model, tok, format="dynamic_int8", quantization=scheme, tensors=tensors)
 
 
 def test_component_names():
@@ -161,19 +169,77 @@ def test_cuda_speed_with_events_and_bf16(tiny_config):
     assert "cuda_bs1_p50_ms" not in speed_facts(model, model, ("cpu",), make, 4, 1, 2, 1)
 
 
-def test_evaluate_stage_writes_flat_metrics_and_details(workdir, variants, cls_data, capsys):
+def _prunable_zeros(model) -> tuple[int, int]:
+    weights = prunable_weights(model)
+    return sum(int((w == 0).sum()) for w in weights.values()), sum(w.numel() for w in weights.values())
+
+
+def test_pruned_zeros_and_quantization_zeros_are_told_apart(variants, workdir, tokenizer):
+    paths, dense = variants
+    sparse_model = BertForSequenceClassification(dense.config).eval()
+    sparse_model.load_state_dict(dense.state_dict())
+    prune_(sparse_model, "magnitude", MagnitudeParams(sparsity=0.7, scope="global"), PruneContext([], None))
+    with torch.no_grad():  # one outlier per matrix widens the int8 scale, so rounding zeroes small survivors
+        for w in prunable_weights(sparse_model).values():
+            w[0, 0] = 20.0
+    pruned, n = _prunable_zeros(sparse_model)
+    assert abs(pruned - round(0.7 * n)) <= len(prunable_weights(sparse_model))
+    float_path = _save(workdir / "models" / "cls", "sparse-outliers", sparse_model, workdir / "tok")
+    float_facts, float_layers = model_facts(float_path)  # float: its own zeros, none from quantization
+    assert float_facts["prunable_params"] == n and float_facts["pruned_sparsity"] == pytest.approx(pruned / n)
+    assert float_facts["quantization_zero_fraction"] == 0.0
+    quant = _quantized(workdir / "models" / "cls", "quantize-sparse", sparse_model, workdir / "tok")
+    facts, layers = model_facts(quant)
+    assert facts["pruned_sparsity"] == pytest.approx(pruned / n)  # the source's zeros, as recorded
+    # int8 rounding zeroes the smallest surviving weights too: counted apart, never as pruned
+    stored = sum(int((w == 0).sum()) for k, w in _dequantized_prunable(quant).items())
+    assert facts["quantization_zero_fraction"] == pytest.approx((stored - pruned) / n) and stored > pruned
+    assert facts["sparsity"] > facts["pruned_sparsity"] * n / facts["params"]  # all zeros, whatever made them
+    for row, float_row in zip(layers, float_layers):  # per layer: the same split, the layers add up
+        assert row["pruned_sparsity"] == pytest.approx(float_row["pruned_sparsity"])
+        assert row["quantization_zero_fraction"] >= 0
+    assert sum(r["pruned_sparsity"] * r["prunable_params"] for r in layers) == pytest.approx(pruned)
+    dense_quant, _ = model_facts(paths["quantize"])  # a dense source: every zero of it comes from rounding
+    assert dense_quant["pruned_sparsity"] == 0.0 and dense_quant["quantization_zero_fraction"] > 0
+    old = _quantized(workdir / "models" / "cls", "quantize-old", sparse_model, workdir / "tok", record=False)
+    with pytest.raises(PipelineError, match="pipeline.json: quantization.source_zeros missing"):
+        model_facts(old)
+
+
+def _dequantized_prunable(path):
+    from pipeline.evaluate.facts import float_state
+
+    _, state = float_state(path)
+    return {k: v for k, v in state.items() if v.dim() == 2 and ".encoder.layer." in k}
+
+
+def test_evaluate_stage_writes_its_files_with_lineage(workdir, variants, cls_data, capsys):
     paths, _ = variants
     for name in ("quantize", "sparse"):
-        argv = ["--task", "cls", "--baseline", str(paths["finetune"]), "--details", f"details/{name}.json",
-                str(paths[name]), str(cls_data), f"eval/{name}.json"]
+        files = {kind: workdir / kind / f"{name}.json" for kind in ("eval", "facts", "speed", "details")}
+        argv = ["--task", "cls", "--baseline", str(paths["finetune"]), "--details", str(files["details"]),
+                "--facts", str(files["facts"]), "--speed", str(files["speed"]), "--predictions", f"pred/{name}",
+                str(paths[name]), str(cls_data), str(files["eval"])]
         code, err = run_stage("evaluate", argv, capsys)
         assert code == 0, err
-        metrics = json.loads((workdir / "eval" / f"{name}.json").read_text())
-        assert all(isinstance(v, (int, float, str)) for v in metrics.values())  # flat: readable metrics diff
-        assert 0 <= metrics["auc"] <= 1 and metrics["cpu_bs1_speedup"] > 0 and metrics["latency_ms_p50"] > 0
+        metrics, facts, speed, details = (json.loads(f.read_text()) for f in files.values())
+        lineage = metrics.pop("lineage")
+        assert facts.pop("lineage") == speed.pop("lineage") == details["lineage"] == lineage
+        assert {r["role"]: r.get("sha256") for r in lineage} == {
+            "artifact": dir_hash(paths[name]), "data": dir_hash(cls_data), "tokenizer": lineage[2]["sha256"],
+            "baseline": dir_hash(paths["finetune"]), "evaluate": None}
+        assert lineage[0]["stage"] == name and lineage[4]["params"]["latency_batch_size"] == 32
+        for flat in (metrics, facts, speed):  # flat scalars (readable in dvc metrics diff), each says what it is
+            assert all(isinstance(v, (int, float, str)) for v in flat.values())
+            assert (flat["task"], flat["variant"]) == ("cls", name)
+        # the task view only: no facts, timings or memory in the metrics file, no task metric elsewhere
+        assert {"accuracy", "auc", "primary_metric", "eval_device", "format"} <= set(metrics)
+        assert not {"params", "size_bytes", "latency_ms_p50"} & set(metrics) and "accuracy" not in speed
+        assert 0 <= metrics["auc"] <= 1 and speed["cpu_bs1_speedup"] > 0 and speed["latency_ms_p50"] > 0
+        assert speed["cpu_large_peak_rss_mb"] >= speed["cpu_bs1_peak_rss_mb"] > speed["cpu_bs1_forward_rss_mb"] >= 0
+        assert {"params", "sparsity", "pruned_sparsity", "quantization_zero_fraction", "size_bytes"} <= set(facts)
         on_gpu = torch.cuda.is_available() and metrics["format"] != "dynamic_int8"  # int8 kernels: CPU only
         assert metrics["eval_device"] == ("cuda" if on_gpu else "cpu")
-        details = json.loads((workdir / "details" / f"{name}.json").read_text())
         cm = np.array(details["classification"]["confusion"])
         assert cm.sum() == 4 and np.trace(cm) / 4 == pytest.approx(metrics["accuracy"])
         assert cm.sum(axis=1).tolist() == [2, 2]  # rows are the gold labels 0, 1, 0, 1
@@ -181,15 +247,21 @@ def test_evaluate_stage_writes_flat_metrics_and_details(workdir, variants, cls_d
         (roc,) = details["classification"]["roc"].values()
         assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0) and (roc["fpr"][-1], roc["tpr"][-1]) == (1.0, 1.0)
         assert len(details["layers"]) == 2
-        assert {"layer", "sparsity", "heads", "ffn_neurons"} <= set(details["layers"][0])
-    assert metrics["quantization"] == "none" and metrics["sparsity"] > 0.3
+        assert {"layer", "sparsity", "pruned_sparsity", "heads", "ffn_neurons"} <= set(details["layers"][0])
+        # per-example predictions: gold and predicted label, class probabilities; they give the accuracy
+        preds = json.loads((workdir / "pred" / name / "predictions.json").read_text())
+        assert [(p["row"], p["idx"], p["label"]) for p in preds] == [(0, 0, 0), (1, 1, 1), (2, 2, 0), (3, 3, 1)]
+        for p in preds:
+            assert sum(p["probabilities"]) == pytest.approx(1) and p["prediction"] == int(np.argmax(p["probabilities"]))
+        assert np.mean([p["prediction"] == p["label"] for p in preds]) == pytest.approx(metrics["accuracy"])
+    assert facts["quantization"] == "none" and facts["sparsity"] > 0.3 and facts["pruned_sparsity"] > 0.6
     assert not (workdir / "plots").exists()  # no per-variant plot files: the report writes long-format ones
 
 
 def test_evaluate_stage_missing_baseline_writes_nothing(workdir, variants, cls_data, capsys):
     paths, _ = variants
-    argv = ["--task", "cls", "--baseline", "models/cls/nope", "--details", "d.json",
-            str(paths["sparse"]), str(cls_data), "m.json"]
+    argv = ["--task", "cls", "--baseline", "models/cls/nope", "--details", "d.json", "--facts", "f.json",
+            "--speed", "s.json", "--predictions", "p", str(paths["sparse"]), str(cls_data), "m.json"]
     code, err = run_stage("evaluate", argv, capsys)
     assert code == 2 and len(err) == 1 and "models/cls/nope" in err[0]
-    assert not any((workdir / n).exists() for n in ("d.json", "m.json"))
+    assert not any((workdir / n).exists() for n in ("d.json", "f.json", "s.json", "p", "m.json"))

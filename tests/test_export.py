@@ -27,6 +27,7 @@ from pipeline.models import formats
 from pipeline.models.store import TOKENIZER_FILES, format_devices, load_model, read_meta, save_model
 from pipeline.models.structure import prune_heads_, prune_ffn_
 from pipeline.quantize.dynamic_int8 import int8_tensors, quantize_dynamic_int8
+from pipeline.report.collect import EXPORT_FORMATS, Pipeline, collect, current_variants
 from test_stage_errors import cls_data, edit_params, run_stage, workdir  # noqa: F401 (fixtures)
 
 HEADS = {"classification": (BertForSequenceClassification, ("logits",)),
@@ -204,7 +205,7 @@ def _save(path, model, tok, tensors=None, **meta):
 
 @pytest.fixture
 def artifacts(workdir, tiny_config, tokenizer):
-    tok = workdir / "tok"
+    tok = workdir / "data" / "tokenizer"  # where prepare writes it: the report's lineage check reads it there
     tokenizer.save_pretrained(tok)
     root = workdir / "models" / "cls"
     dense = tiny(tiny_config, "classification", False)
@@ -223,11 +224,13 @@ def export_argv(workdir, source: str) -> list[str]:
 def evaluate(workdir, variant: str, capsys) -> dict:
     root = workdir / "models" / "cls"
     out = workdir / "metrics" / "eval" / "cls" / f"{variant}.json"
-    code, err = run_stage("evaluate", ["--task", "cls", "--baseline", str(root / "finetune"), "--details",
-                                       f"metrics/details/cls/{variant}.json", str(root / variant), "data/cls",
-                                       str(out)], capsys)
+    files = [arg for kind in ("details", "facts", "speed") for arg in (f"--{kind}", f"metrics/{kind}/cls/{variant}.json")]
+    code, err = run_stage("evaluate", ["--task", "cls", "--baseline", str(root / "finetune"), *files,
+                                       "--predictions", f"metrics/predictions/cls/{variant}", str(root / variant),
+                                       "data/cls", str(out)], capsys)
     assert code == 0, err
-    return json.loads(out.read_text())
+    return {k: v for kind in ("eval", "facts", "speed")
+            for k, v in json.loads((workdir / "metrics" / kind / "cls" / f"{variant}.json").read_text()).items()}
 
 
 def test_stage_exports_and_evaluate_scores_both(workdir, artifacts, cls_data, capsys):
@@ -248,6 +251,7 @@ def test_stage_exports_and_evaluate_scores_both(workdir, artifacts, cls_data, ca
         assert str(artifacts["prune-heads"]) in meta["parents"]
         model, _ = load_model(art, "classification")
         assert isinstance(model, OrtModel) and format_devices(art, meta) == ("cpu",)
+        assert model.position_table == (64, 0) and model.config.num_labels == 2  # for the tasks' early checks
         scores = evaluate(workdir, f"{fmt}-prune-heads", capsys)
         assert scores["format"] == fmt and scores["params"] == pytorch["params"]
         assert scores["heads_total"] == 3 and scores["size_bytes"] == (art / "model.onnx").stat().st_size
@@ -257,6 +261,12 @@ def test_stage_exports_and_evaluate_scores_both(workdir, artifacts, cls_data, ca
         if fmt == "onnx":  # the same predictions as PyTorch: the task code scored the graph unchanged
             assert scores["accuracy"] == pytorch["accuracy"] and scores["auc"] == pytest.approx(pytorch["auc"])
     assert scores["quantization"] == "onnx_int8" and scores["size_bytes"] < pytorch["size_bytes"]
+    # The report keeps both graphs: export.sources names them, and their files' lineage matches the artifacts.
+    variants = current_variants(["finetune", "prune-heads"], [], ["prune-heads"], [])
+    found = collect(workdir / "metrics", workdir / "metrics/details",
+                    Pipeline(["cls"], variants, workdir / "data", workdir / "models"))
+    assert {"prune-heads", "onnx-prune-heads", "onnx_int8-prune-heads"} <= set(found.results["cls"].index)
+    assert [(x.variant, x.reason) for x in found.left_out] == [("finetune", "not evaluated (no metrics files)")]
 
 
 def bad_export(workdir, source: str, capsys) -> str:
@@ -291,11 +301,25 @@ def test_an_unsupported_head_is_one_line(workdir, artifacts, cls_data, tiny_conf
         export_onnx(BertForMaskedLM(tiny_config), batch(0, 2, 5), "mlm", workdir, GraphParams())
 
 
+def test_inputs_longer_than_the_graphs_positions_are_one_line(workdir, artifacts, cls_data, capsys):
+    """The tasks' early check of max_length against the position embeddings holds for a graph too (the table's
+    shape is recorded at export: the graph has no modules to read it from)."""
+    assert run_stage("export", export_argv(workdir, "finetune"), capsys)[0] == 0
+    edit_params(workdir, lambda d: d["tasks"]["cls"].update(max_length=100))
+    code, err = run_stage("evaluate", ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
+                                       "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
+                                       "models/cls/onnx_int8-finetune", "data/cls", "out.json"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert "tasks.cls.max_length=100 exceeds the 64 positions of models/cls/onnx_int8-finetune" in err[0]
+    assert not (workdir / "out.json").exists()
+
+
 def test_a_corrupt_graph_is_one_line(workdir, artifacts, cls_data, capsys):
     assert run_stage("export", export_argv(workdir, "finetune"), capsys)[0] == 0
     graph = workdir / "models/cls/onnx-finetune/model.onnx"
     graph.write_bytes(graph.read_bytes()[:1000])
     code, err = run_stage("evaluate", ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
+                                       "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                                        str(graph.parent), "data/cls", "out.json"], capsys)
     assert code == 2 and len(err) == 1 and "model.onnx: ONNX Runtime cannot load it" in err[0]
     assert not (workdir / "out.json").exists()
@@ -304,10 +328,19 @@ def test_a_corrupt_graph_is_one_line(workdir, artifacts, cls_data, capsys):
         read_meta(graph.parent)
 
 
-def test_every_export_source_is_evaluated():
-    """``export.sources`` and dvc.yaml's ``variants`` agree: both graphs of every source are evaluated, and
-    every ONNX variant has a source that makes it."""
-    sources = yaml.safe_load((ROOT / "params.yaml").read_text())["export"]["sources"]
-    variants = next(v["variants"] for v in yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"] if "variants" in v)
-    onnx_variants = {v for v in variants if v.split("-", 1)[0] in ("onnx", "onnx_int8")}
-    assert onnx_variants == {f"{fmt}-{s}" for s in sources for fmt in ("onnx", "onnx_int8")}
+def test_every_export_source_is_evaluated_and_reported():
+    """dvc.yaml's export stage writes one artifact per runtime format for every ``export.sources`` entry, the
+    ``evaluate-export`` matrix evaluates exactly those, and the report counts them among the current variants
+    (:data:`pipeline.report.collect.EXPORT_FORMATS`); dvc.yaml's ``variants`` (the plain evaluate matrix) names
+    none of them, which would evaluate them twice."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stages, variants = dvc["stages"], next(v["variants"] for v in dvc["vars"] if "variants" in v)
+    assert stages["export"]["matrix"]["source"] == stages["evaluate-export"]["matrix"]["source"] == "${export.sources}"
+    formats_ = stages["evaluate-export"]["matrix"]["format"]
+    assert formats_ == list(EXPORT_FORMATS) and all(formats.runtime(f) is not None for f in formats_)
+    assert stages["export"]["outs"] == [f"models/${{item.task}}/{f}-${{item.source}}" for f in formats_]
+    assert "export.sources" in stages["report"]["params"]
+    assert not [v for v in variants if v.split("-", 1)[0] in formats_]
+    assert current_variants(["finetune"], ["distill-heads"], ["finetune", "distill-heads"], []) == [
+        "finetune", "quantize-distill-heads", "onnx-finetune", "onnx-distill-heads", "onnx_int8-finetune",
+        "onnx_int8-distill-heads"]

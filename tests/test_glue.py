@@ -180,7 +180,7 @@ def test_local_files_load_encode_and_score(tmp_path, tiny_config, tokenizer, nam
     torch.manual_seed(0)
     tiny_config.num_labels = g.num_labels
     model = BertForSequenceClassification(tiny_config).eval()
-    scores, logit = t.evaluate(model, data, tokenizer, batch_size=5, device="cpu")
+    scores, logit = t.evaluate(model, data, tokenizer, batch_size=5, device="cpu")[:2]
     assert logit.shape == (len(t.rows(data, "validation")), g.num_labels)
     expected = {f"{m}{suffix}" for suffix in g.eval_splits.values() for m in g.metrics}
     assert set(scores) == expected
@@ -338,6 +338,7 @@ def test_stages_run_mnli_from_local_files(tmp_path, monkeypatch):
     assert stage("base")(["data/tokenizer", "models/base"]) in (0, None)
     assert stage("finetune")(["--task", "cls", "models/base", "data/cls", "models/cls/finetune"]) in (0, None)
     assert stage("evaluate")(["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
+                              "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                               "models/cls/finetune", "data/cls", "m.json"]) in (0, None)
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["primary_metric"] == "accuracy"

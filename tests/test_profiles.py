@@ -23,7 +23,7 @@ PROFILES = sorted((ROOT / "profiles").glob("*.yaml"))
 
 
 def test_there_are_profiles():
-    assert {p.stem for p in PROFILES} >= {"hub", "minilm"}
+    assert {p.stem for p in PROFILES} >= {"hub", "minilm", "modernbert", "roberta", "distilbert"}
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from import_closure import ROOT
-from test_e2e import ENV, copy_ignore, tiny, tree_hashes
+from test_e2e import ENV, copy_ignore, env_for, tiny, tree_hashes
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ OUTPUTS = ("data", "models")
 
 
 def sh(cwd: Path, *cmd: str, env: dict | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=cwd, env=env_for(cwd, env), capture_output=True, text=True, timeout=600)
     if proc.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout + proc.stderr

@@ -1,12 +1,14 @@
 """Report: model cards carry exactly the measured numbers, figures are valid PNGs, Pareto frontiers are right."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 import yaml
 from PIL import Image
 
+from evaluation_files import make_inputs, report_argv, write_evaluation
 from import_closure import ROOT
 
 from pipeline.report.collect import frame
@@ -40,40 +42,69 @@ QA = {
 }
 
 
+PREPARE = {"cls": {"train": {"rows": 3000, "bad_rows_dropped": 0}, "validation": {"rows": 500, "bad_rows_dropped": 2}},
+           "qa": {"train": {"rows": 2000, "answers_fixed": 1}, "validation": {"rows": 400, "answers_fixed": 0}}}
+
+
+@pytest.fixture(autouse=True)
+def _workdir(tmp_path, monkeypatch):
+    """Every test runs in its temporary directory with the shipped params.yaml (the stage reads it)."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+
+
 def _write_inputs(root, with_logs=True):
     for task, variants, metric in (("cls", CLS, "accuracy"), ("qa", QA, "f1")):
+        make_inputs(root, task, variants)  # the current pipeline's data and artifacts, which the lineage matches
         for name, m in variants.items():
-            path = root / "metrics" / "eval" / task / f"{name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"task": task, "variant": name, "primary_metric": metric, **m}))
             details = {"artifact": {"stage": name.split("-")[0], "format": "dense"},
                        "layers": [{"layer": 0, "sparsity": m.get("sparsity", 0.0), "heads": 4, "ffn_neurons": 64}]}
             if task == "cls":
                 details["classification"] = {"confusion": [[7, 1], [1, 7]], "auc": m["auc"],
                                              "roc": {"1": {"fpr": [0.0, 0.25, 1.0], "tpr": [0.0, 0.75, 1.0]}}}
-            path = root / "metrics" / "details" / task / f"{name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(details))
+            write_evaluation(root, task, name, {"primary_metric": metric, **m}, details, split=False)
     (root / "metrics" / "train").mkdir(parents=True, exist_ok=True)
+    (root / "metrics" / "prepare").mkdir(parents=True, exist_ok=True)
+    for name, counts in PREPARE.items():  # as the prepare@<name> stages write them
+        (root / "metrics" / "prepare" / f"{name}.json").write_text(json.dumps({name: counts}))
     if with_logs:
         for run, losses in (("finetune/cls", [0.7, 0.5, 0.3]), ("distill/cls-heads", [0.9, 0.6]),
                             ("pretrain/a", [5.0, 4.0])):
             path = root / "metrics" / "train" / run / "plots" / "metrics" / "train" / "loss.tsv"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("step\tloss\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(losses)))
-        path = root / "metrics" / "train" / "finetune" / "cls" / "plots" / "metrics" / "eval" / "accuracy.tsv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("step\taccuracy\n0\t0.6\n1\t0.8\n")
+        _write_epochs(root / "metrics" / "train")
+
+
+# Per-epoch logs as training writes them: (run, epoch_loss rows, {validation value: rows}); an undefined
+# value leaves no row (macro_recall at step 20 here).
+EPOCHS = (
+    ("finetune/cls", [(10, 0.69), (20, 0.41)],
+     {"accuracy": [(10, 0.6), (20, 0.8)], "val_loss": [(10, 0.66), (20, 0.45)],
+      "macro_precision": [(10, 0.61), (20, 0.79)], "macro_recall": [(10, 0.58)], "macro_f1": [(10, 0.57), (20, 0.78)]}),
+    ("distill/cls-heads", [(5, 0.3)], {"accuracy": [(5, 0.81)], "val_loss": [(5, 0.5)]}),
+    ("finetune/qa", [(8, 2.1)], {"exact_match": [(8, 30.5)], "f1": [(8, 40.25)], "val_loss": [(8, 2.4)]}),
+)
+
+
+def _write_epochs(train):
+    for run, losses, evals in EPOCHS:
+        plots = train / run / "plots" / "metrics"
+        for sub in ("eval", "train"):
+            (plots / sub).mkdir(parents=True, exist_ok=True)
+        (plots / "train" / "epoch_loss.tsv").write_text("step\tepoch_loss\n" + "".join(f"{s}\t{v}\n" for s, v in losses))
+        for name, rows in evals.items():
+            (plots / "eval" / f"{name}.tsv").write_text(f"step\t{name}\n" + "".join(f"{s}\t{v}\n" for s, v in rows))
 
 
 def _run(root, capsys):
-    argv = [str(root / "metrics" / "eval"), str(root / "reports"), "--details", str(root / "metrics" / "details"),
-            "--train", str(root / "metrics" / "train")]
-    return run_stage("report", argv, capsys)
+    return run_stage("report", report_argv(root, sorted({*CLS, *QA})), capsys)
 
 
 def _row(card: str, variant: str) -> list[str]:
-    return next(line for line in card.splitlines() if line.startswith(f"| {variant} | ")).split(" | ")[1:]
+    """The cells after the first of the first table row of ``card`` that starts with ``variant``."""
+    line = next(line for line in card.splitlines() if line.startswith(f"| {variant} | "))
+    return [cell.strip() for cell in line.strip().strip("|").split("|")][1:]
 
 
 def test_pareto_front_on_a_hand_made_set():
@@ -86,43 +117,58 @@ def test_pareto_front_on_a_hand_made_set():
 
 def test_report_files_cards_and_figures(tmp_path, capsys):
     _write_inputs(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["report"]["cited"] = [{"task": "qa", "model": "BERT-base (uncased)", "metric": "F1 (SQuAD v1.1 dev)",
+                                  "value": 88.5, "source": "Devlin et al. 2019, Table 2"}]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     code, err = _run(tmp_path, capsys)
     assert code == 0, err
     reports = tmp_path / "reports"
     for task in ("cls", "qa"):
-        for png in ("pareto_size", "pareto_latency", "paper_2x2"):
+        for png in ("pareto_size", "pareto_latency", "key_metrics", "loss_per_epoch", "metric_per_epoch", "paper_2x2"):
             with Image.open(reports / task / "figures" / f"{png}.png") as im:
                 im.verify()
-                assert im.format == "PNG" and im.size[0] > 300
-    for png in ("roc", "confusion", "loss", "eval_during_training"):
+                assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 200
+    for png in ("roc", "confusion", "loss", "precision_recall_f1"):
         with Image.open(reports / "cls" / "figures" / f"{png}.png") as im:
             im.verify()
-    assert not (reports / "qa" / "figures" / "roc.png").exists()  # no classes, no ROC
+    for png in ("roc", "confusion", "precision_recall_f1", "loss"):  # no classes; no per-step QA log
+        assert not (reports / "qa" / "figures" / f"{png}.png").exists()
     card = (reports / "cls" / "MODEL_CARD.md").read_text()
-    # the results row holds exactly the inputs: metric, delta vs finetune, size, params, ..., speedups
+    # the results row holds exactly the inputs: metric, delta vs finetune, size, params, ..., heads
     m = CLS["prune-heads"]
-    results = [line for line in card.split("## Results")[1].splitlines() if line.startswith("| prune-heads |")]
-    assert results[0].split(" | ")[1:9] == ["0.8125", "-0.0625", "3.000", "3.000", "750,000", "745,000",
-                                            "0.007", "4"]
-    assert f"{m['cpu_bs1_p50_ms']:.3f}" in results[0] and "1.54x" in results[0] and "1.30x" in results[0]
-    diag = [line for line in card.split("## Classification diagnostics")[1].splitlines()
-            if line.startswith("| prune-heads |")][0]
-    assert diag.split(" | ")[1:4] == ["0.8125", "0.8100", "0.8801"]
+    assert _row(card.split("## Results")[1], "prune-heads")[:8] == ["0.8125", "-0.0625", "3.000", "3.000", "750,000",
+                                                                    "745,000", "0.007", "4"]
+    speed = _row(card.split("## Size, speed and memory")[1], "prune-heads")
+    assert speed[:2] == ["3.000", f"{m['cpu_bs1_p50_ms']:.3f}"] and "1.54x" in speed and "1.30x" in speed
+    diag = _row(card.split("## Classification diagnostics")[1], "prune-heads")
+    assert diag[:3] == ["0.8125", "0.8100", "0.8801"]
     assert "Pareto-optimal (accuracy vs size): prune-heads, finetune." in card
     assert "Pareto-optimal (accuracy vs CPU large-batch latency): prune-heads, finetune." in card
-    assert "figures/loss.png" in card and "No training logs" not in card
+    for png in ("loss", "loss_per_epoch", "metric_per_epoch", "precision_recall_f1", "key_metrics", "roc"):
+        assert f"figures/{png}.png" in card
+    assert "No training logs" not in card
     pareto = (reports / "cls" / "data" / "pareto.csv").read_text().splitlines()
     assert pareto[0] == "variant,accuracy,size_mb,latency_ms_p50,size_front,latency_front"
     assert "prune-magnitude,0.8,3.5,10.5,0,0" in pareto
     loss = (reports / "cls" / "data" / "loss.csv").read_text().splitlines()
-    assert loss[1:] == ["distill/cls-heads,0.0,0.9", "distill/cls-heads,1.0,0.6", "finetune/cls,0.0,0.7",
-                        "finetune/cls,1.0,0.5", "finetune/cls,2.0,0.3"]  # pretrain/a is not a cls run
-    evals = (reports / "cls" / "data" / "eval_during_training.csv").read_text().splitlines()
-    assert evals == ["run,step,value", "finetune/cls accuracy,0.0,0.6", "finetune/cls accuracy,1.0,0.8"]
-    assert "figures/eval_during_training.png" in card
-    assert not (reports / "qa" / "figures" / "eval_during_training.png").exists()
+    # pretrain/a is not a cls run; distill/cls-heads made no reported variant (its curve would mix in another model)
+    assert loss[1:] == ["finetune/cls,0.0,0.7", "finetune/cls,1.0,0.5", "finetune/cls,2.0,0.3"]
+    evals = pd.read_csv(reports / "cls" / "data" / "eval_during_training.csv")
+    assert evals.query("run == 'finetune/cls accuracy'")["value"].tolist() == [0.6, 0.8]
+    assert set(evals["run"].str.split(" ").str[0]) == {"finetune/cls"}
+    epochs = pd.read_csv(reports / "cls" / "data" / "epochs.csv")
+    assert epochs[["run", "variant", "epoch", "step", "train_loss", "val_loss"]].values.tolist() == [
+        ["finetune/cls", "finetune", 1, 10, 0.69, 0.66], ["finetune/cls", "finetune", 2, 20, 0.41, 0.45]]
+    assert "Data source: `synthetic` (classification), generated with seed 0. Tokenizer: `synthetic`." in card
+    assert _row(card.split("## Data")[1], "validation") == ["500", "2"]
+    assert _row(card.split("## Per epoch")[1], "finetune/cls")[:4] == ["1", "10", "0.6900", "0.6600"]
     qa_card = (reports / "qa" / "MODEL_CARD.md").read_text()
     assert _row(qa_card.split("## Results")[1], "quantize")[:3] == ["54.7500", "-0.7500", "1.100"]
+    assert _row(qa_card.split("## Task metrics")[1], "quantize") == ["39.5000", "54.7500"]  # exact match and F1
+    cited = qa_card.split("## Published reference numbers (cited, not measured)")[1].split("## ")[0]
+    assert _row(cited, "BERT-base (uncased)") == ["F1 (SQuAD v1.1 dev)", "88.5", "Devlin et al. 2019, Table 2"]
+    assert qa_card.count("88.5") == 1 and "88.5" not in card
     assert "task metrics in fp32 on cpu)" in card  # cls metrics carry no eval_device: computed on the CPU
     assert "task metrics in fp32 on cpu (quantize), cuda (finetune))" in qa_card
     summary = json.loads((reports / "summary.json").read_text())

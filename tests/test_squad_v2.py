@@ -98,7 +98,7 @@ def test_task_params_for_v2_and_text_metrics(tmp_path):
     assert isinstance(task, QAParams)
     assert task.version_2_with_negative and task.null_score_diff_threshold == -1.5
     assert task.text_metrics == ["rouge", "bleu"]
-    file.write_text("tasks:\n  qa: {type: qa, text_metrics: [meteor]}\n")
+    file.write_text("tasks:\n  qa: {type: qa, text_metrics: [cider]}\n")
     with pytest.raises(PipelineError, match=r"tasks.qa.text_metrics\[0\]"):
         load({"tasks.qa": TaskParams}, file=file)
     # The v2 settings belong to QA tasks only: a classification task does not know the key.

@@ -85,7 +85,7 @@ def test_compute_as_percentages_and_registry_matches_params():
     assert set(out) == {"bleu", "rouge1", "rouge2", "rougeL"}
     assert out["rouge2"] == pytest.approx(60.0) and out["bleu"] == pytest.approx(100 * bleu([HYP], [[REF]]))
     with pytest.raises(ValueError, match="unknown"):
-        compute(["meteor"], [HYP], [[REF]])
+        compute(["cider"], [HYP], [[REF]])
     # params accepts exactly the registered names
     QAParams(type="qa", text_metrics=sorted(METRICS))
     import typing
@@ -118,3 +118,57 @@ def test_bleu_with_segments_of_different_reference_counts():
     hyps = [t("red fox"), t("cat")]
     refs = [[t("a dog"), t("the red fox")], [t("dog")]]
     assert bleu(hyps, refs, max_order=2) == pytest.approx(math.sqrt(2 / 3 * 1))
+
+
+# ------------------------------------------------------------------------------------------------ METEOR
+# Banerjee & Lavie (2005) with nltk's defaults alpha = 0.9, beta = 3, gamma = 0.5: with m matched unigrams of
+# a hypothesis of h and a reference of r tokens, P = m/h, R = m/r, Fmean = P R / (0.9 P + 0.1 R), and with c
+# chunks (runs of matches adjacent in both) METEOR = Fmean (1 - 0.5 (c/m)^3).
+# They need WordNet 3.0 (Debian's wordnet-base, which tests/run.sh installs) and fail without it, rather than
+# skip, like the remote tests without sshd.
+
+
+def test_meteor_fragmentation_penalty_by_hand():
+    # All 4 words match (P = R = 1, Fmean = 1) in 2 chunks, "the quick" and "brown fox": 1 - 0.5 (2/4)^3 = 15/16.
+    assert text_metrics.meteor([t("the quick brown fox")], [[t("brown fox the quick")]]) == pytest.approx(15 / 16)
+    # In order: 1 chunk of 4 -> 1 - 0.5 (1/4)^3.
+    assert text_metrics.meteor([t("the quick brown fox")], [[t("the quick brown fox")]]) == pytest.approx(
+        1 - 0.5 / 64)
+
+
+def test_meteor_stem_and_wordnet_synonym_matches_by_hand():
+    # Porter stems: running/runs -> run, dogs/dog -> dog: m = 2 of 2 and 2, one chunk: 1 - 0.5 (1/2)^3 = 15/16.
+    assert text_metrics.meteor([t("running dogs")], [[t("runs dog")]]) == pytest.approx(15 / 16)
+    # "the" exact, "car" ~ "auto" through WordNet (car.n.01), "stopped" unmatched: m = 2, h = 3, r = 2.
+    # P = 2/3, R = 1 -> Fmean = (2/3) / (0.9 * 2/3 + 0.1) = 20/21; one chunk -> 20/21 * 15/16 = 25/28.
+    assert text_metrics.meteor([t("the car stopped")], [[t("the auto")]]) == pytest.approx(25 / 28)
+    # Without WordNet's help the same pair would give m = 1: P = 1/3, R = 1/2, Fmean = (1/6) / 0.35 = 10/21,
+    # one chunk of one match -> penalty 0.5 -> 5/21. nltk's synonym stage sees the stems the stem stage leaves
+    # ("large" -> "larg", not a WordNet word), so big/large does not match (the docstring says so).
+    assert text_metrics.meteor([t("the big stopped")], [[t("the large")]]) == pytest.approx(5 / 21)
+
+
+def test_meteor_corpus_mean_best_reference_and_no_match():
+    assert text_metrics.meteor([t("dog")], [[t("cat")]]) == 0.0
+    assert text_metrics.meteor([[]], [[t("a cat")]]) == 0.0  # an empty answer matches nothing
+    # Per segment the best reference (25/28 over 0), then the mean over segments: (25/28 + 15/16) / 2.
+    score = text_metrics.meteor([t("the car stopped"), t("running dogs")],
+                                [[t("zebra"), t("the auto")], [t("runs dog")]])
+    assert score == pytest.approx((25 / 28 + 15 / 16) / 2)
+    assert compute(["meteor"], [t("running dogs")], [[t("runs dog")]]) == {"meteor": pytest.approx(100 * 15 / 16)}
+
+
+def test_meteor_without_wordnet_is_one_clear_error(tmp_path, monkeypatch):
+    from pipeline.config.loader import load
+    from pipeline.core.errors import PipelineError
+    from pipeline.tasks import TaskParams
+
+    monkeypatch.setenv("WNSEARCHDIR", str(tmp_path))  # an empty directory: no WordNet there
+    with pytest.raises(ValueError, match=f"needs WordNet 3.0 in {tmp_path} .*apt-get install wordnet-base"):
+        text_metrics.check_available(["bleu", "meteor"])
+    text_metrics.check_available(["bleu", "rouge"])  # the others need no WordNet
+    file = tmp_path / "params.yaml"
+    file.write_text("tasks:\n  qa: {type: qa, text_metrics: [meteor]}\n")
+    with pytest.raises(PipelineError, match="tasks.qa.*wordnet-base") as err:
+        load({"tasks.qa": TaskParams}, file=file)
+    assert "\n" not in str(err.value)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import BertForSequenceClassification
+from transformers import BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
@@ -86,3 +86,61 @@ def test_weight_int4_is_smaller_than_int8(tmp_path, tiny_config, tokenizer):
 def test_unknown_scheme():
     with pytest.raises(PipelineError, match="unknown quantization scheme 'int3'"):
         quantize_model(torch.nn.Linear(4, 4), "int3")
+
+
+HEAD_CLASSES = {"mlm": BertForMaskedLM, "classification": BertForSequenceClassification,
+                "qa": BertForQuestionAnswering}
+SCHEME_TOLERANCE = {"dynamic_int8": 0.3, "weight_int8": 0.05, "weight_int4": 0.5, "fp16": 0.01, "bf16": 0.1,
+                    "fp8": 0.3}
+
+
+def _outputs(model, batch) -> torch.Tensor:
+    out = model(**batch)
+    if hasattr(out, "start_logits"):
+        return torch.cat([out.start_logits, out.end_logits], -1).float()
+    return out.logits.float()
+
+
+@pytest.mark.parametrize("head", sorted(HEAD_CLASSES))
+@pytest.mark.parametrize("scheme", sorted(SCHEME_TOLERANCE))
+def test_every_scheme_round_trips_every_head(tmp_path, tiny_config, tokenizer, scheme, head):
+    """quantize -> save -> load_model gives outputs close to the float model's, the MLM decoder tied to the
+    word embeddings included (it stays tied to the stored embeddings after loading)."""
+    tokenizer.save_pretrained(tmp_path / "tok")
+    torch.manual_seed(0)
+    model = HEAD_CLASSES[head](tiny_config).eval()
+    out = tmp_path / scheme
+    meta = {"stage": "quantize", "head": head, "format": scheme}
+    params = GroupParams(group_size=16) if scheme.startswith("weight_") else None
+    tensors, meta["quantization"] = quantize_model(model, scheme, params)
+    with atomic_dir(out) as tmp:
+        save_model(tmp, model, tmp_path / "tok", meta, tensors=tensors)
+    loaded, _ = load_model(out, head)
+    g = torch.Generator().manual_seed(3)
+    batch = {"input_ids": torch.randint(5, 64, (3, 9), generator=g), "attention_mask": torch.ones(3, 9, dtype=torch.long)}
+    with torch.inference_mode():
+        expected, got = _outputs(model, batch), _outputs(loaded, batch)
+    assert got.shape == expected.shape and torch.isfinite(got).all()
+    assert (got - expected).abs().max() < SCHEME_TOLERANCE[scheme]
+    if head == "mlm" and scheme != "dynamic_int8":  # dynamic int8 swaps the decoder for an int8 Linear
+        assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
+
+
+@pytest.mark.parametrize("scheme", ["weight_int8", "fp16", "fp8"])
+def test_an_untied_mlm_decoder_is_stored_not_dropped(tmp_path, tiny_config, tokenizer, scheme):
+    """With ``tie_word_embeddings: false`` the decoder is a weight of its own: it must be stored and quantized
+    (transformers' class-level ``_tied_weights_keys`` still names it)."""
+    tokenizer.save_pretrained(tmp_path / "tok")
+    tiny_config.tie_word_embeddings = False
+    torch.manual_seed(0)
+    model = BertForMaskedLM(tiny_config).eval()
+    assert model.cls.predictions.decoder.weight is not model.bert.embeddings.word_embeddings.weight
+    tensors, description = quantize_model(model, scheme, GroupParams(group_size=16) if scheme.startswith("weight_") else None)
+    assert any(k.startswith("cls.predictions.decoder.weight") for k in tensors)
+    meta = {"stage": "quantize", "head": "mlm", "format": scheme, "quantization": description}
+    with atomic_dir(tmp_path / "q") as tmp:
+        save_model(tmp, model, tmp_path / "tok", meta, tensors=tensors)
+    loaded, _ = load_model(tmp_path / "q", "mlm")
+    batch = {"input_ids": torch.arange(5, 14).view(1, 9), "attention_mask": torch.ones(1, 9, dtype=torch.long)}
+    with torch.inference_mode():
+        assert (_outputs(loaded, batch) - _outputs(model, batch)).abs().max() < SCHEME_TOLERANCE[scheme]

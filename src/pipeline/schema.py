@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.config.args import ArchParams, LaunchParams, TrainArgs
 from pipeline.config.loader import PARAMS_FILE, load, lookup, read_yaml
+from pipeline.task_list import check_task_lists
 from pipeline.core.errors import PipelineError
 from pipeline.data.params import PrepareParams
 from pipeline.distill.kd import KDParams
@@ -20,8 +21,11 @@ from pipeline.evaluate import EvaluateParams
 from pipeline.export import GraphParams, Int8Params
 from pipeline.merge import METHODS as MERGE_METHODS
 from pipeline.pretrain.mlm import MlmParams, PretrainRun
+from pipeline.pretrain.nsp import Objective
 from pipeline.prune import METHODS as PRUNE_METHODS
+from pipeline.prune.sweep import SweepPoint
 from pipeline.quantize import SCHEMES, LogitErrorParams
+from pipeline.report.cited import ReportParams
 from pipeline.tasks import TaskParams
 from pipeline.train.task import TeacherParams
 
@@ -30,6 +34,7 @@ FIXED: dict[str, Any] = {
     "prepare": PrepareParams,
     "model": ArchParams,
     "launch": LaunchParams,
+    "pretrain.objective": Objective,
     "pretrain.mlm": MlmParams,
     "pretrain.train": TrainArgs,
     "pretrain.runs": dict[str, PretrainRun],
@@ -38,16 +43,18 @@ FIXED: dict[str, Any] = {
     "tasks": dict[str, TaskParams],
     "finetune": dict[str, TrainArgs],
     "teacher": dict[str, TeacherParams],
+    "prune.sweep": list[SweepPoint],
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
     "quantize.scheme": str,
-    "quantize.source": str,
+    "quantize.sources": list[str],
     "quantize.logit_error": LogitErrorParams,
     "export.sources": list[str],
     "export.onnx": GraphParams,
     "export.int8": Int8Params,
     "export.logit_error": LogitErrorParams,
     "evaluate": EvaluateParams,
+    "report": ReportParams,
 }
 # Sections whose keys are plug-in names: parent -> (registry, kind of key).
 PLUGINS = {"merge": MERGE_METHODS, "prune": PRUNE_METHODS, "quantize": SCHEMES}
@@ -83,14 +90,17 @@ def _present(data: dict, path: str) -> bool:
 
 
 def check_file(file: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
-    """Load every section of a params file with its type; returns ``{dotted path: value}``.
+    """Load every section of a params file with its type, and check that the per-task sections name the same
+    tasks (:func:`pipeline.task_list.check_task_lists`); returns ``{dotted path: value}``.
 
     Raises:
         PipelineError: the first bad section, key or value, named.
     """
     data = read_yaml(file)
     found = sections(data)
-    return dict(zip(found, load(found, file=file)))
+    values = dict(zip(found, load(found, file=file)))
+    check_task_lists(data)
+    return values
 
 
 def section_type(path: str, file: str | os.PathLike = PARAMS_FILE) -> Any:

@@ -10,13 +10,31 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+SEED_LIMIT = 2**32
+"""Seeds are in ``[0, 2**32)``: what numpy accepts, and far from the int64 overflow of torch's generators
+(the loop adds the epoch, DARE multiplies the seed)."""
+
+
+def check_seed(seed: int, name: str = "seed") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``0 <= seed < 2**32``."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
+
+
+MODEL_TYPES = ("albert", "bert", "deberta-v2", "distilbert", "electra", "modernbert", "roberta", "xlm-roberta")
+"""The ``model_type`` of every family with an adapter (:mod:`pipeline.models.families`; a test keeps both in step)."""
+
+
 @dataclass
 class ArchParams:
-    """A BERT architecture built from a config, or a pretrained checkpoint."""
+    """A BERT-family architecture built from a config, or a pretrained checkpoint."""
 
     base: str = "scratch"
     """``scratch`` builds from the sizes below; else a hub model name, a local checkpoint dir, or
     ``pkg:<python package>/<dir>`` (a checkpoint inside an installed package)."""
+    type: str = "bert"
+    """The family built by ``base: scratch`` (a :data:`MODEL_TYPES` entry); a checkpoint's family is its
+    ``config.json`` ``model_type`` (this key is not read then)."""
     hidden_size: int = 128
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
@@ -26,9 +44,13 @@ class ArchParams:
     """Seed of the random initialisation (``scratch``) or of newly added heads."""
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        if self.type not in MODEL_TYPES:
+            raise ValueError(f"type '{self.type}' is not supported (supported: {', '.join(MODEL_TYPES)})")
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0")
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_seed(self.seed)
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
@@ -71,6 +93,11 @@ class TrainArgs:
             raise ValueError("epochs, batch_size and lr must be > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("warmup_ratio must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm <= 0:  # gradients are always clipped: 0 would stop all learning
+            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        check_seed(self.seed)
         if self.l1 < 0:
             raise ValueError("l1 must be >= 0")
         if self.grad_accum_steps < 1:
@@ -84,7 +111,9 @@ class LaunchParams:
     """How the training stages are started (the ``launch`` section, templated into their dvc.yaml cmd)."""
 
     command: str = "python"
-    """The launcher before the stage script: ``python`` or ``accelerate launch [--multi_gpu] --num_processes N``."""
+    """The launcher before the stage script: ``python`` or ``accelerate launch [--multi_gpu] --num_processes N``.
+    It is templated into the training stages' ``cmd`` in ``dvc.yaml``, which DVC runs through the shell: the
+    shell interprets it (quotes, variables, ``;``), so it can run any command."""
     num_processes: int = 1
     """Processes ``command`` starts in total (all machines); a stage run under another count fails."""
 

@@ -96,7 +96,10 @@ def _float(value: Any, key: str) -> float:
         except ValueError:
             pass
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf
     if number is None:
         raise PipelineError(f"{PARAMS_FILE}: '{key}' must be float, got {type(value).__name__} {value!r}")
     if not math.isfinite(number):

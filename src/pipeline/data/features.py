@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import torch
 
+from pipeline.core.errors import PipelineError
+
 Feature = dict[str, list[int]]
 Batch = dict[str, torch.Tensor]
 
@@ -68,6 +70,9 @@ class MlmCollator:
     """Pads a batch and applies :func:`mask_tokens` with its own seeded generator."""
 
     def __init__(self, tokenizer, probability: float, seed: int):
+        if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+            raise PipelineError(f"the tokenizer ({type(tokenizer).__name__}) has no mask or no pad token: masked-LM "
+                                "training needs both")
         self.pad_id = tokenizer.pad_token_id
         self.mask_id = tokenizer.mask_token_id
         self.vocab_size = len(tokenizer)

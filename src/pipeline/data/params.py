@@ -7,6 +7,9 @@ from typing import Literal
 
 from pipeline.data.glue_tsv import LAYOUTS
 
+TOKENIZER = "tokenizer"
+"""The name of the tokenizer's directory beside the data sets (``data/tokenizer``), so no data set may take it."""
+
 
 @dataclass
 class DataSource:
@@ -81,4 +84,27 @@ class PrepareParams:
     """``synthetic`` (deterministic WordPiece vocab of the generators' words), a hub name, a local dir, or
     ``pkg:<python package>/<dir>`` (a directory inside an installed package)."""
     datasets: dict[str, DataSource] = field(default_factory=dict)
-    """Data sets by name; ``corpus`` feeds pretraining, the others are fine-tuning tasks."""
+    """Data sets by name: ``corpus`` (type ``text``) feeds pretraining, each other one is the data of the task
+    of the same name (``tasks.<name>``); each is prepared by its own stage, ``prepare@<name>``."""
+
+    def __post_init__(self):
+        if not 0 <= self.seed < 2**32:  # the range of pipeline.config.args.check_seed (not imported: prepare's deps)
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
+        if TOKENIZER in self.datasets:
+            raise ValueError(f"no data set may be named '{TOKENIZER}' (data/{TOKENIZER} holds the tokenizer)")
+
+    @classmethod
+    def select(cls, only: str | None, values: list) -> PrepareParams:
+        """The settings one run of the prepare stage works on, from the sections it loaded.
+
+        Args:
+            only: None (everything: ``values`` is ``[PrepareParams]``), :data:`TOKENIZER` (``values`` is
+                ``[prepare.tokenizer]``; no data set) or a data set's name (``values`` is ``[prepare.seed,
+                prepare.datasets.<only>]``; the tokenizer is not built).
+        """
+        if only is None:
+            return values[0]
+        if only == TOKENIZER:
+            return cls(tokenizer=values[0])
+        seed, source = values
+        return cls(seed=seed, datasets={only: source})

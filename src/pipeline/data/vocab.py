@@ -80,3 +80,32 @@ def build_tokenizer(out_dir: str | Path, extra_words: Iterable[str] = ()) -> Pre
     )
     tokenizer.save_pretrained(str(out))
     return tokenizer
+
+
+def check_tokenizer(spec: str) -> None:
+    """Load the tokenizer ``prepare.tokenizer`` names (nothing to load for ``synthetic``), so that a bad one is
+    refused before any data is fetched.
+
+    Raises:
+        PipelineError: a tokenizer that cannot be loaded (naming ``spec``).
+    """
+    if spec != "synthetic":
+        from pipeline.data.tokenizer import load_tokenizer
+
+        load_tokenizer(spec)
+
+
+def save_tokenizer(spec: str, out_dir: str | Path) -> None:
+    """Write the tokenizer ``prepare.tokenizer`` names into ``out_dir``: this module's deterministic vocabulary
+    for ``synthetic``, else the tokenizer :func:`pipeline.data.tokenizer.load_tokenizer` finds (a hub name, a
+    local directory, ``pkg:<package>/<dir>``).
+
+    Raises:
+        PipelineError: a tokenizer that cannot be loaded (naming ``spec``).
+    """
+    if spec == "synthetic":
+        build_tokenizer(out_dir)
+    else:
+        from pipeline.data.tokenizer import load_tokenizer
+
+        load_tokenizer(spec).save_pretrained(out_dir)

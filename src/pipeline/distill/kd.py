@@ -10,7 +10,9 @@ Terms (weights in ``distill.kd``):
   pruned heads (or a different head count) are supported.
 
 Students keep their pruning: masks are re-applied after every step by the caller, physically pruned
-shapes are simply the student's shapes.
+shapes are simply the student's shapes. Student and teacher may be of different families (e.g. a DistilBERT
+student of a BERT teacher): every term compares them position by position, so they must share the tokenizer
+(:func:`load_teacher` checks it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch
+from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.losses import attention_mse, kd_logit_loss, kd_regression_loss, masked_mse
+from pipeline.models.families import model_inputs
+from pipeline.models.store import load_model
 from pipeline.prune.masks import apply_masks_, zero_masks
 from pipeline.tasks.base import LABEL_KEYS, Task
 from pipeline.train.task import train_task
@@ -51,6 +56,31 @@ class KDParams:
             raise ValueError("alpha must be in [0, 1]")
         if self.hidden_weight < 0 or self.attention_weight < 0:
             raise ValueError("hidden_weight and attention_weight must be >= 0")
+        if any(t < 1 for t in self.layer_map):
+            raise ValueError(f"layer_map entries are 1-based teacher layers (>= 1), got {self.layer_map}")
+
+
+def check_same_tokenizer(student_tokenizer, teacher_tokenizer, student: str, teacher: str) -> None:
+    """Refuse a teacher whose tokenizer is not the student's: KD compares logits (and hidden states,
+    attention maps) token by token, so both must map text to the same ids.
+
+    Raises:
+        PipelineError: naming both artifacts, when the vocabularies or special-token ids differ.
+    """
+    same_vocab = student_tokenizer.get_vocab() == teacher_tokenizer.get_vocab()
+    if not same_vocab or student_tokenizer.all_special_ids != teacher_tokenizer.all_special_ids:
+        raise PipelineError(
+            f"the teacher {teacher} has another tokenizer ({len(teacher_tokenizer)} tokens) than the student "
+            f"{student} ({len(student_tokenizer)} tokens): distillation compares them token by token, so both "
+            "must use the same tokenizer")
+
+
+def load_teacher(path, head: str, student_tokenizer, student_path) -> torch.nn.Module:
+    """The teacher artifact at ``path`` (any family), after checking its tokenizer is the student's
+    (:func:`check_same_tokenizer`)."""
+    teacher, _ = load_model(path, head)
+    check_same_tokenizer(student_tokenizer, load_tokenizer(path), str(student_path), str(path))
+    return teacher
 
 
 def logit_kd_term(task: Task, temperature: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -79,6 +109,26 @@ def resolve_layer_map(kd: KDParams, student_layers: int, teacher_layers: int) ->
     return list(kd.layer_map)
 
 
+def check_distillation(task: Task, name: str, kd: KDParams, models: dict[str, torch.nn.Module], tokenizer,
+                       data_dir) -> None:
+    """Everything distillation needs that can be checked before training, one line naming the key or artifact.
+
+    Args:
+        name: the task's name (``tasks.<name>``).
+        models: ``{student artifact: student, teacher artifact: teacher}``, in that order.
+        tokenizer: the student's tokenizer (the one batches are made with).
+
+    Checks: the task against both models and the data (:meth:`pipeline.tasks.base.Task.check`); the teacher's
+    tokenizer is the student's (the same ids must mean the same tokens to both); ``kd.layer_map`` against both
+    depths when hidden-state or attention KD is on.
+    """
+    task.check(name, models, tokenizer, data_dir)
+    (student_dir, student), (teacher_dir, teacher) = models.items()
+    check_same_tokenizer(tokenizer, load_tokenizer(teacher_dir), str(student_dir), str(teacher_dir))
+    if kd.hidden_weight > 0 or kd.attention_weight > 0:
+        resolve_layer_map(kd, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+
+
 def attach_projection(student: torch.nn.Module, teacher: torch.nn.Module) -> torch.nn.Module | None:
     """A trainable Linear from the student's to the teacher's width, held by the student while training
     (so the optimizer sees it); None when the widths are equal."""
@@ -97,7 +147,7 @@ def detach_projection(student: torch.nn.Module) -> None:
 
 
 def _forward(model: torch.nn.Module, batch: Batch, hidden: bool, attention: bool):
-    inputs = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
+    inputs = model_inputs(model, {k: v for k, v in batch.items() if k not in LABEL_KEYS})
     return model(**inputs, output_hidden_states=hidden, output_attentions=attention)
 
 

@@ -22,7 +22,8 @@ class EvaluateParams:
     """CPU threads during latency measurement (fixed so numbers compare across variants)."""
 
     def __post_init__(self):
-        if min(self.batch_size, self.latency_batch_size, self.latency_repeats, self.threads) < 1:
-            raise ValueError("batch sizes, latency_repeats and threads must be >= 1")
+        for name in ("batch_size", "latency_batch_size", "latency_repeats", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.latency_warmup < 0:
             raise ValueError("latency_warmup must be >= 0")

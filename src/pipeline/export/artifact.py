@@ -18,8 +18,9 @@ from pipeline.core.files import write_json
 from pipeline.data.features import batches, collate
 from pipeline.export.graph import OUTPUTS
 from pipeline.export.runtime import load
+from pipeline.models.families import model_inputs
 from pipeline.models.store import META, copy_tokenizer, read_meta, runtime_of
-from pipeline.quantize import logit_error
+from pipeline.quantize import logit_error, prunable_zeros
 from pipeline.tasks.base import LABEL_KEYS, Task
 
 
@@ -42,10 +43,12 @@ def check_source(path: str | os.PathLike, head: str) -> dict:
     return meta
 
 
-def example_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def example_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Model inputs for the exporter: the first two rows of a collated ``batch`` (its first row twice when it
-    has one; torch.export fixes a dimension whose example size is 1), targets dropped."""
-    inputs = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
+    has one; torch.export fixes a dimension whose example size is 1), targets dropped, and only the inputs
+    ``model`` takes (:func:`pipeline.models.families.model_inputs`: no segment ids for a model without
+    segment embeddings), which the task code gives the graph too."""
+    inputs = model_inputs(model, {k: v for k, v in batch.items() if k not in LABEL_KEYS})
     return {k: (v if v.shape[0] >= 2 else v.repeat(2, 1))[:2] for k, v in inputs.items()}
 
 
@@ -72,13 +75,16 @@ def finish(out: Path, fmt: str, model: torch.nn.Module, task: Task, data: list[d
     Writes ``config.json`` (``model.config``: the source's architecture, pruned shapes included) and the
     tokenizer files, loads the graph as the evaluate stage will (:func:`pipeline.export.runtime.load`),
     measures its logit error against ``model`` on ``data`` (:func:`pipeline.quantize.logit_error`), and writes
-    ``pipeline.json``: ``meta`` with ``format`` and ``method`` ``fmt``, ``quantization`` when given, and
-    ``results``.
+    ``pipeline.json``: ``meta`` with ``format`` and ``method`` ``fmt``, ``quantization`` when given (with the
+    zeros of ``model``'s prunable weights as ``source_zeros``, as the quantize stage records them:
+    :func:`pipeline.quantize.prunable_zeros`), and ``results``.
 
     Returns:
         ``results``: ``logit_max_abs_error``, ``logit_mean_abs_error``, ``compared_logits``.
     """
-    meta = {**meta, "format": fmt, "method": fmt, **({"quantization": quantization} if quantization else {})}
+    if quantization:
+        meta = {**meta, "quantization": {**quantization, "source_zeros": prunable_zeros(model)}}
+    meta = {**meta, "format": fmt, "method": fmt}
     model.config.save_pretrained(out)
     copy_tokenizer(tokenizer_src, out)
     meta["results"] = logit_error(model, load(out, meta), data, task.logits)

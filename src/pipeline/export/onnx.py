@@ -16,6 +16,7 @@ from pipeline.export.libraries import onnx as onnx_library
 from pipeline.export.runtime import load
 from pipeline.export.weights import float_state, weight_map
 from pipeline.models.formats import Runtime, Tensors
+from pipeline.models.structure import position_table
 
 
 def export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], head: str, out: Path,
@@ -24,10 +25,13 @@ def export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], head: s
     weights (:func:`pipeline.export.weights.weight_map`).
 
     Returns:
-        the ``onnx`` entry of ``pipeline.json``: exporter, opset, inputs, outputs, torch version and
-        ``weights`` (:func:`pipeline.export.weights.weight_map`: where each state-dict tensor is stored).
+        the ``onnx`` entry of ``pipeline.json``: exporter, opset, inputs, outputs, torch version,
+        ``position_table`` (:func:`pipeline.models.structure.position_table`: the longest input the graph
+        takes, for the tasks' early checks) and ``weights`` (:func:`pipeline.export.weights.weight_map`: where
+        each state-dict tensor is stored).
     """
     described = export_graph(model, inputs, head, out / GRAPH, params)
+    described["position_table"] = position_table(model)
     described["weights"] = weight_map(onnx_library.load(str(out / GRAPH)), model.state_dict())
     return described
 

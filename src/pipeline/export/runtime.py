@@ -49,13 +49,16 @@ class OrtModel(torch.nn.Module):
         head: ``classification`` (returns :class:`SequenceClassifierOutput`, ``logits`` ``(B, C)``) or ``qa``
             (:class:`QuestionAnsweringModelOutput`, ``start_logits`` and ``end_logits`` ``(B, T)``).
         config: the transformers config of the model the graph was exported from (``model.config``).
+        position_table: ``(rows, rows before the first token)`` of that model's absolute position embeddings,
+            or None for a model without them (:func:`pipeline.models.structure.position_table`, which reads
+            this attribute since the graph has no modules to read it from; recorded at export).
     """
 
-    def __init__(self, path: str | Path, head: str, config=None):
+    def __init__(self, path: str | Path, head: str, config=None, position_table: tuple[int, int] | None = None):
         super().__init__()
         if head not in ("classification", "qa"):
             raise PipelineError(f"{path}: no ONNX runtime wrapper for a '{head}' model (classification, qa)")
-        self.path, self.head, self.config = str(path), head, config
+        self.path, self.head, self.config, self.position_table = str(path), head, config, position_table
         self._session: ort.InferenceSession | None = None
         self._threads = 0
 
@@ -97,13 +100,15 @@ class OrtModel(torch.nn.Module):
 
 
 def load(root: Path, meta: dict) -> OrtModel:
-    """The :class:`OrtModel` of an ONNX artifact (``model.onnx`` and the ``config.json`` it was exported with).
+    """The :class:`OrtModel` of an ONNX artifact (``model.onnx``, the ``config.json`` it was exported with and
+    the position table recorded in ``pipeline.json``).
 
     Raises:
         PipelineError: ONNX Runtime cannot load the graph (named).
     """
     model_type = json.loads((root / "config.json").read_text()).get("model_type")
     config = families.family(model_type).config_class.from_pretrained(str(root))
-    model = OrtModel(root / GRAPH, meta["head"], config).eval()
+    table = meta["onnx"]["position_table"]
+    model = OrtModel(root / GRAPH, meta["head"], config, tuple(table) if table is not None else None).eval()
     model.session()  # a graph ONNX Runtime cannot load fails here, before any data is read
     return model

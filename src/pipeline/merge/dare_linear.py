@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.config.args import check_seed
 from pipeline.merge import State, register
 from pipeline.merge.task_vectors import dare, task_vectors
 
@@ -22,6 +23,7 @@ class DareLinearParams:
     def __post_init__(self):
         if not 0 < self.density <= 1:
             raise ValueError("density must be in (0, 1]")
+        check_seed(self.seed)
 
 
 @register("dare_linear", DareLinearParams, needs_base=True)

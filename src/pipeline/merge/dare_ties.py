@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.config.args import check_seed
 from pipeline.merge import State, register
 from pipeline.merge.task_vectors import dare, elect_and_mean, task_vectors
 
@@ -23,6 +24,7 @@ class DareTiesParams:
     def __post_init__(self):
         if not 0 < self.density <= 1:
             raise ValueError("density must be in (0, 1]")
+        check_seed(self.seed)
 
 
 @register("dare_ties", DareTiesParams, needs_base=True)

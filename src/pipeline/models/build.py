@@ -15,57 +15,110 @@ from pipeline.core.locations import resolve_location
 from pipeline.models import families
 from pipeline.models.structure import apply_config_shapes_
 
-# PyTorch's fused scaled-dot-product attention (flash / memory-efficient kernels on GPUs) for training and
-# evaluation; only code that needs attention probabilities switches a model to "eager" (distill).
-ATTENTION = "sdpa"
-HEADS = ("mlm", "classification", "qa")
-"""The pipeline's model heads: masked LM, sequence classification, extractive QA."""
+HEADS = ("mlm", "classification", "qa", "pretraining")
+"""The pipeline's model heads: masked LM, sequence classification, extractive QA, and BERT's MLM +
+next-sentence prediction (``pretraining``, only while pretraining with ``pretrain.objective: mlm_nsp``)."""
+# Only a task model's own new head, a pooler and an MLM head may be missing from a checkpoint (freshly
+# initialised); everything under the bare model (``model.base_model``) must load.
+FRESH_OK = ("pooler",)
 
 
-def head_class(head: str, model_type: str = "bert") -> type[PreTrainedModel]:
-    """The transformers class of a head name for a model family."""
+def head_class(head: str, model_type: str) -> type[PreTrainedModel]:
+    """The transformers class of a head name for a model family.
+
+    Raises:
+        PipelineError: an unknown head, or a head the family has no class for.
+    """
     if head not in HEADS:
         raise PipelineError(f"unknown model head '{head}' (known: {', '.join(HEADS)})")
-    return families.family(model_type).heads[head]
+    family = families.family(model_type)
+    if head not in family.heads:
+        raise PipelineError(f"model_type '{model_type}' has no '{head}' head (it has: {', '.join(family.heads)})")
+    return family.heads[head]
 
 
 def build_config(arch: ArchParams, vocab_size: int, pad_token_id: int) -> PretrainedConfig:
-    """A config of the BERT family from the architecture params."""
-    return families.family("bert").config_class(
-        vocab_size=vocab_size,
-        hidden_size=arch.hidden_size,
-        num_hidden_layers=arch.num_hidden_layers,
-        num_attention_heads=arch.num_attention_heads,
-        intermediate_size=arch.intermediate_size,
-        max_position_embeddings=arch.max_position_embeddings,
-        pad_token_id=pad_token_id,
-        attn_implementation=ATTENTION,
-    )
+    """A config of the family ``arch.type`` (``model.type``) with ``arch``'s sizes, for ``base: scratch``."""
+    return families.family(arch.type).build_config(arch, vocab_size, pad_token_id)
 
 
-def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, num_labels: int = 2):
-    """A fresh model: random init from ``arch`` (``base: scratch``) or a pretrained checkpoint.
+def checkpoint_family(location: str, key: str) -> families.Family:
+    """The adapter of the checkpoint at ``location`` (its ``config.json`` ``model_type``).
 
-    The checkpoint's vocabulary must match the pipeline's tokenizer (``vocab_size``): a mismatch would
-    silently index the wrong embeddings, so it is an error.
+    Raises:
+        PipelineError: naming ``key`` when the config cannot be read or names an unsupported ``model_type``.
     """
-    cls = head_class(head)
+    from transformers import AutoConfig
+
+    try:
+        # trust_remote_code=False: an auto_map in the checkpoint's config is never followed.
+        model_type = AutoConfig.from_pretrained(location, trust_remote_code=False).model_type
+    except (OSError, ValueError, KeyError) as err:
+        raise PipelineError(f"{key} '{location}': cannot read its config.json ({str(err).splitlines()[0]})") from None
+    try:
+        return families.family(model_type)
+    except PipelineError as err:
+        raise PipelineError(f"{key} '{location}': {err}") from None
+
+
+def check_load_report(model: PreTrainedModel, info: dict, family: families.Family, source: str) -> None:
+    """Refuse a checkpoint that leaves encoder weights unloaded.
+
+    ``info`` is ``from_pretrained(..., output_loading_info=True)``'s report: transformers 5 initialises missing
+    weights at random and only logs them, so a checkpoint of another architecture would silently become a
+    random model. Missing weights are allowed outside the bare model (the new task head, an MLM head the
+    checkpoint lacks) and in a pooler; unexpected weights are allowed unless they are encoder weights (a
+    checkpoint's own heads are expected).
+
+    Raises:
+        PipelineError: naming ``source`` and up to five offending weights.
+    """
+    prefix = f"{model.base_model_prefix}."
+    encoder = set(model.base_model.state_dict())
+    missing = sorted(k for k in info.get("missing_keys", ()) if k.removeprefix(prefix) in encoder
+                     and not any(part in k.split(".") for part in FRESH_OK))
+    unexpected = sorted(k for k in info.get("unexpected_keys", ()) if family.component(k)[0] != "head"
+                        and not any(part in k.split(".") for part in FRESH_OK) and not k.endswith("position_ids"))
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
+    if missing or unexpected or mismatched:
+        raise PipelineError(
+            f"{source}: the checkpoint does not fit its {family.model_type} architecture: "
+            f"{len(missing)} encoder weights missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}"
+            + (f", {len(mismatched)} of another shape {mismatched[:5]}" if mismatched else ""))
+
+
+def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, num_labels: int = 2,
+               key: str = "model"):
+    """A fresh model: random init of the family ``arch.type`` (``base: scratch``) or a pretrained checkpoint.
+
+    A checkpoint's family is the ``model_type`` in its ``config.json`` (``arch.type`` is not read then), and
+    its head class is that family's (:func:`head_class`); the checkpoint must load every encoder weight
+    (:func:`check_load_report`). Remote code named in a checkpoint's ``auto_map`` is never run. ``key`` is
+    the params section of ``arch`` (``model``, ``teacher.<task>.arch``), for messages.
+
+    Raises:
+        PipelineError: an unsupported ``model_type``, a checkpoint that cannot be read or leaves encoder
+            weights unloaded, or a vocabulary that differs from the pipeline's tokenizer (``vocab_size``):
+            a mismatch would silently index the wrong embeddings.
+    """
     torch.manual_seed(arch.seed)
     if arch.base == "scratch":
         config = build_config(arch, vocab_size, pad_token_id)
         if head == "classification":
             config.num_labels = num_labels
-        return cls(config)
-
+        return head_class(head, config.model_type)(config)
+    location = resolve_location(arch.base)
+    family = checkpoint_family(location, f"{key}.base")
     kwargs = {"num_labels": num_labels} if head == "classification" else {}
-    kwargs["attn_implementation"] = ATTENTION
     try:
-        model = cls.from_pretrained(resolve_location(arch.base), **kwargs)
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"model.base '{arch.base}': cannot load ({str(err).splitlines()[0]})") from None
+        model, info = head_class(head, family.model_type).from_pretrained(
+            location, attn_implementation=family.attention, output_loading_info=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise PipelineError(f"{key}.base '{arch.base}': cannot load ({str(err).splitlines()[0]})") from None
+    check_load_report(model, info, family, f"{key}.base '{arch.base}'")
     if model.config.vocab_size != vocab_size:
         raise PipelineError(
-            f"model.base '{arch.base}' has vocab_size {model.config.vocab_size} but the tokenizer has "
+            f"{key}.base '{arch.base}' has vocab_size {model.config.vocab_size} but the tokenizer has "
             f"{vocab_size} tokens (set prepare.tokenizer to the model's tokenizer)"
         )
     return model
@@ -83,7 +136,7 @@ def empty_model(config_dir: str | os.PathLike, head: str) -> PreTrainedModel:
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise PipelineError(f"{path}: not a readable config ({err})") from None
     family = families.family(model_type)
-    config = family.config_class.from_pretrained(str(config_dir), attn_implementation=ATTENTION)
+    config = family.config_class.from_pretrained(str(config_dir), attn_implementation=family.attention)
     model = family.heads[head](config)
     apply_config_shapes_(model)
     return model
@@ -111,7 +164,7 @@ def with_head(src: PreTrainedModel, head: str, num_labels: int = 2, seed: int = 
     """
     config = type(src.config).from_dict(src.config.to_dict())
     config.num_labels = num_labels
-    config._attn_implementation = ATTENTION
+    config._attn_implementation = families.of(src).attention
     torch.manual_seed(seed)
     model = head_class(head, config.model_type)(config)
     apply_config_shapes_(model)

@@ -2,10 +2,11 @@
 
 An artifact directory holds ``model.safetensors``, ``config.json``, the tokenizer files and
 ``pipeline.json`` (stage, method, format, parent hashes, resolved params, what was done). Dense artifacts
-load with plain ``transformers``; physically pruned, compactly stored and quantized ones need
-:func:`load_model`. A format's reader (a quantization scheme, the compact sparse storage, a runtime format such
-as ONNX, whose artifact holds ``model.onnx`` instead of ``model.safetensors``) is imported only when an artifact
-in that format is read.
+load with plain ``transformers`` (physically pruned ones with ``trust_remote_code=True``: they carry their
+modeling file); compactly stored and quantized ones need :func:`load_model`, which never runs code from an
+artifact. A format's reader (a quantization scheme, the compact sparse storage, a runtime format such as ONNX,
+whose artifact holds ``model.onnx`` instead of ``model.safetensors``) is imported only when an artifact in that
+format is read.
 """
 
 from __future__ import annotations
@@ -17,38 +18,83 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir, write_json
 from pipeline.core.runtime import is_main
-from pipeline.models import formats
-from pipeline.models.build import empty_model, load_state_
+from pipeline.data.tokenizer import load_tokenizer
+from pipeline.models import families, formats, remote_code
+from pipeline.models.build import HEADS, empty_model, load_state_
 
 META = "pipeline.json"
 WEIGHTS = "model.safetensors"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+CONFIG = "config.json"
+try:  # transformers 5 configs are strict dataclasses: a field of the wrong type raises this
+    from huggingface_hub.errors import StrictDataclassError
+except ImportError:  # pragma: no cover (older huggingface_hub)
+    StrictDataclassError = ValueError
+CONFIG_ERRORS = (StrictDataclassError, TypeError, ValueError, AssertionError, RuntimeError)
+"""What a config class or a model constructor raises on a ``config.json`` with wrong values (the constructors
+do not validate their arguments)."""
+# The fast tokenizer's files and the vocabulary files of WordPiece, byte-level BPE and SentencePiece ones.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "spm.model", "sentencepiece.bpe.model")
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    """``pipeline.json`` of an artifact, checking the artifact's files are present (the weights file is the one
-    its format names: :func:`weights_file`)."""
+    """``pipeline.json`` of an artifact, after checking the artifact as a whole.
+
+    Checked: the directory, ``config.json`` and ``pipeline.json`` exist; ``pipeline.json`` is a JSON object with
+    a string ``stage`` and ``format``, a known ``head`` (and ``quantization`` when the format is a quantization
+    scheme); the weights file its format names exists (:func:`weights_file`); ``config.json`` is a JSON object
+    with a ``model_type`` and a positive integer ``vocab_size``; the tokenizer files load as a real tokenizer (:func:`pipeline.data.tokenizer.load_tokenizer`) no larger than
+    ``vocab_size`` (it may be smaller: padded embedding matrices).
+
+    Raises:
+        PipelineError: the first defect, in one line naming the file.
+    """
     root = Path(path)
     if not root.is_dir():
         raise PipelineError(f"{root}: artifact directory not found (run the upstream stage first)")
-    for name in (META, "config.json"):
+    for name in (META, CONFIG):
         if not (root / name).is_file():
             raise PipelineError(f"{root / name}: missing from the artifact")
-    try:
-        meta = json.loads((root / META).read_text())
-    except json.JSONDecodeError as err:
-        raise PipelineError(f"{root / META}: not valid JSON ({err})") from None
-    if not isinstance(meta, dict):
-        raise PipelineError(f"{root / META}: not a JSON object")
+    meta = _json_object(root / META)
+    check_meta(meta, root / META)
     if not weights_file(root, meta).is_file():
         raise PipelineError(f"{weights_file(root, meta)}: missing from the artifact")
+    config = _json_object(root / CONFIG)
+    check_config(config, root / CONFIG)
+    tokens = len(load_tokenizer(root))
+    if tokens > config["vocab_size"]:
+        raise PipelineError(
+            f"{root / CONFIG}: vocab_size {config['vocab_size']} is smaller than the artifact's tokenizer "
+            f"({tokens} tokens): token ids past the embedding matrix"
+        )
     return meta
+
+
+def _json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PipelineError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_meta(meta: dict, where: Path) -> None:
+    """The keys every reader of ``pipeline.json`` relies on, with their types."""
+    for key in ("stage", "format"):
+        if not isinstance(meta.get(key), str) or not meta[key]:
+            raise PipelineError(f"{where}: '{key}' must be a non-empty string, got {meta.get(key)!r}")
+    if meta.get("head") not in HEADS:
+        raise PipelineError(f"{where}: 'head' must be one of {', '.join(HEADS)}, got {meta.get('head')!r}")
+    if meta["format"] != "dense" and runtime_of(meta) is None and not isinstance(meta.get("quantization"), dict):
+        raise PipelineError(f"{where}: format '{meta['format']}' needs a 'quantization' description (a JSON object)")
 
 
 def runtime_of(meta: dict) -> formats.Runtime | None:
@@ -62,20 +108,33 @@ def weights_file(root: str | os.PathLike, meta: dict) -> Path:
     return Path(root) / (found.weights if found is not None else WEIGHTS)
 
 
+def check_config(config: dict, where: Path) -> None:
+    """What the loaders read from ``config.json`` before transformers does: the family and the vocabulary size."""
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise PipelineError(f"{where}: 'model_type' must be a non-empty string, got {config.get('model_type')!r}")
+    vocab = config.get("vocab_size")
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 1:
+        raise PipelineError(f"{where}: 'vocab_size' must be a positive integer, got {vocab!r}")
+    try:
+        config_class = families.family(config["model_type"]).config_class
+    except PipelineError as err:  # an unsupported family
+        raise PipelineError(f"{where}: {err}") from None
+    try:  # transformers' own field types (strict in v5); the model built later re-reads the same file
+        config_class.from_dict(config)
+    except CONFIG_ERRORS as err:
+        raise PipelineError(f"{where}: not a valid {config['model_type']} config ({_first_line(err)})") from None
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:300]
+
+
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """All tensors of a SafeTensors file; a truncated or corrupt file is a :class:`PipelineError`."""
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise PipelineError(f"{path}: corrupt or unreadable SafeTensors file ({err})") from None
-
-
-def tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The string metadata stored in a SafeTensors header."""
-    try:
-        with safe_open(str(path), "pt") as fh:
-            return fh.metadata() or {}
-    except (SafetensorError, OSError) as err:
         raise PipelineError(f"{path}: corrupt or unreadable SafeTensors file ({err})") from None
 
 
@@ -106,17 +165,25 @@ def save_model(
         meta: provenance for ``pipeline.json``; must contain ``stage``, ``head`` and ``format``.
         tensors: the exact tensors to store instead of the state dict, for quantized formats and compact
             storage (:func:`pipeline.models.compact.compact_model`, which also sets ``meta["storage"]``).
+
+    A structurally pruned model stored as a plain state dict also gets ``modeling_pruned.py`` and a
+    ``config.json`` ``auto_map`` naming it (:mod:`pipeline.models.remote_code`), so plain transformers loads
+    it with ``trust_remote_code=True``; other artifacts carry no ``auto_map``.
     """
     missing = {"stage", "head", "format"} - set(meta)
     if missing:
         raise ValueError(f"meta lacks {sorted(missing)}")
-    if tensors is None:
-        # save_pretrained drops tied duplicates (MLM decoder) so plain transformers can load it.
-        model.save_pretrained(out, safe_serialization=True)
-    else:
-        model.config.save_pretrained(out)
-        contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-        save_file(contiguous, str(out / WEIGHTS), metadata={"format": "pt", "scheme": meta["format"]})
+    with remote_code.attached(model.config, plain_weights=tensors is None) as code:
+        if tensors is None:
+            # save_pretrained drops tied duplicates (MLM decoder) so plain transformers can load it.
+            model.save_pretrained(out, safe_serialization=True)
+        else:
+            model.config.save_pretrained(out)
+            contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            # One metadata key only: safetensors writes a mapping's keys in a random order per process, which
+            # would make equal artifacts differ in bytes (the format is in pipeline.json anyway).
+            save_file(contiguous, str(out / WEIGHTS), metadata={"format": "pt"})
+    remote_code.write_code(out, code)
     copy_tokenizer(tokenizer_src, out)
     write_json(out / META, meta)
 
@@ -149,13 +216,25 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
         return found.load(root, meta).eval(), meta
     weights = str(root / WEIGHTS)
     tensors = stored_tensors(root, meta)
-    model = empty_model(root, meta["head"])
+    model = build_empty(root, meta["head"])
     if meta["format"] == "dense":
         load_state_(model, tensors, weights)
     else:
         model = artifact_scheme(root, meta).load(model, tensors, meta["quantization"], weights)
     model.eval()
     return model, meta
+
+
+def build_empty(root: Path, head: str) -> torch.nn.Module:
+    """:func:`pipeline.models.build.empty_model` of the artifact; a ``config.json`` that transformers accepts
+    but cannot build a model from (a size that is not a number, an impossible combination) is an error naming
+    the file, not a traceback from deep inside the model's constructor."""
+    try:
+        return empty_model(root, head)
+    except PipelineError:
+        raise
+    except CONFIG_ERRORS as err:
+        raise PipelineError(f"{root / CONFIG}: does not describe a buildable model ({_first_line(err)})") from None
 
 
 def stored_tensors(root: Path, meta: dict) -> dict[str, torch.Tensor]:

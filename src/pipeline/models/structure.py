@@ -15,7 +15,10 @@ values: the head size is ``hidden_size // num_attention_heads`` and must not cha
 
 Only self-attention is handled (these encoders have no cross-attention). All functions accept a bare model
 or any task model holding one; the layout comes from the model's family adapter
-(:mod:`pipeline.models.families`).
+(:mod:`pipeline.models.families`), including fused projections: a head's rows are spread over the query,
+key and value blocks of a fused ``Wqkv`` (``qkv_blocks``), a GLU neuron's over the input and gate blocks of
+``Wi`` (``ffn_in_blocks``). A family that cannot take a per-layer change (ALBERT's shared layers) refuses it
+with a :class:`pipeline.core.errors.PipelineError` before anything changes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import operator
 
 import torch
 
+from pipeline.core.errors import PipelineError
 from pipeline.models import families
 
 HEADS_ATTR = "heads_per_layer"
@@ -40,14 +44,43 @@ def heads_per_layer(model: torch.nn.Module) -> list[int]:
         ``[heads of layer 0, heads of layer 1, ...]``, length ``num_hidden_layers``.
     """
     family = families.of(model)
-    size = family.head_size(model)
+    size = family.head_size(model) * family.qkv_blocks
     return [family.qkv(layer)[0].out_features // size for layer in family.layers(model)]
 
 
 def intermediate_per_layer(model: torch.nn.Module) -> list[int]:
     """Current number of feed-forward neurons (the FFN input projection's ``out_features``) of every layer."""
     family = families.of(model)
-    return [family.ffn_in(layer).out_features for layer in family.layers(model)]
+    return [family.ffn_in(layer).out_features // family.ffn_in_blocks for layer in family.layers(model)]
+
+
+def position_table(model: torch.nn.Module) -> tuple[int, int] | None:
+    """``(rows, rows before the first token)`` of the model's absolute position embedding table; None without
+    such a table (relative or rotary positions: DeBERTa without ``position_biased_input``, ModernBERT).
+
+    Read from the embedding table itself, so it holds for every family: RoBERTa-style embeddings number
+    positions from ``padding_idx + 1``, so ``padding_idx + 1`` rows of their table are never used for tokens.
+    A model run by another runtime has no modules to read (:class:`pipeline.export.runtime.OrtModel`): it
+    carries the table's shape as its ``position_table`` attribute, recorded when it was exported.
+    """
+    if not hasattr(model, "base_model"):
+        return model.position_table
+    embeddings = getattr(model.base_model, "embeddings", None)
+    table = getattr(embeddings, "position_embeddings", None)
+    if not isinstance(table, torch.nn.Embedding):
+        return None
+    offset = getattr(embeddings, "padding_idx", None)
+    return table.num_embeddings, (offset + 1 if isinstance(offset, int) else 0)
+
+
+def check_input_length(model: torch.nn.Module, length: int, key: str, where: str) -> None:
+    """Raise a :class:`PipelineError` naming ``key`` (the params key that sets ``length``) and ``where`` (the
+    artifact) when inputs of ``length`` tokens do not fit the model's position embeddings."""
+    table = position_table(model)
+    if table is not None and length > table[0] - table[1]:
+        rows, before = table
+        detail = f"max_position_embeddings {rows}" + (f", {before} of them before the first token" if before else "")
+        raise PipelineError(f"{key}={length} exceeds the {rows - before} positions of {where} ({detail})")
 
 
 # ------------------------------------------------------------------------------------------- validation
@@ -124,6 +157,11 @@ def _head_index(heads: list[int], head_size: int) -> torch.Tensor:
     return torch.cat([torch.arange(h * head_size, (h + 1) * head_size) for h in heads])
 
 
+def _blocks(index: torch.Tensor, width: int, blocks: int) -> torch.Tensor:
+    """``index`` repeated in each of ``blocks`` stacked blocks of ``width`` rows (fused / gated projections)."""
+    return torch.cat([index + b * width for b in range(blocks)])
+
+
 def prune_heads_(model: torch.nn.Module, keep: dict[int, list[int]]) -> None:
     """Physically remove attention heads, in place.
 
@@ -140,17 +178,21 @@ def prune_heads_(model: torch.nn.Module, keep: dict[int, list[int]]) -> None:
     Raises:
         ValueError: an unknown layer, an empty list, a duplicate or an out-of-range head. Nothing is
             changed when the spec is invalid (validation happens before any slicing).
+        PipelineError: the family cannot prune one layer's heads (ALBERT's shared layers).
 
     Side effects:
         ``model.config.heads_per_layer`` is set to the per-layer head counts after pruning.
     """
-    keep = _check_keep(keep, heads_per_layer(model), "head")
     family = families.of(model)
+    family.check_structural(model, "heads")
+    counts = heads_per_layer(model)
+    keep = _check_keep(keep, counts, "head")
     layers, size = family.layers(model), family.head_size(model)
     for i, heads in keep.items():
         index = _head_index(heads, size)
+        rows = _blocks(index, counts[i] * size, family.qkv_blocks)
         for proj in family.qkv(layers[i]):
-            _slice_linear_(proj, index, dim=0)
+            _slice_linear_(proj, rows, dim=0)
         _slice_linear_(family.attention_output(layers[i]), index, dim=1)
         family.set_head_count(layers[i], len(heads))
     model.config.heads_per_layer = heads_per_layer(model)
@@ -170,16 +212,19 @@ def prune_ffn_(model: torch.nn.Module, keep: dict[int, list[int]]) -> None:
     Raises:
         ValueError: an unknown layer, an empty list, a duplicate or an out-of-range neuron (nothing is
             changed then).
+        PipelineError: the family cannot prune one layer's neurons (ALBERT's shared layers).
 
     Side effects:
         ``model.config.intermediate_per_layer`` is set to the per-layer neuron counts after pruning.
     """
-    keep = _check_keep(keep, intermediate_per_layer(model), "neuron")
     family = families.of(model)
+    family.check_structural(model, "ffn")
+    sizes = intermediate_per_layer(model)
+    keep = _check_keep(keep, sizes, "neuron")
     layers = family.layers(model)
     for i, neurons in keep.items():
         index = torch.tensor(neurons, dtype=torch.long)
-        _slice_linear_(family.ffn_in(layers[i]), index, dim=0)
+        _slice_linear_(family.ffn_in(layers[i]), _blocks(index, sizes[i], family.ffn_in_blocks), dim=0)
         _slice_linear_(family.ffn_out(layers[i]), index, dim=1)
     model.config.intermediate_per_layer = intermediate_per_layer(model)
 
@@ -232,7 +277,7 @@ def _resize_heads_(family, layer: torch.nn.Module, heads: int, head_size: int, s
     """Resize one layer's q/k/v and attention output projections for ``heads`` heads."""
     width = heads * head_size
     for proj in family.qkv(layer):
-        _resize_(proj, proj.in_features, width, std)
+        _resize_(proj, proj.in_features, width * family.qkv_blocks, std)
     out = family.attention_output(layer)
     _resize_(out, width, out.out_features, std)
     family.set_head_count(layer, heads)
@@ -241,7 +286,7 @@ def _resize_heads_(family, layer: torch.nn.Module, heads: int, head_size: int, s
 def _resize_ffn_(family, layer: torch.nn.Module, neurons: int, std: float) -> None:
     """Resize one layer's FFN input and output projections for ``neurons`` neurons."""
     ffn_in, ffn_out = family.ffn_in(layer), family.ffn_out(layer)
-    _resize_(ffn_in, ffn_in.in_features, neurons, std)
+    _resize_(ffn_in, ffn_in.in_features, neurons * family.ffn_in_blocks, std)
     _resize_(ffn_out, neurons, ffn_out.out_features, std)
 
 
@@ -264,12 +309,12 @@ def apply_config_shapes_(model: torch.nn.Module) -> None:
     family = families.of(model)
     layers, head_size = family.layers(model), family.head_size(model)
     std = getattr(config, "initializer_range", 0.02)
-    heads = _configured_sizes(config, HEADS_ATTR, config.num_attention_heads)
+    heads = _configured_sizes(config, HEADS_ATTR, family.full_heads(config))
     if heads is not None:
         for layer, now, want in zip(layers, heads_per_layer(model), heads):
             if now != want:
                 _resize_heads_(family, layer, want, head_size, std)
-    neurons = _configured_sizes(config, FFN_ATTR, config.intermediate_size)
+    neurons = _configured_sizes(config, FFN_ATTR, family.full_ffn(config))
     if neurons is not None:
         for layer, now, want in zip(layers, intermediate_per_layer(model), neurons):
             if now != want:
@@ -284,6 +329,7 @@ def drop_layers_(model: torch.nn.Module, keep: list[int]) -> None:
 
     Raises:
         ValueError: an empty ``keep`` or an index outside the model's layers (nothing is changed then).
+        PipelineError: the family cannot drop these layers (ALBERT's shared layers, ModernBERT's first).
     """
     family = families.of(model)
     layers = family.layers(model)
@@ -291,6 +337,7 @@ def drop_layers_(model: torch.nn.Module, keep: list[int]) -> None:
     keep = sorted(set(keep))
     if not keep or keep[0] < 0 or keep[-1] >= count:
         raise ValueError(f"layers to keep {keep} are out of range for a {count}-layer model")
+    family.check_structural(model, "layers", keep)
     family.set_layers(model, [layers[i] for i in keep])
     for new_index, layer in enumerate(family.layers(model)):
         for module in layer.modules():
@@ -302,3 +349,4 @@ def drop_layers_(model: torch.nn.Module, keep: list[int]) -> None:
         sizes = getattr(config, attr, None)
         if sizes is not None:
             setattr(config, attr, [sizes[i] for i in keep])
+    family.after_drop(model, keep)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config.args import TrainArgs
+from pipeline.config.args import TrainArgs, check_seed
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Feature, MlmCollator, batches, encode_text
 from pipeline.data.io import read_split
+from pipeline.models.structure import check_input_length
 from pipeline.train.loop import RunFiles, fit
 
 
@@ -20,6 +21,7 @@ class MlmParams:
     """Masked-LM data settings."""
 
     max_length: int = 64
+    """Longest training/held-out sequence in tokens (>= 8, at most the model's positions)."""
     probability: float = 0.15
     """Fraction of tokens selected for masking (80% [MASK], 10% random, 10% kept)."""
     num_shards: int = 1
@@ -30,6 +32,8 @@ class MlmParams:
             raise ValueError("probability must be in (0, 1)")
         if self.num_shards < 1:
             raise ValueError("num_shards must be >= 1")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
 
 
 @dataclass
@@ -40,6 +44,11 @@ class PretrainRun:
     """Seed of this run (replaces ``pretrain.train.seed``)."""
     shard: int = 0
     """Which corpus shard this run trains on (< ``mlm.num_shards``)."""
+
+    def __post_init__(self):
+        check_seed(self.seed)
+        if self.shard < 0:
+            raise ValueError(f"shard must be >= 0, got {self.shard}")
 
 
 # Masking of the held-out split is fixed so perplexities compare across models and runs.
@@ -54,7 +63,9 @@ def perplexity(model, feats: list[Feature], tokenizer, probability: float, devic
     total_loss, total_tokens = 0.0, 0
     for batch in batches(feats, batch_size, collator):
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        # A masked-LM model's logits, or the MLM logits of BERT's pretraining model (MLM + NSP).
+        logits = out.logits if hasattr(out, "logits") else out.prediction_logits
         labels = batch["labels"]
         loss = torch.nn.functional.cross_entropy(
             logits.view(-1, logits.size(-1)).float(), labels.view(-1), ignore_index=-100, reduction="sum"
@@ -77,7 +88,22 @@ def run_rows(corpus_dir: str | Path, name: str, run: PretrainRun, mlm: MlmParams
     """
     if run.shard >= mlm.num_shards:
         raise PipelineError(f"params.yaml: 'pretrain.runs.{name}.shard' must be < pretrain.mlm.num_shards")
-    return shard(read_split(corpus_dir, "train", "text"), run.shard, mlm.num_shards)
+    rows = read_split(corpus_dir, "train", "text")
+    mine = shard(rows, run.shard, mlm.num_shards)
+    if not mine:
+        raise PipelineError(
+            f"pretrain.runs.{name}.shard={run.shard}: shard {run.shard} of {mlm.num_shards} has no rows "
+            f"({Path(corpus_dir) / 'train.jsonl'} has {len(rows)}; lower pretrain.mlm.num_shards)"
+        )
+    return mine
+
+
+def check_mlm(mlm: MlmParams, model: torch.nn.Module, tokenizer, where: str) -> None:
+    """Before masked-LM training or perplexity: ``mlm.max_length`` fits the model's positions and the tokenizer
+    has a mask token; ``where`` names the artifact in errors."""
+    check_input_length(model, mlm.max_length, "pretrain.mlm.max_length", where)
+    if tokenizer.mask_token_id is None:
+        raise PipelineError(f"{where}: the tokenizer has no mask token (masked-LM training and perplexity need one)")
 
 
 def pretrain(model, train_rows, valid_rows, tokenizer, mlm: MlmParams, args: TrainArgs, device, desc: str,

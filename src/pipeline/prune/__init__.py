@@ -8,6 +8,8 @@
 - ``soft_movement``: movement scores against a fixed threshold, with a score penalty whose weight sets the
   sparsity (Sanh et al., 2020).
 - ``l0``: hard-concrete gates with an expected-L0 penalty while fine-tuning (Louizos et al., 2018).
+- ``lottery``: iterative magnitude pruning with the survivors rewound to an early point of training between
+  rounds (lottery tickets: Frankle & Carbin, 2019; rewinding: Frankle et al., 2020).
 - ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
 - ``heads``: physical attention-head pruning by gradient-based importance (Michel et al., 2019).
 - ``ffn``: physical feed-forward neuron pruning by first-order (Taylor) importance.
@@ -17,11 +19,13 @@
 Zeroing methods set weights to zero in place (the shapes stay; the artifact is stored compactly and
 distillation keeps the zeros); structural methods shrink the tensors and record the new shapes in the config.
 Shared pieces: :mod:`.masks` (masks, sparsity, the cubic schedule), :mod:`.importance` (head, neuron and
-layer importance), :mod:`.scores` (learned score masks).
+layer importance), :mod:`.scores` (learned score masks). :mod:`.sweep` sets a method's registered ``target``
+(its main knob) to one value of a sweep point (``prune.sweep``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +64,7 @@ class PruneContext:
 
 
 PruneFn = Callable[[torch.nn.Module, Any, PruneContext], dict]
+CheckFn = Callable[[torch.nn.Module, Any], None]
 
 
 @dataclass(frozen=True)
@@ -75,16 +80,27 @@ class Method:
     """True: zeros weights in place, shapes unchanged (stored compactly); False: structural (shapes shrink)."""
     trains: bool = False
     """True: prunes while fine-tuning (needs ``context.train``; its schedules cannot resume from checkpoints)."""
+    check: CheckFn | None = None
+    """``(model, params) -> None``: raises a :class:`PipelineError` naming the key when the params cannot apply
+    to this model (more heads kept than it has...); run before any data is prepared or training starts."""
+    target: str | None = None
+    """The field of :attr:`params` that sets how much is pruned (e.g. ``sparsity``, ``keep_heads``): the value a
+    sweep point sets (``prune.sweep``, :mod:`.sweep`). None: the method cannot be swept."""
 
 
 METHODS: Registry[Method] = Registry("pipeline.prune", "pruning method")
 
 
-def register(name: str, params: type, zeroing: bool, trains: bool = False) -> Callable[[PruneFn], PruneFn]:
-    """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``)."""
+def register(name: str, params: type, zeroing: bool, trains: bool = False,
+             check: CheckFn | None = None, target: str | None = None) -> Callable[[PruneFn], PruneFn]:
+    """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``);
+    ``check`` is its early check of the params against the model (see :attr:`Method.check`), ``target`` names
+    the field of ``params`` a sweep sets (:attr:`Method.target`)."""
 
     def add(fn: PruneFn) -> PruneFn:
-        METHODS.add(name, Method(name, params, fn, zeroing, trains), fn.__module__)
+        if target is not None and target not in {f.name for f in dataclasses.fields(params)}:
+            raise ValueError(f"pruning method '{name}': target '{target}' is not a field of {params.__name__}")
+        METHODS.add(name, Method(name, params, fn, zeroing, trains, check, target), fn.__module__)
         return fn
 
     return add
@@ -107,6 +123,14 @@ def prune_(model: torch.nn.Module, method: Method | str, params: Any, context: P
     """
     if isinstance(method, str):
         method = METHODS.get(method)
+    check_method(model, method, params)
     if method.trains and context.train is None:
         raise PipelineError(f"prune.{method.name} prunes while training: the stage must provide training")
     return method.fn(model, params, context)
+
+
+def check_method(model: torch.nn.Module, method: Method, params: Any) -> None:
+    """The method's check of ``params`` against ``model`` (a no-op for methods without one); stages call it
+    right after loading the model, before preparing data or training."""
+    if method.check is not None:
+        method.check(model, params)

@@ -29,14 +29,15 @@ class FFNParams:
             raise ValueError("batches must be >= 1")
 
 
-@register("ffn", FFNParams, zeroing=False)
+@register("ffn", FFNParams, zeroing=False, target="keep_ratio")
 def ffn(model: torch.nn.Module, params: FFNParams, context: PruneContext) -> dict:
     """Keep the ``keep_ratio`` most important intermediate neurons of every layer, physically."""
     if not context.data:
         raise PipelineError("prune.ffn needs training batches to estimate neuron importance")
-    sizes = intermediate_per_layer(model)
     family = families.of(model)
-    modules = [family.ffn_activation(layer) for layer in family.layers(model)]
+    family.check_structural(model, "ffn")
+    sizes = intermediate_per_layer(model)
+    modules = [family.ffn_out(layer) for layer in family.layers(model)]
     scores = gate_importance(model, modules, sizes, context.data[: params.batches], context.loss_fn)
     keep = {}
     for i, (n, score) in enumerate(zip(sizes, scores)):

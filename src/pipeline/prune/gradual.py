@@ -74,7 +74,7 @@ class GradualPruner:
             apply_masks_(model, self.masks)
 
 
-@register("gradual", GradualParams, zeroing=True, trains=True)
+@register("gradual", GradualParams, zeroing=True, trains=True, target="sparsity")
 def gradual(model: torch.nn.Module, params: GradualParams, context: PruneContext) -> dict:
     """Fine-tune while pruning to ``params.sparsity`` on the cubic schedule."""
     history = context.train(model, lambda total: GradualPruner(model, params, total))

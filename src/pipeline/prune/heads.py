@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.core.errors import PipelineError
+from pipeline.models import families
 from pipeline.models.structure import heads_per_layer, prune_heads_
 from pipeline.prune import PruneContext, register
 from pipeline.prune.importance import head_importance
@@ -26,14 +27,20 @@ class HeadsParams:
             raise ValueError("keep_heads and batches must be >= 1")
 
 
-@register("heads", HeadsParams, zeroing=False)
-def heads(model: torch.nn.Module, params: HeadsParams, context: PruneContext) -> dict:
-    """Keep the ``params.keep_heads`` most important heads of every layer, physically."""
+def check_heads(model: torch.nn.Module, params: HeadsParams) -> None:
+    """``keep_heads`` is at most the heads of every layer (a head-pruned model may have fewer)."""
+    families.of(model).check_structural(model, "heads")
     counts = heads_per_layer(model)
     if params.keep_heads > min(counts):
         raise PipelineError(
             f"prune.heads.keep_heads={params.keep_heads} exceeds the heads per layer of the model ({counts})"
         )
+
+
+@register("heads", HeadsParams, zeroing=False, check=check_heads, target="keep_heads")
+def heads(model: torch.nn.Module, params: HeadsParams, context: PruneContext) -> dict:
+    """Keep the ``params.keep_heads`` most important heads of every layer, physically."""
+    counts = heads_per_layer(model)
     if not context.data:
         raise PipelineError("prune.heads needs training batches to estimate head importance")
     scores = head_importance(model, context.data[: params.batches], context.loss_fn)

@@ -13,9 +13,9 @@ from pipeline.prune import LossFn
 def head_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) -> torch.Tensor:
     """Gradient-based head importance ``I_h = sum_batches |dL/dxi_h|`` (Michel et al., 2019).
 
-    Each head's output is multiplied by a gate ``xi_h = 1`` through a forward hook; the gradient of the
-    task loss w.r.t. the gate measures how much the loss depends on the head. Scores are L2-normalised per
-    layer, as in the paper.
+    Each head's output is multiplied by a gate ``xi_h = 1`` where the attention output projection reads it;
+    the gradient of the task loss w.r.t. the gate measures how much the loss depends on the head. Scores are
+    L2-normalised per layer, as in the paper.
 
     Returns:
         ``(L, H_max)`` float tensor; entries past a layer's head count are ``-inf``.
@@ -23,7 +23,7 @@ def head_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) 
     family = families.of(model)
     layers = family.layers(model)
     counts = heads_per_layer(model)
-    per_layer = gate_importance(model, [family.attention_core(layer) for layer in layers], counts, data, loss_fn)
+    per_layer = gate_importance(model, [family.attention_output(layer) for layer in layers], counts, data, loss_fn)
     scores = torch.zeros(len(layers), max(counts))
     for i, score in enumerate(per_layer):
         scores[i, : score.numel()] = score
@@ -36,23 +36,29 @@ def head_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) 
 
 def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], sizes: list[int],
                      data: list[Batch], loss_fn: LossFn) -> list[torch.Tensor]:
-    """``sum_batches |dL/dg|`` for a gate ``g = 1`` on the last dimension of each module's output.
+    """``sum_batches |dL/dg|`` for a gate ``g = 1`` on the last dimension of each module's input.
 
-    The first-order (Taylor) estimate of the loss change when a unit is removed; for attention heads it is
-    Michel et al.'s head importance, for FFN neurons the activation-times-gradient criterion.
+    ``modules`` are the projections reading the units (the attention output projection for heads: input
+    ``(B, T, H * d)``, gated per head; the FFN output projection for neurons: input ``(B, T, I)``), so the
+    same hook serves every family's layout. The first-order (Taylor) estimate of the loss change when a unit
+    is removed; for attention heads it is Michel et al.'s head importance, for FFN neurons the
+    activation-times-gradient criterion. A module run several times per forward (ALBERT's shared layers)
+    sums the gradients of every use.
+
+    Returns:
+        One ``(n,)`` float tensor per module, ``n`` its entry in ``sizes``.
     """
     gates = [torch.ones(n, requires_grad=True) for n in sizes]
     hooks = []
     for module, gate in zip(modules, gates):
 
-        def hook(mod, inputs, output, gate=gate):
-            tensor = output[0] if isinstance(output, tuple) else output
+        def hook(mod, args, gate=gate):
+            tensor = args[0]
             b, t, _ = tensor.shape
             g = gate.to(device=tensor.device, dtype=tensor.dtype)
-            gated = (tensor.view(b, t, g.numel(), -1) * g.view(1, 1, -1, 1)).view(b, t, -1)
-            return (gated, *output[1:]) if isinstance(output, tuple) else gated
+            return ((tensor.view(b, t, g.numel(), -1) * g.view(1, 1, -1, 1)).view(b, t, -1), *args[1:])
 
-        hooks.append(module.register_forward_hook(hook))
+        hooks.append(module.register_forward_pre_hook(hook))
     scores = [torch.zeros(n) for n in sizes]
     was_training = model.training
     model.eval()  # no dropout: importance of the deterministic network
@@ -82,10 +88,11 @@ def layer_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn)
         base = sum(float(loss_fn(model, b)) for b in data) / len(data)
         deltas = []
         for layer in layers:
-            def skip(mod, args, output):
-                return (args[0], *output[1:]) if isinstance(output, tuple) else args[0]
+            def skip(mod, args, kwargs, output):
+                hidden = args[0] if args else kwargs["hidden_states"]
+                return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-            handle = layer.register_forward_hook(skip)
+            handle = layer.register_forward_hook(skip, with_kwargs=True)
             try:
                 deltas.append(sum(float(loss_fn(model, b)) for b in data) / len(data) - base)
             finally:

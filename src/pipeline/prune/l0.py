@@ -158,7 +158,7 @@ class L0Pruner:
         return {"fractional_gates": fractional / sum(g.raw.numel() for g in self.gates)}
 
 
-@register("l0", L0Params, zeroing=True, trains=True)
+@register("l0", L0Params, zeroing=True, trains=True, target="penalty")
 def l0(model: torch.nn.Module, params: L0Params, context: PruneContext) -> dict:
     """Fine-tune with hard-concrete gates and the expected-L0 penalty in the loss, then bake the
     deterministic gates into the weights."""

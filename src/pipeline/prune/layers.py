@@ -27,12 +27,18 @@ class LayersParams:
             raise ValueError("keep_layers must be >= 2 and batches >= 1")
 
 
-@register("layers", LayersParams, zeroing=False)
-def layers(model: torch.nn.Module, params: LayersParams, context: PruneContext) -> dict:
-    """Drop middle layers by measured importance until ``keep_layers`` remain (first and last kept)."""
+def check_layers(model: torch.nn.Module, params: LayersParams) -> None:
+    """``keep_layers`` is at most the model's layer count."""
+    families.of(model).check_structural(model, "layers")
     count = len(families.of(model).layers(model))
     if params.keep_layers > count:
         raise PipelineError(f"prune.layers.keep_layers={params.keep_layers} exceeds the model's {count} layers")
+
+
+@register("layers", LayersParams, zeroing=False, check=check_layers, target="keep_layers")
+def layers(model: torch.nn.Module, params: LayersParams, context: PruneContext) -> dict:
+    """Drop middle layers by measured importance until ``keep_layers`` remain (first and last kept)."""
+    count = len(families.of(model).layers(model))
     if not context.data:
         raise PipelineError("prune.layers needs training batches to measure layer importance")
     importance = layer_importance(model, context.data[: params.batches], context.loss_fn)

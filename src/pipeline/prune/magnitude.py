@@ -25,7 +25,7 @@ class MagnitudeParams:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
 
 
-@register("magnitude", MagnitudeParams, zeroing=True)
+@register("magnitude", MagnitudeParams, zeroing=True, target="sparsity")
 def magnitude(model: torch.nn.Module, params: MagnitudeParams, context: PruneContext) -> dict:
     """Zero the ``params.sparsity`` smallest-magnitude weights (no data needed)."""
     apply_masks_(model, magnitude_masks(prunable_weights(model), params.sparsity, params.scope))

@@ -22,7 +22,7 @@ class MaskLearningParams(TopKScoreParams):
     score_lr_scale: float = 100.0
 
 
-@register("mask_learning", MaskLearningParams, zeroing=True, trains=True)
+@register("mask_learning", MaskLearningParams, zeroing=True, trains=True, target="sparsity")
 def mask_learning(model: torch.nn.Module, params: MaskLearningParams, context: PruneContext) -> dict:
     """Train only the score masks (weights frozen) down to ``params.sparsity`` per matrix."""
     return train_with_scores(model, params, context.train, freeze_weights=True)

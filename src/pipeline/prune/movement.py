@@ -20,7 +20,7 @@ class MovementParams(TopKScoreParams):
     score_lr_scale: float = 20.0
 
 
-@register("movement", MovementParams, zeroing=True, trains=True)
+@register("movement", MovementParams, zeroing=True, trains=True, target="sparsity")
 def movement(model: torch.nn.Module, params: MovementParams, context: PruneContext) -> dict:
     """Fine-tune with learned top-k score masks down to ``params.sparsity`` per matrix."""
     return train_with_scores(model, params, context.train, freeze_weights=False)

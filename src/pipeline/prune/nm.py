@@ -45,7 +45,16 @@ def nm_masks(weights: dict[str, torch.Tensor], n: int, m: int) -> dict[str, torc
     return out
 
 
-@register("nm", NMParams, zeroing=True)
+def check_nm(model: torch.nn.Module, params: NMParams) -> None:
+    """``m`` divides the input dimension of every prunable weight (the pattern must cover each row)."""
+    for name, w in prunable_weights(model).items():
+        if w.shape[1] % params.m:
+            raise PipelineError(
+                f"prune.nm.m={params.m}: input dimension {w.shape[1]} of '{name}' is not a multiple of it"
+            )
+
+
+@register("nm", NMParams, zeroing=True, check=check_nm, target="n")
 def nm(model: torch.nn.Module, params: NMParams, context: PruneContext) -> dict:
     """One-shot N:M magnitude pruning (``n`` of every ``m`` weights kept; 2:4 = 50% sparsity)."""
     apply_masks_(model, nm_masks(prunable_weights(model), params.n, params.m))

@@ -140,7 +140,7 @@ class SoftMovementPruner:
         """Bake ``W * 1[S > tau]`` into the weights and drop the parametrizations."""
         for linear in self.linears.values():
             parametrize.remove_parametrizations(linear, "weight", leave_parametrized=True)
-@register("soft_movement", SoftMovementParams, zeroing=True, trains=True)
+@register("soft_movement", SoftMovementParams, zeroing=True, trains=True, target="reg")
 def soft_movement(model: torch.nn.Module, params: SoftMovementParams, context: PruneContext) -> dict:
     """Fine-tune with thresholded learned scores and the ``lambda * mean(sigmoid(S))`` penalty in the loss;
     the sparsity reached is reported, not imposed."""

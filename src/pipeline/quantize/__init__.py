@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.models import families
 from pipeline.models.formats import SCHEMES, Scheme, Tensors, scheme  # noqa: F401  (the registry lives there)
 
 
@@ -25,9 +26,30 @@ def register(entry: Scheme, module: str) -> Scheme:
 
 def quantize_model(model: torch.nn.Module, name: str, params=None) -> tuple[Tensors, dict]:
     """The tensors to store for ``model`` under scheme ``name`` and the scheme's description (``params``: the
-    scheme's knobs, None for its defaults); the model is not changed."""
+    scheme's knobs, None for its defaults); the model is not changed.
+
+    The description also records ``source_zeros``: the zeros of each prunable weight of the float model
+    (``{module path in the bare model: count}``), so the artifact's facts can tell pruned zeros from the zeros
+    rounding adds (:func:`pipeline.evaluate.facts.source_zeros`).
+    """
     entry = SCHEMES.get(name)
-    return entry.quantize(model, entry.params() if params is None else params)
+    zeros = prunable_zeros(model)
+    tensors, description = entry.quantize(model, entry.params() if params is None else params)
+    return tensors, {**description, "source_zeros": zeros}
+
+
+def prunable_zeros(model: torch.nn.Module) -> dict[str, int]:
+    """Zeros of each prunable weight of a float model, ``{module path in the bare model: count}``: what a
+    quantized artifact records as its ``source_zeros`` (:func:`quantize_model`; the ONNX Runtime int8 graphs of
+    :mod:`pipeline.export` too)."""
+    return {k: int((m.weight == 0).sum()) for k, m in _prunable(model).items()}
+
+
+def _prunable(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
+    """The model family's prunable Linears; every Linear of a module that is no transformers model."""
+    if hasattr(model, "config"):
+        return families.of(model).prunable_linears(model)
+    return {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
 @dataclass

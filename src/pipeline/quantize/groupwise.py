@@ -87,14 +87,33 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def tied_keys(model: torch.nn.Module) -> set[str]:
+    """State-dict names that are tied duplicates of another tensor (the MLM decoder shares the word
+    embeddings), so they are neither stored nor quantized: loading re-ties them to their source.
+
+    transformers 5 lists the ties in force in ``all_tied_weights_keys`` (``{tied name: source name}``, empty
+    when ``config.tie_word_embeddings`` is False); the class attribute ``_tied_weights_keys`` (a dict in v5, a
+    list before) lists the *possible* ties, so each candidate is kept only if it really aliases another tensor.
+    """
+    candidates = getattr(model, "all_tied_weights_keys", None)
+    if candidates is None:
+        candidates = getattr(model, "_tied_weights_keys", None) or ()
+    state = model.state_dict(keep_vars=True)
+    return {k for k in candidates if k in state
+            and any(v is state[k] for name, v in state.items() if name != k)}
+
+
 def linear_paths(model: torch.nn.Module) -> list[str]:
-    """Module paths of the float Linear layers that weight-only schemes quantize (all of them)."""
-    return [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    """Module paths of the float Linear layers that weight-only schemes quantize: all of them except a Linear
+    whose weight is tied to another tensor (an MLM decoder stays the word embeddings, stored once in float)."""
+    tied = tied_keys(model)
+    return [name for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and f"{name}.weight" not in tied]
 
 
 def state_without_tied(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict without tied duplicates (the MLM decoder shares the word embeddings)."""
-    tied = set(getattr(model, "_tied_weights_keys", None) or {})
+    """The state dict without tied duplicates (:func:`tied_keys`)."""
+    tied = tied_keys(model)
     return {k: v for k, v in model.state_dict().items() if k not in tied}
 
 
@@ -105,6 +124,19 @@ def take(tensors: Tensors, key: str, source: str) -> torch.Tensor:
     return tensors.pop(key)
 
 
+def check_group_size(model: torch.nn.Module, paths: list[str], bits: int, params: GroupParams) -> None:
+    """Every quantized Linear's input dimension is a multiple of ``group_size`` (checked for all before any
+    is quantized; physically pruned FFN or head sizes are the usual culprits)."""
+    modules = dict(model.named_modules())
+    for path in paths:
+        cols = modules[path].in_features
+        if cols % params.group_size:
+            raise PipelineError(
+                f"quantize.weight_int{bits}.group_size={params.group_size}: input dimension {cols} of '{path}' is "
+                "not a multiple of it (choose a group size that divides every layer's input)"
+            )
+
+
 @torch.no_grad()
 def quantize_weights(model: torch.nn.Module, bits: int, params: GroupParams) -> tuple[Tensors, dict]:
     """The tensors to store for ``bits``-bit group-wise weights of every Linear, and the scheme description.
@@ -113,6 +145,7 @@ def quantize_weights(model: torch.nn.Module, bits: int, params: GroupParams) -> 
     """
     state = state_without_tied(model)
     paths = linear_paths(model)
+    check_group_size(model, paths, bits, params)
     weights = {f"{p}.weight" for p in paths}
     tensors = {k: v.contiguous() for k, v in state.items() if k not in weights}
     for path in paths:

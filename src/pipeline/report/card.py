@@ -1,19 +1,37 @@
-"""The per-task model card (markdown), its tables built from the metrics DataFrame."""
+"""The per-task model card (markdown), its tables built from the metrics DataFrame.
+
+Sections: how everything was measured; the data (source, tokenizer, rows per split, validation label
+balance); what each variant is and the settings it was made with; results (metric, size, parameters,
+sparsity); size, speed and memory; the task's full official metric set; published reference numbers
+(cited, not measured, in a table of their own); classification diagnostics; training and validation per
+epoch; per-layer facts; figures. Every measured cell is a number some stage recorded, ``-`` where none did.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pandas as pd
 
+from pipeline.data.params import PrepareParams
+from pipeline.report.cited import CitedResult, cited_table
+from pipeline.report.describe import label_balance, source_line, split_table, training_table
 from pipeline.report.tables import BASELINE, cells, fmt, markdown_table, measured, primary_metric
 
-# (header, metrics column, format) of the results table; every cell is one measured number.
-CARD_COLUMNS = (
+# (header, metrics column, format) of the results table after the metric and its delta.
+RESULT_COLUMNS = (
     ("size MB", "size_mb", "{:.3f}"),
     ("dense fp32 MB", "dense_fp32_mb", "{:.3f}"),
     ("params", "params", "{:,}"),
     ("non-zero", "nonzero_params", "{:,}"),
-    ("sparsity", "sparsity", "{:.3f}"),
-    ("heads", "heads_total", "{}"),
+)
+# Zeros of the float weights the artifact was made from, and the zeros quantization rounding added; the single
+# ``sparsity`` (both together) is shown only when the evaluate stage recorded neither.
+SPARSITY_COLUMNS = (("pruned sparsity", "pruned_sparsity", "{:.3f}"),
+                    ("quantization zeros", "quantization_zero_fraction", "{:.3f}"))
+# The size, speed and memory table; memory columns are always there ('-' until measured).
+SPEED_COLUMNS = (
+    ("size MB", "size_mb", "{:.3f}"),
     ("CPU bs1 p50 ms", "cpu_bs1_p50_ms", "{:.3f}"),
     ("CPU bs1 p90 ms", "cpu_bs1_p90_ms", "{:.3f}"),
     ("CPU large p50 ms", "cpu_large_p50_ms", "{:.3f}"),
@@ -23,7 +41,36 @@ CARD_COLUMNS = (
     ("CUDA bs1 p50 ms", "cuda_bs1_p50_ms", "{:.3f}"),
     ("CUDA large seq/s", "cuda_large_seq_per_s", "{:.1f}"),
     ("CUDA speedup large", "cuda_large_speedup", "{:.2f}x"),
+    ("CPU bs1 peak RSS MB", "cpu_bs1_peak_rss_mb", "{:.1f}"),
+    ("CPU large peak RSS MB", "cpu_large_peak_rss_mb", "{:.1f}"),
+    ("CPU bs1 forward RSS MB", "cpu_bs1_forward_rss_mb", "{:.1f}"),
+    ("CPU large forward RSS MB", "cpu_large_forward_rss_mb", "{:.1f}"),
+    ("CUDA large max allocated MB", "cuda_large_max_allocated_mb", "{:.1f}"),
 )
+# The official metric names of every task the pipeline scores (GLUE's, SQuAD v1.1's and v2.0's, answer-text
+# metrics), in display order; MNLI's mismatched split repeats them with a ``_mismatched`` suffix.
+TASK_METRICS = ("accuracy", "exact_match", "exact", "f1", "matthews_correlation", "pearson", "spearmanr",
+                "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact", "NoAns_f1", "NoAns_total",
+                "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh", "bleu", "rouge1", "rouge2",
+                "rougeL", "meteor")
+# (header, epoch-table column) of the per-epoch table; the task's primary metric joins when logged.
+EPOCH_COLUMNS = (("train loss", "train_loss"), ("val loss", "val_loss"), ("accuracy", "accuracy"),
+                 ("macro P", "macro_precision"), ("macro R", "macro_recall"), ("macro F1", "macro_f1"),
+                 ("exact match", "exact_match"), ("exact", "exact"), ("f1", "f1"))
+
+
+@dataclass
+class CardInputs:
+    """What a card shows besides the evaluate stage's files."""
+
+    epochs: pd.DataFrame | None = None
+    """Per-epoch records of the task's runs (:func:`pipeline.report.epochs.epoch_frame`)."""
+    prepare: PrepareParams | None = None
+    """The ``prepare`` params: data source and tokenizer."""
+    counts: dict[str, dict[str, int]] | None = None
+    """The task's data set in ``metrics/prepare/``: ``{split: {"rows", ...}}``."""
+    cited: list[CitedResult] = field(default_factory=list)
+    """``report.cited``: published numbers (those of this task are shown, labelled cited)."""
 
 
 def _first(variants: pd.DataFrame, *columns: str, default: str = "?"):
@@ -61,14 +108,43 @@ def _what(details: dict) -> str:
     return ", ".join(parts)
 
 
-def results_table(variants: pd.DataFrame) -> pd.DataFrame:
-    """Text cells of the results table: metric, its change against ``finetune``, then :data:`CARD_COLUMNS`."""
+def sparsity_columns(frame: pd.DataFrame) -> tuple[tuple[str, str, str], ...]:
+    """:data:`SPARSITY_COLUMNS` when the frame has either, else the single ``sparsity`` column."""
+    if any(c in frame for _, c, _ in SPARSITY_COLUMNS):
+        return SPARSITY_COLUMNS
+    return (("sparsity", "sparsity", "{:.3f}"),)
+
+
+def _numbers(variants: pd.DataFrame) -> pd.DataFrame:
+    """The metrics with sizes in MB and the primary metric's change against ``finetune`` (``delta``)."""
     metric = primary_metric(variants)
     numbers = variants.assign(size_mb=variants["size_bytes"] / 1e6)
     numbers["dense_fp32_mb"] = variants["dense_fp32_bytes"] / 1e6 if "dense_fp32_bytes" in variants else None
     numbers["delta"] = variants[metric] - variants.at[BASELINE, metric] if BASELINE in variants.index else None
-    columns = [(metric, metric, "{:.4f}"), (f"{metric} vs {BASELINE}", "delta", "{:+.4f}"), *CARD_COLUMNS]
-    return cells(numbers, columns)
+    return numbers
+
+
+def results_table(variants: pd.DataFrame) -> pd.DataFrame:
+    """Text cells of the results table: metric, its change against ``finetune``, size, parameters, sparsity
+    (:func:`sparsity_columns`) and heads."""
+    metric = primary_metric(variants)
+    columns = [(metric, metric, "{:.4f}"), (f"{metric} vs {BASELINE}", "delta", "{:+.4f}"), *RESULT_COLUMNS,
+               *sparsity_columns(variants), ("heads", "heads_total", "{}")]
+    return cells(_numbers(variants), columns)
+
+
+def speed_table(variants: pd.DataFrame) -> pd.DataFrame:
+    """Text cells of :data:`SPEED_COLUMNS`: size beside CPU/CUDA latency, throughput, speedups and memory."""
+    return cells(_numbers(variants), SPEED_COLUMNS)
+
+
+def task_metrics_table(variants: pd.DataFrame) -> pd.DataFrame | None:
+    """Text cells of every official task metric the variants have (:data:`TASK_METRICS`, then MNLI's
+    ``_mismatched`` ones): counts as integers, the rest to 4 decimals; None when there are none."""
+    names = [f"{m}{s}" for s in ("", "_mismatched") for m in TASK_METRICS if f"{m}{s}" in variants]
+    if not names:
+        return None
+    return cells(variants, [(n, n, "{:,}" if "total" in n.split("_") else "{:.4f}") for n in names])
 
 
 def diagnostics_table(variants: pd.DataFrame) -> pd.DataFrame | None:
@@ -83,16 +159,31 @@ def diagnostics_table(variants: pd.DataFrame) -> pd.DataFrame | None:
     return cells(variants, columns)
 
 
-def layers_table(layers: pd.DataFrame) -> pd.DataFrame | None:
-    """Text cells ``sparsity / heads / FFN neurons``, a row per variant and a column per encoder layer
-    (``-`` past a variant's depth), from the long per-layer frame; None when there is none."""
+def epoch_table(epochs: pd.DataFrame | None, metric: str) -> pd.DataFrame | None:
+    """Text cells of the per-epoch records (index ``run``; epoch, training and validation loss, accuracy,
+    macro P/R/F1, EM/F1 and the primary metric where logged); None without records."""
+    if epochs is None or epochs.empty:
+        return None
+    columns = [(h, c) for h, c in EPOCH_COLUMNS if c in epochs]
+    if metric in epochs and metric not in [c for _, c in columns]:
+        columns.append((metric, metric))
+    table = cells(epochs.set_index("run"), [("epoch", "epoch", "{}"), ("step", "step", "{}"),
+                                            *((h, c, "{:.4f}") for h, c in columns)])
+    return table
+
+
+def layers_table(layers: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """``(what the cells hold, text cells)``: ``sparsity / heads / FFN neurons`` per variant (rows) and
+    encoder layer (columns; ``-`` past a variant's depth), the pruned sparsity where recorded; None when
+    there are no per-layer facts."""
     if layers.empty:
         return None
+    key = "pruned_sparsity" if "pruned_sparsity" in layers else "sparsity"
     text = pd.DataFrame({"variant": layers["variant"], "layer": layers["layer"],
-                         "cell": [f"{fmt(r.get('sparsity'), '{:.3f}')} / {fmt(r.get('heads'), '{}')} / "
+                         "cell": [f"{fmt(r.get(key), '{:.3f}')} / {fmt(r.get('heads'), '{}')} / "
                                   f"{fmt(r.get('ffn_neurons'), '{}')}" for r in layers.to_dict("records")]})
     table = text.pivot(index="variant", columns="layer", values="cell").fillna("-")
-    return table.rename(columns=lambda i: f"layer {i}")
+    return f"{key.replace('_', ' ')} / heads / FFN neurons", table.rename(columns=lambda i: f"layer {i}")
 
 
 def _intro(task: str, variants: pd.DataFrame) -> list[str]:
@@ -103,11 +194,37 @@ def _intro(task: str, variants: pd.DataFrame) -> list[str]:
             "Every number below was measured by this run's evaluate stage on the validation split "
             f"(CPU timing with {threads} thread(s), batch 1 and batch {batch}, each variant timed interleaved "
             f"with `{BASELINE}` in the same process; CUDA: {_first(variants, 'cuda_device', default='none')}; "
-            f"task metrics in fp32 on {_eval_devices(variants)}). '-' means not measured.", ""]
+            f"task metrics in fp32 on {_eval_devices(variants)}), except the table headed cited. "
+            "'-' means not measured.", ""]
+
+
+def _section(title: str, table: pd.DataFrame | None, index: str, note: str = "") -> list[str]:
+    """A ``## title`` section with an optional note and the table (nothing when there is no table)."""
+    if table is None:
+        return []
+    return [f"## {title}", ""] + ([note, ""] if note else []) + markdown_table(table.rename_axis(index)) + [""]
+
+
+def data_section(task: str, details: dict[str, dict], inputs: CardInputs) -> list[str]:
+    """What data the numbers were measured on: source and tokenizer, rows per split (prepare counts),
+    validation label balance."""
+    lines = ["## Data", "", source_line(task, inputs.prepare), ""]
+    splits = split_table(inputs.counts)
+    if splits is None:
+        lines += [f"Rows per split: `metrics/prepare/` has no data set `{task}`.", ""]
+    else:
+        lines += ["Rows per split (`metrics/prepare/`: kept, and dropped or fixed by the data checks):", ""]
+        lines += markdown_table(splits) + [""]
+    balance = label_balance(details)
+    if balance is not None:
+        lines += ["Validation label balance (gold classes of the examples every metric was measured on, from "
+                  "the evaluate stage's per-class support):", ""] + markdown_table(balance) + [""]
+    return lines
 
 
 def model_card(task: str, variants: pd.DataFrame, details: dict[str, dict], layers: pd.DataFrame,
-               figures: dict[str, str], curves: dict[str, list], fronts: dict[str, list[str]]) -> str:
+               figures: dict[str, str], fronts: dict[str, list[str]], inputs: CardInputs | None = None,
+               logged: bool = True) -> str:
     """The markdown model card of one task.
 
     Args:
@@ -115,25 +232,38 @@ def model_card(task: str, variants: pd.DataFrame, details: dict[str, dict], laye
         details: ``{variant: details JSON}`` (may lack variants).
         layers: long per-layer facts (:func:`pipeline.report.plotdata.layers_frame`).
         figures: ``{title: relative path}`` of the PNGs written.
-        curves: training-loss curves found (their absence is stated, not hidden).
         fronts: ``{"size": [...], "latency": [...]}`` Pareto-optimal variants.
+        inputs: per-epoch records, data description and cited numbers (:class:`CardInputs`).
+        logged: whether any training log was found (their absence is stated, not hidden).
 
     Returns:
         the card's text.
     """
+    inputs = inputs or CardInputs()
     metric = primary_metric(variants)
     what = pd.DataFrame({"what it is": [_what(details.get(n, {})) for n in variants.index]}, index=variants.index)
-    lines = _intro(task, variants) + ["## Variants", ""] + markdown_table(what)
-    lines += ["", "## Results", ""] + markdown_table(results_table(variants))
-    lines += ["", f"Pareto-optimal ({metric} vs size): {', '.join(fronts['size'])}.",
+    lines = _intro(task, variants) + data_section(task, details, inputs)
+    lines += _section("Variants", what, "variant")
+    lines += _section("Training settings", training_table(list(variants.index), details), "variant",
+                      "As each variant's stage recorded them in its `pipeline.json` ('-': that stage does not train).")
+    lines += _section("Results", results_table(variants), "variant")
+    lines += [f"Pareto-optimal ({metric} vs size): {', '.join(fronts['size'])}.",
               f"Pareto-optimal ({metric} vs CPU large-batch latency): {', '.join(fronts['latency'])}.", ""]
-    sections = (("Classification diagnostics", diagnostics_table(variants)),
-                ("Per layer (sparsity / heads / FFN neurons)", layers_table(layers)))
-    for title, table in sections:
-        if table is not None:
-            lines += [f"## {title}", ""] + markdown_table(table.rename_axis("variant")) + [""]
+    lines += _section("Size, speed and memory", speed_table(variants), "variant")
+    lines += _section("Task metrics (official set)", task_metrics_table(variants), "variant")
+    lines += _section("Published reference numbers (cited, not measured)", cited_table(inputs.cited, task), "model",
+                      "Numbers from the literature for orientation, not measured by this pipeline and on data "
+                      "that may differ from the data above; they are never compared or plotted.")
+    lines += _section("Classification diagnostics", diagnostics_table(variants), "variant")
+    lines += _section("Per epoch (validation split, logged while training)", epoch_table(inputs.epochs, metric),
+                      "run", "train loss: the run's training objective averaged over the epoch's steps (distillation: "
+                      "the KD mix; pruning methods: with their penalty); val loss: the task's hard-label loss on the "
+                      "validation split in eval mode; step: optimizer steps done when the epoch ended.")
+    per_layer = layers_table(layers)
+    if per_layer is not None:
+        lines += _section(f"Per layer ({per_layer[0]})", per_layer[1], "variant")
     lines += ["## Figures", ""] + [f"![{title}]({path})" for title, path in figures.items()]
-    if not curves:
+    if not logged:
         lines.append("No training logs were found under `metrics/train`, so no loss-curve figure is drawn.")
     lines.append("")
     return "\n".join(lines)

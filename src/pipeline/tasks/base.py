@@ -12,12 +12,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch, Feature, batches, collate
+from pipeline.models.families import model_inputs
+from pipeline.models.structure import check_input_length
 
 # Keys of a batch that are targets, not model inputs.
 LABEL_KEYS = ("labels", "start_positions", "end_positions")
@@ -34,6 +37,18 @@ def register(name: str):
         return cls
 
     return add
+
+
+class Scored(NamedTuple):
+    """What :meth:`Task.score` measured on one split."""
+
+    scores: dict
+    """The task's metrics."""
+    logits: np.ndarray | None = None
+    """Per-example class logits ``(N, C)`` in row order, where the task has them (classification), else None."""
+    predictions: dict[str, Any] | None = None
+    """When asked for: the model's predictions as JSON-ready files, ``{file name: content}`` (e.g. SQuAD's
+    ``predictions.json``); None otherwise."""
 
 
 @dataclass
@@ -85,11 +100,40 @@ class Task(ABC):
         """Outputs per example of the classification head (2 for QA's start/end logits)."""
         return 2
 
+    # --------------------------------------------------------------------------------------- early checks
+    def check(self, name: str, models: dict[str, torch.nn.Module], tokenizer, data_dir: str | Path | None,
+              splits: tuple[str, ...] = ("train", "validation")) -> None:
+        """Everything about this task that can be checked before any work: each model against the task's
+        params (:meth:`check_model`) and the prepared ``splits`` against them (:meth:`check_data`).
+
+        Args:
+            name: the task's name in ``params.yaml`` (errors name ``tasks.<name>.<field>``).
+            models: artifact path (or what built the model) -> model, in the stage's order.
+            data_dir: the prepared task data; None checks the models only.
+
+        Raises:
+            PipelineError: the first problem, one line naming the key and the artifact or data file.
+        """
+        key = f"tasks.{name}"
+        for where, model in models.items():
+            self.check_model(model, key, str(where))
+        for split in splits if data_dir is not None else ():
+            self.check_data(data_dir, split, tokenizer, key)
+
+    def check_model(self, model: torch.nn.Module, key: str, where: str) -> None:
+        """The task's inputs fit the model: ``max_length`` within its position embeddings."""
+        check_input_length(model, self.params.max_length, f"{key}.max_length", where)
+
+    def check_data(self, data_dir: str | Path, split: str, tokenizer, key: str) -> None:
+        """The rows of ``split`` suit the task's params (the columns are checked whenever rows are read)."""
+        self.rows(data_dir, split)
+
     # -------------------------------------------------------------------------------------------- model
     @staticmethod
     def logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, ...]:
-        """The task logits of a batch (targets stripped): ``((B, C),)`` or ``((B, T), (B, T))`` for QA."""
-        out = model(**{k: v for k, v in batch.items() if k not in LABEL_KEYS})
+        """The task logits of a batch (targets stripped, and segment ids for a model without segment
+        embeddings): ``((B, C),)`` or ``((B, T), (B, T))`` for QA."""
+        out = model(**model_inputs(model, {k: v for k, v in batch.items() if k not in LABEL_KEYS}))
         if hasattr(out, "start_logits"):
             return out.start_logits, out.end_logits
         return (out.logits,)
@@ -113,32 +157,40 @@ class Task(ABC):
         """Prepared split -> suffix of its metric names; splits other than ``validation`` are optional."""
         return {"validation": ""}
 
+    @property
+    def glue_task(self) -> str:
+        """The GLUE task whose official metrics :meth:`score` reports (``sst2``, ``mnli``, ...); empty for none."""
+        return ""
+
     @abstractmethod
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray | None]:
-        """Task metrics of ``model`` on ``rows`` and, where the task has per-example class logits, those
-        logits ``(N, C)`` in row order (None otherwise); one forward pass serves both."""
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
+        """Task metrics of ``model`` on ``rows``, where the task has per-example class logits those logits
+        ``(N, C)`` in row order, and with ``predictions`` the predictions as files (:class:`Scored`); one
+        forward pass serves all three."""
 
     def class_labels(self, rows: list[dict]) -> np.ndarray | None:
         """Gold class ids ``(N,)`` of ``rows`` for per-class diagnostics (confusion matrix, ROC) of
         :meth:`score`'s logits; None when the task has no classes."""
         return None
 
-    def evaluate(self, model, data_dir: str | Path, tokenizer, batch_size: int,
-                 device) -> tuple[dict, np.ndarray | None]:
+    def evaluate(self, model, data_dir: str | Path, tokenizer, batch_size: int, device,
+                 predictions: bool = False) -> Scored:
         """:meth:`score` on every prepared validation split in ``data_dir``.
 
         ``validation`` is reported under the plain metric names, further splits (MNLI's
         ``validation_mismatched``) under names with their suffix (``accuracy_mismatched``) when prepared.
 
         Returns:
-            ``(scores, logits)``: all splits' metrics and the ``validation`` split's logits (see :meth:`score`).
+            all splits' metrics, and the ``validation`` split's logits and (with ``predictions``) predictions.
         """
-        out, logits = self.score(model, self.rows(data_dir, "validation"), tokenizer, batch_size, device)
+        rows = self.rows(data_dir, "validation")
+        valid = Scored(*self.score(model, rows, tokenizer, batch_size, device, predictions))  # a plain tuple too
+        out = dict(valid.scores)
         for split, suffix in self.eval_splits.items():
             if split != "validation" and (Path(data_dir) / f"{split}.jsonl").is_file():
-                scores, _ = self.score(model, self.rows(data_dir, split), tokenizer, batch_size, device)
+                scores = self.score(model, self.rows(data_dir, split), tokenizer, batch_size, device).scores
                 out.update({f"{k}{suffix}": v for k, v in scores.items()})
-        return out, logits
+        return valid._replace(scores=out)
 
 
 @torch.inference_mode()

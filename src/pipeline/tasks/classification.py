@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 import torch
 
+from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch, Feature
 from pipeline.data.io import read_split
 from pipeline.tasks import glue
-from pipeline.tasks.base import Task, TaskParams, all_logits, register
+from pipeline.tasks.base import Scored, Task, TaskParams, all_logits, register
 
 
 @dataclass
@@ -94,6 +96,31 @@ class ClassificationTask(Task):
         glue.check(self.glue, split_rows, str(Path(data_dir) / f"{split}.jsonl"))
         return split_rows
 
+    def check_model(self, model: torch.nn.Module, key: str, where: str) -> None:
+        """Besides the input length: the model's head has ``num_labels`` outputs (a head trained for another
+        label count would be scored against the wrong classes)."""
+        super().check_model(model, key, where)
+        outputs = model.config.num_labels
+        if outputs != self.num_labels:
+            raise PipelineError(
+                f"{key}.num_labels is {self.num_labels} but {where} has a classification head with {outputs} "
+                f"output(s) (set {key}.num_labels: {outputs}, or fine-tune again)"
+            )
+
+    def check_data(self, data_dir: str | Path, split: str, tokenizer, key: str) -> None:
+        """Class labels within ``num_labels`` (the error names the key as well as the row), then the GLUE
+        checks of :meth:`rows`."""
+        if not self.regression:
+            columns = self.glue.columns if self.params.glue else None
+            for n, row in enumerate(read_split(data_dir, split, "classification", columns), 1):
+                label = row.get("label")
+                if isinstance(label, int) and not isinstance(label, bool) and label >= self.num_labels:
+                    raise PipelineError(
+                        f"{key}.num_labels is {self.num_labels} but {Path(data_dir) / f'{split}.jsonl'} row {n} has "
+                        f"label {label}: set {key}.num_labels to the data's class count"
+                    )
+        self.rows(data_dir, split)
+
     def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
         return encode(rows, tokenizer, self.params.max_length, self.glue.text_columns, self.regression)
 
@@ -111,12 +138,34 @@ class ClassificationTask(Task):
     def eval_splits(self) -> dict[str, str]:
         return self.glue.eval_splits
 
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, np.ndarray]:
-        """The GLUE task's metrics (fractions/correlations; by default ``accuracy`` and ``f1``) and the logits
-        ``(N, C)`` they were computed from (``C == 1`` for regression)."""
+    @property
+    def glue_task(self) -> str:
+        return self.params.glue
+
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
+        """The GLUE task's metrics (fractions/correlations; by default ``accuracy`` and ``f1``), the logits
+        ``(N, C)`` they were computed from (``C == 1`` for regression) and, with ``predictions``,
+        ``{"predictions.json": per_example(rows, logits)}``."""
         (logits,) = all_logits(model, self.train_features(rows, tokenizer), tokenizer.pad_token_id, batch_size,
                                device)
-        return glue.score(self.glue, logits, [r["label"] for r in rows]), logits
+        files = {"predictions.json": self.per_example(rows, logits)} if predictions else None
+        return Scored(glue.score(self.glue, logits, [r["label"] for r in rows]), logits, files)
+
+    def per_example(self, rows: list[dict], logits: np.ndarray) -> list[dict]:
+        """One record per row, in row order: ``row`` (0-based position in the split), ``idx`` (the row's own
+        ``idx``, None when it has none), ``label`` (gold), ``prediction`` and, for classes, ``probabilities``
+        (softmax of the ``C`` logits, float64; ``prediction`` is the argmax of the logits, as scored).
+        Regression: ``prediction`` is the model's output."""
+        out = []
+        probs = None if self.regression else scipy.special.softmax(np.asarray(logits, dtype=np.float64), axis=1)
+        for n, row in enumerate(rows):
+            record = {"row": n, "idx": row.get("idx"), "label": row["label"]}
+            if probs is None:
+                record["prediction"] = float(logits[n, 0])
+            else:
+                record |= {"prediction": int(np.argmax(logits[n])), "probabilities": probs[n].tolist()}
+            out.append(record)
+        return out
 
     def class_labels(self, rows: list[dict]) -> np.ndarray | None:
         """Gold class ids ``(N,)``; None for regression (no classes to confuse)."""

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import scipy.special
 import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch, Feature
 from pipeline.data.io import read_split
 from pipeline.tasks import metrics, squad, text_metrics
-from pipeline.tasks.base import Task, TaskParams, all_logits, register
+from pipeline.tasks.base import Scored, Task, TaskParams, all_logits, register
 
 
 @dataclass
@@ -38,13 +40,19 @@ class QAParams(TaskParams):
     """SQuAD v2 (some questions have no answer): predict "" when the null score wins, v2 metrics."""
     null_score_diff_threshold: float = 0.0
     """v2: predict "" when null score - best span score exceeds this (tune with ``best_f1_thresh``)."""
-    text_metrics: list[Literal["bleu", "rouge"]] = field(default_factory=list)
-    """Extra answer-text metrics (the names of :data:`pipeline.tasks.text_metrics.METRICS`)."""
+    text_metrics: list[Literal["bleu", "rouge", "meteor"]] = field(default_factory=list)
+    """Extra answer-text metrics (the names of :data:`pipeline.tasks.text_metrics.METRICS`); ``meteor`` needs
+    the ``meteor`` extra and WordNet (see :func:`pipeline.tasks.text_metrics.meteor`)."""
 
     def __post_init__(self):
         super().__post_init__()
         if not 0 < self.doc_stride < self.max_length:
             raise ValueError("doc_stride must be in (0, max_length)")
+        if self.n_best_size < 1:
+            raise ValueError(f"n_best_size must be >= 1, got {self.n_best_size}")
+        if self.max_answer_length < 1:
+            raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}")
+        text_metrics.check_available(self.text_metrics)
 
 
 def encode_features(features: dict[str, list], with_labels: bool) -> list[Feature]:
@@ -65,6 +73,24 @@ class QATask(Task):
     def rows(self, data_dir: str | Path, split: str) -> list[dict]:
         return read_split(data_dir, split, "qa")
 
+    def check_data(self, data_dir: str | Path, split: str, tokenizer, key: str) -> None:
+        """Unanswerable questions only with ``version_2_with_negative``, and every question short enough to
+        leave a context window longer than ``doc_stride`` within ``max_length`` (else the tokenizer aborts)."""
+        rows = self.rows(data_dir, split)
+        where = Path(data_dir) / f"{split}.jsonl"
+        unanswerable = [r["id"] for r in rows if not r["answers"]["text"]]
+        if unanswerable and not self.params.version_2_with_negative:
+            more = f" (+{len(unanswerable) - 1} more)" if len(unanswerable) > 1 else ""
+            raise PipelineError(
+                f"{where}: question {unanswerable[0]!r}{more} has no answer: for SQuAD v2 data set "
+                f"{key}.version_2_with_negative: true"
+            )
+        questions = [r["question"].lstrip() for r in rows]  # as feature preparation strips them
+        try:
+            squad._check_stride(questions, rows, tokenizer, self.params.max_length, self.params.doc_stride)
+        except ValueError as err:
+            raise PipelineError(f"{key}: {where}: {err} (raise {key}.max_length or lower {key}.doc_stride)") from None
+
     def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
         p = self.params
         feats = squad.prepare_train_features(rows, tokenizer, p.max_length, p.doc_stride)
@@ -79,11 +105,11 @@ class QATask(Task):
     def primary_metric(self) -> str:
         return "f1"
 
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device) -> tuple[dict, None]:
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
         """``{"exact_match", "f1"}`` (0-100) of the ``squad`` metric module, or with ``version_2_with_negative``
         the SQuAD v2 set of the ``squad_v2`` module (:func:`pipeline.tasks.metrics.squad_v2`); plus
-        ``bleu``/``rouge1``/``rouge2``/``rougeL`` (0-100) when ``text_metrics`` asks for them. No per-example
-        class logits (None)."""
+        ``bleu``/``rouge1``/``rouge2``/``rougeL``/``meteor`` (0-100) when ``text_metrics`` asks for them. No
+        per-example class logits. With ``predictions``, the files of :func:`prediction_files`."""
         p = self.params
         refs = {r["id"]: list(r["answers"]["text"]) for r in rows}
         if not p.version_2_with_negative:
@@ -97,18 +123,43 @@ class QATask(Task):
         start, end = all_logits(model, encode_features(features, with_labels=False), tokenizer.pad_token_id,
                                 batch_size, device)
         spans = {"n_best_size": p.n_best_size, "max_answer_length": p.max_answer_length}
+        diffs = None
         if p.version_2_with_negative:
             v2 = squad.postprocess_predictions_v2(rows, features, start, end,
                                                    null_score_diff_threshold=p.null_score_diff_threshold, **spans)
             # The best non-null answers, so that the threshold search sees what each question would get.
             scores = metrics.squad_v2(v2.answers, refs, v2.score_diffs, p.null_score_diff_threshold)
-            preds = v2.predictions
+            preds, diffs = v2.predictions, v2.score_diffs
         else:
             preds = squad.postprocess_predictions(rows, features, start, end, **spans)
             scores = metrics.squad_v1(preds, refs)
         if p.text_metrics:
             scores.update(answer_text_metrics(p.text_metrics, preds, refs))
-        return scores, None
+        files = None
+        if predictions:
+            nbest = squad.nbest_predictions(rows, features, start, end, with_null=diffs is not None, **spans)
+            files = prediction_files(preds, nbest, diffs)
+        return Scored(scores, None, files)
+
+
+def prediction_files(preds: dict[str, str], nbest: dict[str, list[dict]],
+                     score_diffs: dict[str, float] | None) -> dict[str, dict]:
+    """The predictions in the files of the official SQuAD evaluation (``evaluate-v2.0.py``) and reference BERT
+    scripts, as ``{file name: JSON content}``.
+
+    - ``predictions.json``: ``{question id: answer text}`` (v2: ``""`` where "no answer" won at
+      ``null_score_diff_threshold``); the script's ``data_file``/``pred_file`` pair scores it.
+    - ``nbest_predictions.json``: ``{question id: [candidate, ...]}`` of :func:`pipeline.tasks.squad.nbest_predictions`.
+    - v2 (``score_diffs`` given) ``na_prob.json``: ``{question id: P(no answer)}`` for the script's
+      ``--na-prob-file``: the logistic sigmoid of ``null score - best span score``, i.e. the softmax
+      probability of "no answer" against the best span; 1.0 where no valid span exists (diff ``+inf``). It is
+      monotone in the score difference, so the script's best-threshold search ranks questions as
+      ``best_f1_thresh`` does.
+    """
+    files: dict[str, dict] = {"predictions.json": preds, "nbest_predictions.json": nbest}
+    if score_diffs is not None:
+        files["na_prob.json"] = {qid: float(scipy.special.expit(np.float64(d))) for qid, d in score_diffs.items()}
+    return files
 
 
 def answer_text_metrics(names: list[str], preds: dict[str, str], refs: dict[str, list[str]]) -> dict[str, float]:

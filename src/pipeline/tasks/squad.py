@@ -8,7 +8,12 @@ so that the best-scoring token span over all of an example's features can be map
 SQuAD v2 (unanswerable questions) also scores "no answer" at the CLS token and predicts ``""`` when
 that null score beats the best span by more than a threshold.
 
-Needs a *fast* (Rust-backed) tokenizer: offsets and ``sequence_ids`` come from it.
+Needs a *fast* (Rust-backed) tokenizer: offsets and ``sequence_ids`` come from it. Any tokenizer family
+works: special tokens and their positions come from the tokenizer (RoBERTa's ``<s> q </s></s> c </s>``
+as well as BERT's ``[CLS] q [SEP] c [SEP]``), segment ids are kept only when it makes them, and byte-level
+BPE tokens (RoBERTa, ModernBERT), whose offsets may include the space before a word, are handled: an answer
+span is found by overlap, not by exact offsets, and predicted text is cut without surrounding whitespace.
+Contexts and questions are plain strings, never pre-split words, so no ``add_prefix_space`` is needed.
 """
 
 from __future__ import annotations
@@ -219,11 +224,13 @@ def prepare_eval_features(
 
 
 class Span(NamedTuple):
-    """A candidate answer: its score (start logit + end logit) and character span in the context."""
+    """A candidate answer: its score (start logit + end logit), character span in the context and the two logits."""
 
     score: float
     start_char: int
     end_char: int
+    start_logit: float
+    end_logit: float
 
 
 def _top_indices(logits: np.ndarray, k: int) -> np.ndarray:
@@ -259,7 +266,8 @@ def _candidate_spans(
         for e in ends:
             if offsets[e] is None or e < s or e - s + 1 > max_answer_length:
                 continue
-            yield Span(float(start_logits[s] + end_logits[e]), int(offsets[s][0]), int(offsets[e][1]))
+            yield Span(float(start_logits[s] + end_logits[e]), int(offsets[s][0]), int(offsets[e][1]),
+                       float(start_logits[s]), float(end_logits[e]))
 
 
 def _best_span(spans: Iterator[Span]) -> Span | None:
@@ -273,6 +281,16 @@ def _best_span(spans: Iterator[Span]) -> Span | None:
         if best is None or span.score > best.score:
             best = span
     return best
+
+
+def span_text(context: str, span: Span) -> str:
+    """The context text under ``span`` without surrounding whitespace.
+
+    A byte-level BPE token for `` word`` (``Ġword``) has offsets that start at the space unless its tokenizer
+    trims them (RoBERTa's post-processor does, a plain ``TemplateProcessing`` one does not); WordPiece offsets
+    never include whitespace, so for them this is the plain slice.
+    """
+    return context[span.start_char : span.end_char].strip()
 
 
 def _checked_logits(
@@ -342,7 +360,7 @@ def postprocess_predictions(
         best = _example_best_span(
             by_example.get(example["id"], []), features, start_logits, end_logits, n_best_size, max_answer_length
         )
-        predictions[example["id"]] = "" if best is None else example["context"][best.start_char : best.end_char]
+        predictions[example["id"]] = "" if best is None else span_text(example["context"], best)
     return predictions
 
 
@@ -397,8 +415,71 @@ def postprocess_predictions_v2(
             raise ValueError(f"example {qid!r} has no features")
         null_score = min(float(start_logits[i, cls_index[i]] + end_logits[i, cls_index[i]]) for i in indices)
         best = _example_best_span(indices, features, start_logits, end_logits, n_best_size, max_answer_length)
-        answer = "" if best is None else example["context"][best.start_char : best.end_char]
+        answer = "" if best is None else span_text(example["context"], best)
         diff = np.inf if best is None else null_score - best.score
         out.answers[qid], out.score_diffs[qid] = answer, float(diff)
         out.predictions[qid] = "" if diff > null_score_diff_threshold else answer
+    return out
+
+
+def _null_candidate(indices: list[int], features: dict[str, list], start_logits: np.ndarray,
+                    end_logits: np.ndarray) -> dict:
+    """The "no answer" candidate of one example: the CLS logits of its feature with the lowest null score."""
+    cls_index = features.get("cls_index") or [0] * len(features["example_id"])
+    i = min(indices, key=lambda k: float(start_logits[k, cls_index[k]] + end_logits[k, cls_index[k]]))
+    start, end = float(start_logits[i, cls_index[i]]), float(end_logits[i, cls_index[i]])
+    return {"text": "", "score": start + end, "start_logit": start, "end_logit": end, "start_char": None,
+            "end_char": None}
+
+
+def nbest_predictions(
+    examples: Sequence[dict],
+    features: dict[str, list],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+    with_null: bool = False,
+) -> dict[str, list[dict]]:
+    """The best answer candidates of each example, best first (the n-best file of the reference BERT and
+    Hugging Face SQuAD scripts).
+
+    The candidates are the valid spans of :func:`postprocess_predictions` over all of the example's
+    features, sorted by score (start logit + end logit; equal scores keep the order in which they were
+    found, so the first candidate is the answer :func:`postprocess_predictions` picks), the ``n_best_size``
+    best kept. With ``with_null`` (SQuAD v2) the "no answer" candidate is added and sorted with them: text
+    ``""``, the CLS start/end logits of the feature with the lowest null score (the null score of
+    :func:`postprocess_predictions_v2`) and no character offsets.
+
+    Args:
+        examples, features, start_logits, end_logits, n_best_size, max_answer_length: as for
+            :func:`postprocess_predictions`.
+        with_null: add the "no answer" candidate.
+
+    Returns:
+        ``{example id: [candidate, ...]}``, at most ``n_best_size`` (+1 with ``with_null``) candidates, each
+        ``{"text", "score", "start_logit", "end_logit", "start_char", "end_char", "probability"}``: offsets
+        into the context (end exclusive; ``None`` for "no answer") and the softmax of the scores over the
+        example's listed candidates. An example without any valid span gets ``[]`` (v1).
+    """
+    start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
+    by_example = _features_by_example(features["example_id"])
+    out: dict[str, list[dict]] = {}
+    for example in examples:
+        indices = by_example.get(example["id"], [])
+        spans = [span for i in indices for span in _candidate_spans(
+            start_logits[i], end_logits[i], features["offset_mapping"][i], n_best_size, max_answer_length)]
+        spans.sort(key=lambda span: -span.score)
+        found = [{"text": example["context"][s.start_char : s.end_char], "score": s.score, "start_logit": s.start_logit,
+                  "end_logit": s.end_logit, "start_char": s.start_char, "end_char": s.end_char}
+                 for s in spans[:n_best_size]]
+        if with_null and indices:
+            found = sorted([*found, _null_candidate(indices, features, start_logits, end_logits)],
+                           key=lambda c: -c["score"])
+        if found:
+            scores = np.array([c["score"] for c in found])
+            weights = np.exp(scores - scores.max())
+            for candidate, p in zip(found, weights / weights.sum()):
+                candidate["probability"] = float(p)
+        out[example["id"]] = found
     return out

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import sklearn.metrics
 import torch
 
 from pipeline.config.args import ArchParams, TrainArgs
-from pipeline.data.features import collate
-from pipeline.tasks.base import Task
+from pipeline.data.features import Feature, batches, collate
+from pipeline.tasks.base import LABEL_KEYS, Task
 from pipeline.train.loop import LossFn, RunFiles, fit, total_steps
 
 
@@ -20,6 +22,76 @@ class TeacherParams:
 
     arch: ArchParams = field(default_factory=ArchParams)
     train: TrainArgs = field(default_factory=TrainArgs)
+
+
+def macro_scores(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Accuracy and macro-averaged precision, recall and F1 of ``(N,)`` gold and predicted class ids.
+
+    Macro: the unweighted mean over the ``num_classes`` classes of each class's score (scikit-learn's
+    ``precision_recall_fscore_support(average="macro")``); a class never predicted (never present) has
+    precision (recall) 0, scikit-learn's ``zero_division=0``, the convention of
+    :mod:`pipeline.evaluate.diagnostics`, so the last epoch's ``macro_f1`` is the evaluate stage's on the
+    same model.
+
+    Returns:
+        ``{"accuracy", "macro_precision", "macro_recall", "macro_f1"}``, fractions in [0, 1].
+    """
+    precision, recall, f1, _ = sklearn.metrics.precision_recall_fscore_support(
+        labels, preds, labels=np.arange(num_classes), average="macro", zero_division=0)
+    return {"accuracy": float(sklearn.metrics.accuracy_score(labels, preds)), "macro_precision": float(precision),
+            "macro_recall": float(recall), "macro_f1": float(f1)}
+
+
+@torch.inference_mode()
+def validation_loss(task: Task, model: torch.nn.Module, feats: list[Feature], pad_id: int, batch_size: int,
+                    device, logits: np.ndarray | None = None) -> float:
+    """The task's hard loss (:meth:`pipeline.tasks.base.Task.hard_loss`) on labelled validation features, the
+    mean per feature (classification: per example; QA: per context window), in eval mode (no dropout).
+
+    Features of one length are batched together: no padding enters the loss (a padded position still gets a
+    start/end logit, which a per-token cross-entropy would count), so the mean does not depend on the batch size.
+
+    Args:
+        feats: the validation split as training features (:meth:`~pipeline.tasks.base.Task.train_features`).
+        logits: ``(N, C)`` logits of ``feats`` in order, when scoring already computed them (classification):
+            the loss is then taken from them without another forward pass.
+
+    Returns:
+        the mean loss (cross-entropy in nats, or MSE for regression; QA: mean of start and end cross-entropy).
+    """
+    if logits is not None:
+        targets = {k: torch.tensor([f[k] for f in feats]) for k in LABEL_KEYS if k in feats[0]}
+        return float(task.hard_loss((torch.from_numpy(logits),), targets))
+    by_length: dict[int, list[Feature]] = {}
+    for f in feats:
+        by_length.setdefault(len(f["input_ids"]), []).append(f)
+    total = 0.0
+    for group in by_length.values():
+        for batch in batches(group, batch_size, lambda f: collate(f, pad_id)):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            total += float(task.hard_loss(task.logits(model, batch), batch)) * len(batch["input_ids"])
+    return total / len(feats)
+
+
+def epoch_scores(task: Task, model: torch.nn.Module, rows: list[dict], feats: list[Feature], tokenizer,
+                 batch_size: int, device) -> dict:
+    """What training logs after each epoch on the validation split: the task's metrics
+    (:meth:`~pipeline.tasks.base.Task.score`), ``val_loss`` (:func:`validation_loss`) and, for classification
+    with classes, :func:`macro_scores` (its ``accuracy`` only where the task's metrics lack one).
+
+    Reads no random numbers and changes no weight, so training is the same with or without it.
+
+    Args:
+        rows: the validation rows; ``feats``: the same rows as labelled features.
+    """
+    scores, logits, _ = task.score(model, rows, tokenizer, batch_size, device)
+    out = {**scores, "val_loss": validation_loss(task, model, feats, tokenizer.pad_token_id, batch_size, device,
+                                                 logits)}
+    labels = task.class_labels(rows)
+    if labels is not None and logits is not None:
+        macro = macro_scores(labels, logits.argmax(-1), task.num_labels)
+        out.update({k: v for k, v in macro.items() if k not in out})
+    return out
 
 
 def train_task(
@@ -35,7 +107,7 @@ def train_task(
     eval_batch_size: int = 64,
     files: RunFiles | None = None,
 ) -> tuple[list[dict], dict]:
-    """Train on the task's train split, scoring the validation split after every epoch.
+    """Train on the task's train split, scoring the validation split after every epoch (:func:`epoch_scores`).
 
     Args:
         loss_fn: ``(model, batch) -> loss``; defaults to the task's hard-label loss.
@@ -46,6 +118,7 @@ def train_task(
         ``(history, final validation metrics)``.
     """
     valid = task.rows(data_dir, "validation")
+    valid_feats = task.train_features(valid, tokenizer)
     feats = task.train_features(task.rows(data_dir, "train"), tokenizer)
     pad_id = tokenizer.pad_token_id
     history = fit(
@@ -57,7 +130,7 @@ def train_task(
         desc,
         loss_fn=loss_fn or task.loss,
         after_step=after_step,
-        on_epoch=lambda epoch, m: task.score(m, valid, tokenizer, eval_batch_size, device)[0],
+        on_epoch=lambda epoch, m: epoch_scores(task, m, valid, valid_feats, tokenizer, eval_batch_size, device),
         files=files,
     )
     return history, {k: v for k, v in history[-1].items() if k not in ("epoch", "loss")}

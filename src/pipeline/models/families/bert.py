@@ -1,57 +1,36 @@
 """BERT (and BERT-architecture checkpoints such as MiniLM): ``model.bert.encoder.layer[i]``.
 
 Each layer: ``attention.self.{query,key,value}`` (head-major outputs), ``attention.output.dense``,
-``intermediate.dense`` (neurons) and ``output.dense``.
+``intermediate.dense`` (neurons) and ``output.dense``. The only family with a next-sentence head
+(``pretraining``: :class:`transformers.BertForPreTraining`, for ``pretrain.objective: mlm_nsp``).
 """
 
 from __future__ import annotations
 
 import re
 
-import torch
-from transformers import BertConfig, BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification
+from transformers import (BertConfig, BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering,
+                          BertForSequenceClassification)
 
 from pipeline.models.families.base import Family
 
 
-class Bert(Family):
+class BertLayout(Family):
+    """The BERT layer layout, which RoBERTa, XLM-RoBERTa and ELECTRA share."""
+
+    layers_path = "encoder.layer.*"
+    qkv_paths = ("attention.self.query", "attention.self.key", "attention.self.value")
+    attention_output_path = "attention.output.dense"
+    ffn_in_path = "intermediate.dense"
+    ffn_out_path = "output.dense"
+    head_size_path = "attention.self.attention_head_size"
+    head_count_path = "attention.self"
+    head_count_attrs = {"num_attention_heads": "heads", "all_head_size": "width"}
+    layer_pattern = re.compile(r"encoder\.layer\.(\d+)\.(attention|intermediate|output)\.")
+
+
+class Bert(BertLayout):
     model_type = "bert"
     config_class = BertConfig
-    heads = {"mlm": BertForMaskedLM, "classification": BertForSequenceClassification, "qa": BertForQuestionAnswering}
-    layer_pattern = re.compile(r"encoder\.layer\.(\d+)\.(attention|intermediate|output)\.")
-    attention_sublayers = ("attention",)
-    query_weight = "attention.self.query.weight"
-    ffn_in_weight = "intermediate.dense.weight"
-
-    def layers(self, model: torch.nn.Module) -> torch.nn.ModuleList:
-        return model.base_model.encoder.layer
-
-    def set_layers(self, model: torch.nn.Module, layers: list[torch.nn.Module]) -> None:
-        model.base_model.encoder.layer = torch.nn.ModuleList(layers)
-
-    def qkv(self, layer):
-        attn = layer.attention.self
-        return attn.query, attn.key, attn.value
-
-    def attention_output(self, layer):
-        return layer.attention.output.dense
-
-    def attention_core(self, layer):
-        return layer.attention.self
-
-    def ffn_in(self, layer):
-        return layer.intermediate.dense
-
-    def ffn_out(self, layer):
-        return layer.output.dense
-
-    def ffn_activation(self, layer):
-        return layer.intermediate
-
-    def head_size(self, model: torch.nn.Module) -> int:
-        return self.layers(model)[0].attention.self.attention_head_size
-
-    def set_head_count(self, layer: torch.nn.Module, heads: int) -> None:
-        attn = layer.attention.self
-        attn.num_attention_heads = heads
-        attn.all_head_size = heads * attn.attention_head_size
+    heads = {"mlm": BertForMaskedLM, "classification": BertForSequenceClassification,
+             "qa": BertForQuestionAnswering, "pretraining": BertForPreTraining}

@@ -1,0 +1,204 @@
+"""End to end: several named tasks from files as distributed, and the GLUE table in the report.
+
+Fixture files in the exact layouts GLUE's ``download_glue_data.py`` and SQuAD v1.1 distribute (SST-2, MRPC and
+MNLI TSVs with their headers, MNLI's two dev files; SQuAD's nested JSON), with generated sentences (GLUE's data
+cannot be downloaded here). ``dvc repro`` in a temporary copy on tiny sizes, then the GLUE table is checked
+against the evaluate stage's files. A second run follows the README's SST-2 walkthrough (profiles/tasks/sst2.yaml
+applied with the same command) on SST-2-layout fixture files.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clean_copy import clean_copy
+from import_closure import ROOT
+from pipeline.data import synthetic
+from test_e2e import ENV, all_stages, ran, sh, tiny
+
+pytestmark = pytest.mark.e2e
+
+# Methods and variants of these runs: the quantized variant is distill-heads (quantize.source).
+METHODS = ["heads"]
+VARIANTS = ["finetune", "prune-heads", "distill-heads", "quantize"]
+
+
+def tsv(path: Path, header: list[str], rows: list[list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in [header, *rows]))
+
+
+def sentences(n: int, seed: int) -> list[dict]:
+    return synthetic.generate_classification(n, seed)
+
+
+def write_sst2(root: Path, train: int, dev: int) -> None:
+    """``SST-2/``: ``train.tsv``/``dev.tsv`` (``sentence``, ``label``) and an unlabelled ``test.tsv``."""
+    for name, n, seed in (("train", train, 1), ("dev", dev, 2)):
+        tsv(root / f"{name}.tsv", ["sentence", "label"], [[r["sentence"], r["label"]] for r in sentences(n, seed)])
+    tsv(root / "test.tsv", ["index", "sentence"], [[i, r["sentence"]] for i, r in enumerate(sentences(5, 3))])
+
+
+def write_mrpc(root: Path, train: int, dev: int) -> None:
+    """``MRPC/``: ``Quality``, ``#1 ID``, ``#2 ID``, ``#1 String``, ``#2 String``; a pair is a paraphrase (1)
+    when both sentences have the same sentiment."""
+    header = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+    for name, n, seed in (("train", train, 4), ("dev", dev, 5)):
+        a, b = sentences(n, seed), sentences(n, seed + 10)
+        tsv(root / f"{name}.tsv", header, [[int(x["label"] == y["label"]), 1000 + i, 2000 + i, x["sentence"],
+                                            y["sentence"]] for i, (x, y) in enumerate(zip(a, b))])
+
+
+MNLI_LABELS = ("entailment", "neutral", "contradiction")
+
+
+def write_mnli(root: Path, train: int, dev: int) -> None:
+    """``MNLI/``: ``train.tsv``, ``dev_matched.tsv``, ``dev_mismatched.tsv`` with MNLI's columns (parses, five
+    annotator labels on the dev sets, ``gold_label``)."""
+    parses = ["sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse", "sentence2_parse"]
+    rng = random.Random(0)
+    for name, n, seed in (("train", train, 6), ("dev_matched", dev, 7), ("dev_mismatched", dev, 8)):
+        labels = ["label1"] if name == "train" else [f"label{k}" for k in range(1, 6)]
+        rows = []
+        for i, (x, y) in enumerate(zip(sentences(n, seed), sentences(n, seed + 10))):
+            gold = MNLI_LABELS[(x["label"] + y["label"] + rng.randrange(2)) % 3]
+            rows.append([i, 100 + i, f"{100 + i}e", "fiction", "( x )", "( y )", "(ROOT x)", "(ROOT y)",
+                         x["sentence"], y["sentence"], *([gold] * len(labels)), gold])
+        tsv(root / f"{name}.tsv", ["index", "promptID", "pairID", "genre", *parses, "sentence1", "sentence2",
+                                   *labels, "gold_label"], rows)
+
+
+def write_squad(root: Path, train: int, dev: int) -> None:
+    """``train-v1.1.json``/``dev-v1.1.json``: ``{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, n, seed in (("train-v1.1.json", train, 9), ("dev-v1.1.json", dev, 10)):
+        articles: dict[str, dict[str, list]] = {}
+        for q in synthetic.generate_qa(n, seed):
+            answers = [{"text": t, "answer_start": s} for t, s in zip(q["answers"]["text"], q["answers"]["answer_start"])]
+            articles.setdefault(q["title"], {}).setdefault(q["context"], []).append(
+                {"id": q["id"], "question": q["question"], "answers": answers})
+        data = [{"title": title, "paragraphs": [{"context": c, "qas": qas} for c, qas in paragraphs.items()]}
+                for title, paragraphs in articles.items()]
+        (root / name).write_text(json.dumps({"version": "1.1", "data": data}))
+
+
+def restrict(repo: Path) -> None:
+    """One pruning method and the variants of :data:`VARIANTS` in the copy's dvc.yaml."""
+    path = repo / "dvc.yaml"
+    data = yaml.safe_load(path.read_text())
+    for entry in data["vars"]:
+        if "prune_methods" in entry:
+            entry["prune_methods"] = METHODS
+        if "variants" in entry:
+            entry["variants"] = VARIANTS
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+SOURCES = {"sst2": ("SST-2", {"glue": "sst2"}), "mrpc": ("MRPC", {"glue": "mrpc"}),
+           "mnli": ("MNLI", {"glue": "mnli", "num_labels": 3}), "squad": ("SQuAD", {})}
+
+
+def glue_tasks(params: dict) -> dict:
+    """Params with the tasks ``cls``/``qa`` replaced by sst2, mrpc, mnli (GLUE TSVs) and squad (SQuAD JSON) from
+    ``sources/``, every row of the files kept; each task's settings are those of ``cls`` or ``qa``."""
+    like = {name: "qa" if name == "squad" else "cls" for name in SOURCES}
+    for section in (params["tasks"], params["finetune"], params["teacher"], params["distill"]["train"]):
+        old = dict(section)
+        section.clear()
+        section.update({name: dict(old[like[name]]) for name in SOURCES})
+    datasets = params["prepare"]["datasets"]
+    datasets.update({name: {"type": datasets[like[name]]["type"], "source": f"sources/{folder}", "train_size": 0,
+                            "validation_size": 0, **({"glue": extra["glue"]} if extra else {})}
+                     for name, (folder, extra) in SOURCES.items()})
+    del datasets["cls"], datasets["qa"]
+    for name, (_, extra) in SOURCES.items():
+        params["tasks"][name].update(extra)
+    return params
+
+
+@pytest.fixture(scope="module")
+def glue_repo(tmp_path_factory) -> Path:
+    repo = clean_copy(tmp_path_factory.mktemp("glue") / "repo")
+    write_sst2(repo / "sources" / "SST-2", 160, 40)
+    write_mrpc(repo / "sources" / "MRPC", 160, 40)
+    write_mnli(repo / "sources" / "MNLI", 160, 40)
+    write_squad(repo / "sources" / "SQuAD", 160, 40)
+    params = tiny(yaml.safe_load((repo / "params.yaml").read_text()))
+    (repo / "params.yaml").write_text(yaml.safe_dump(glue_tasks(params), sort_keys=False))
+    restrict(repo)
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "init")
+    (repo / "repro.log").write_text(sh(repo, "dvc", "repro"))
+    return repo
+
+
+def evals(repo: Path, task: str) -> dict[str, dict]:
+    return {v: json.loads((repo / "metrics" / "eval" / task / f"{v}.json").read_text()) for v in VARIANTS}
+
+
+def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
+    repo = glue_repo
+    assert ran((repo / "repro.log").read_text()) == all_stages(repo)
+    assert {"prepare@sst2", "prepare@squad", "finetune@mnli", "evaluate@squad-quantize"} <= all_stages(repo)
+    mnli = json.loads((repo / "metrics" / "prepare" / "mnli.json").read_text())["mnli"]
+    assert (mnli["train"]["rows"], mnli["validation"]["rows"], mnli["validation_mismatched"]["rows"]) == (160, 40, 40)
+    squad = evals(repo, "squad")["finetune"]
+    assert squad["glue"] == "" and {"exact_match", "f1"} <= set(squad)
+
+    table = json.loads((repo / "reports" / "glue.json").read_text())
+    assert [r["task"] for r in table["tasks"]] == ["sst2", "mrpc", "mnli"]  # the leaderboard's order
+    assert table["variants"] == ["finetune", "distill-heads", "prune-heads", "quantize"]
+    assert table["omitted"] == ["squad"]
+    expected = {}  # the GLUE average recomputed from the evaluate stage's files
+    for row in table["tasks"]:
+        measured = evals(repo, row["task"])
+        for variant in VARIANTS:
+            cell = row["scores"][variant]
+            assert {m: cell[m] for m in row["metrics"]} == {m: measured[variant][m] for m in row["metrics"]}
+            expected.setdefault(variant, []).append(sum(cell[m] for m in row["metrics"]) / len(row["metrics"]))
+    assert table["tasks"][2]["metrics"] == ["accuracy", "accuracy_mismatched"]
+    assert table["average"] == pytest.approx({v: sum(s) / 3 for v, s in expected.items()})
+
+    text = (repo / "reports" / "glue.md").read_text()
+    assert "| task | metric | finetune | distill-heads | prune-heads | quantize |" in text
+    for label in ("| sst2 (SST-2) | acc. |", "| mrpc (MRPC) | F1/acc. |", "| mnli (MNLI-m/mm) | acc. matched/mismatched |"):
+        assert label in text
+    assert f"| GLUE average (3 tasks) |  | {100 * table['average']['finetune']:.1f} |" in text
+    assert "Left out" in text and "squad" in text
+    assert "[glue.md](glue.md)" in (repo / "reports" / "summary.md").read_text()
+
+
+def test_sst2_walkthrough_params_on_sst2_layout_files(tmp_path_factory):
+    """The README's SST-2 walkthrough: files in sources/SST-2, the task profile applied with the README's command,
+    ``dvc repro``. The model and pretraining are the tiny ones of tests/test_e2e.py instead of MiniLM (the MiniLM
+    profile has its own tests, and MiniLM stages take minutes each on these CPUs)."""
+    repo = clean_copy(tmp_path_factory.mktemp("sst2") / "repo")
+    write_sst2(repo / "sources" / "SST-2", 120, 40)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny(yaml.safe_load((repo / "params.yaml").read_text())),
+                                                     sort_keys=False))
+    subprocess.run([sys.executable, "profiles/apply.py", "profiles/tasks/sst2.yaml", "--write", "params.yaml"],
+                   cwd=repo, env=ENV, check=True)
+    profile = yaml.safe_load((ROOT / "profiles" / "tasks" / "sst2.yaml").read_text())
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["prepare"]["datasets"]["sst2"] == profile["prepare"]["datasets"]["sst2"]
+    assert list(params["tasks"]) == ["sst2"] and params["finetune"]["sst2"] == profile["finetune"]["sst2"]
+    restrict(repo)
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "init")
+    sh(repo, "dvc", "repro")
+    counts = json.loads((repo / "metrics" / "prepare" / "sst2.json").read_text())["sst2"]
+    assert counts == {"train": {"rows": 120, "bad_rows_dropped": 0}, "validation": {"rows": 40, "bad_rows_dropped": 0}}
+    table = json.loads((repo / "reports" / "glue.json").read_text())
+    assert [(r["task"], r["name"]) for r in table["tasks"]] == [("sst2", "SST-2")] and table["omitted"] == []
+    finetune = json.loads((repo / "metrics" / "eval" / "sst2" / "finetune.json").read_text())
+    assert table["average"]["finetune"] == finetune["accuracy"] and finetune["glue"] == "sst2"
+    assert "| sst2 (SST-2) | acc. |" in (repo / "reports" / "glue.md").read_text()
