@@ -9,11 +9,19 @@ functions (weights are random, so only speed is meaningful here; accuracy is the
 - ``nm24``: ``pipeline.prune`` 2:4 masks, run dense (zeros only); on CUDA (cc >= 8.0) also
   ``nm24_semi_structured`` through ``pipeline.models.accel.to_semi_structured_``,
 - ``int8``: ``pipeline.quantize.dynamic_int8.quantize_dynamic_int8`` (CPU kernels, so CPU only),
-- ``fp8``: ``pipeline.models.accel.to_fp8_`` on the encoder's Linears (CUDA cc >= 8.9 only).
+- ``fp8``: ``pipeline.models.accel.to_fp8_`` on the encoder's Linears (CUDA cc >= 8.9 only),
+- ``heads_ffn`` (half the heads, then half the FFN neurons) and ``heads_ffn_fp8`` (the same with fp8 Linears):
+  the combinations that stack the speed-ups.
 
-On a GPU the structured variants run in bf16; on a CPU in fp32 (and int8). Each measurement is the
-median of ``--repeats`` forward passes after ``--warmup`` (CUDA events on a GPU, perf_counter on a CPU),
-under ``torch.inference_mode``. One JSON line per (variant, batch):
+On a GPU the structured variants run in bf16; on a CPU in fp32 (and int8). All variants of one batch size
+are timed interleaved, round-robin, as the evaluate stage does (``pipeline.evaluate.speed.interleaved``):
+after ``--warmup`` untimed passes each, every round runs each variant once (the order reversed every other
+round), ``--repeats`` rounds, under ``torch.inference_mode`` (CUDA events on a GPU, perf_counter on a CPU).
+``ms`` is a variant's median pass; ``speedup_vs_fp32`` / ``_bf16`` are the medians of the per-round ratios
+against dense fp32 / bf16 (``pipeline.evaluate.speed.paired_speedup``), so a load change that slows one
+round slows every variant alike. Timing variants one block after another instead measured a heads-pruned
+BERT-base at 0.58x and dynamic int8 at 0.78x of dense on a busy 2-core CPU, against 1.35x and 1.76x quiet.
+One JSON line per (variant, batch):
 ``{bench, variant, device, dtype, batch, seq, ms, speedup_vs_fp32, speedup_vs_bf16}``; variants
 that cannot run on this device print ``{..., "skipped": reason}``.
 
@@ -27,11 +35,13 @@ import argparse
 import copy
 import statistics
 import sys
+import time
 
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from common import device_name, emit, time_call
+from common import device_name, emit
+from pipeline.evaluate.speed import paired_speedup
 
 BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                  intermediate_size=3072)
@@ -82,6 +92,8 @@ def variants(dense: torch.nn.Module, config: dict, device: torch.device, small: 
     yield "dense", "bf16", copy.deepcopy(dense).to(torch.bfloat16), None
     for method, name in (("heads", "heads"), ("ffn", "ffn"), ("layers", "layers"), ("nm", "nm24")):
         yield name, wname, pruned(dense, method, config, data).to(work), None
+    both = pruned(pruned(dense, "heads", config, data), "ffn", config, data)  # half the heads, then half the FFN
+    yield "heads_ffn", wname, copy.deepcopy(both).to(work), None
     cc = accel.cuda_capability()
     if cc is not None and cc >= accel.SEMI_STRUCTURED_MIN_CC:
         model = pruned(dense, "nm", config, data).to(device=device, dtype=torch.bfloat16)
@@ -99,8 +111,43 @@ def variants(dense: torch.nn.Module, config: dict, device: torch.device, small: 
         model = copy.deepcopy(dense).to(device=device, dtype=torch.bfloat16)
         accel.to_fp8_(model, lambda m, path: ".encoder." in f".{path}.")
         yield "fp8", "fp8", model, None
+        both = both.to(device=device, dtype=torch.bfloat16)
+        accel.to_fp8_(both, lambda m, path: ".encoder." in f".{path}.")
+        yield "heads_ffn_fp8", "fp8", both, None
     else:
-        yield "fp8", "fp8", None, "needs CUDA compute capability >= 8.9"
+        for name in ("fp8", "heads_ffn_fp8"):
+            yield name, "fp8", None, "needs CUDA compute capability >= 8.9"
+
+
+def timed_call(device: torch.device):
+    """One forward pass ``(model, inputs) -> ms``: CUDA events on a GPU, perf_counter on a CPU."""
+    def call(model, inputs):
+        if device.type != "cuda":
+            t0 = time.perf_counter()
+            model(**inputs)
+            return (time.perf_counter() - t0) * 1000
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        model(**inputs)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    return call
+
+
+def measure(models: dict, batch: int, seq: int, vocab: int, warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Interleaved per-round latencies (ms) of every model at one batch size; int8 (CPU kernels) is timed on
+    the CPU in its own interleaved group with the fp32 dense model (also on the CPU) when the rest is on a GPU."""
+    from pipeline.evaluate.speed import interleaved
+
+    groups: dict[torch.device, dict] = {}
+    for key, (model, device) in models.items():
+        groups.setdefault(device, {})[key] = model
+    times: dict = {}
+    for device, group in groups.items():
+        inputs = token_batch(batch, seq, vocab, device)
+        times |= interleaved(group, inputs, warmup, repeats, call=timed_call(device))
+    return times
 
 
 def main(argv=None) -> int:
@@ -109,7 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--seq", type=int, default=None, help="tokens per sequence (default 128; 32 with --small)")
     p.add_argument("--batches", type=int, nargs="+", default=None, help="default: 1 128 (1 8 with --small)")
     p.add_argument("--warmup", type=int, default=None, help="untimed passes (default 10; 2 with --small)")
-    p.add_argument("--repeats", type=int, default=None, help="timed passes (default 50; 5 with --small)")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 50; 5 with --small)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
     args = p.parse_args(argv)
     if args.threads:
@@ -121,27 +168,28 @@ def main(argv=None) -> int:
     warmup = args.warmup or (2 if args.small else 10)
     repeats = args.repeats or (5 if args.small else 50)
 
-    dense = dense_model(config)
-    baseline: dict[tuple[str, int], float] = {}
-    for name, dtype, model, skip in variants(dense, config, device, args.small):
-        for batch in sizes:
-            record = {"bench": "inference_speedups", "variant": name, "device": device_name(device),
-                      "dtype": dtype, "batch": batch, "seq": seq, "model": "small" if args.small else "bert-base"}
-            if model is None:
-                emit({**record, "skipped": skip})
-                continue
-            # int8 dynamic quantization runs on the CPU whatever the machine
-            run_on = torch.device("cpu") if dtype == "int8" else device
-            model = model.to(run_on)
-            inputs = token_batch(batch, seq, config["vocab_size"], run_on)
-            with torch.inference_mode():
-                ms = 1000 * statistics.median(time_call(lambda: model(**inputs), run_on, warmup, repeats))
-            if name == "dense":
-                baseline[(dtype, batch)] = ms
-            emit({**record, "ms": round(ms, 4),
-                  "speedup_vs_fp32": round(baseline[("fp32", batch)] / ms, 3),
-                  "speedup_vs_bf16": round(baseline[("bf16", batch)] / ms, 3) if ("bf16", batch) in baseline
-                  else None})
+    models, skipped = {}, []  # {(variant, dtype, device type): (model, device)}
+    for name, dtype, model, skip in variants(dense_model(config), config, device, args.small):
+        if model is None:
+            skipped.append((name, dtype, skip))
+            continue
+        run_on = torch.device("cpu") if dtype == "int8" else device  # dynamic int8 kernels are CPU-only
+        models[(name, dtype, run_on.type)] = (model.to(run_on).eval(), run_on)
+    if ("dense", "fp32", "cpu") not in models and any(d.type == "cpu" for _, d in models.values()):
+        models[("dense", "fp32", "cpu")] = (dense_model(config), torch.device("cpu"))  # the CPU group's baseline
+    gpu = device_name(device) if device.type == "cuda" else None
+    for batch in sizes:
+        with torch.inference_mode():
+            times = measure(models, batch, seq, config["vocab_size"], warmup, repeats)
+        for (name, dtype, where), t in times.items():
+            fp32, bf16 = times[("dense", "fp32", where)], times.get(("dense", "bf16", where))
+            emit({"bench": "inference_speedups", "variant": name, "device": where, "gpu": gpu, "dtype": dtype,
+                  "batch": batch, "seq": seq, "model": "small" if args.small else "bert-base",
+                  "ms": round(statistics.median(t), 4), "speedup_vs_fp32": round(paired_speedup(t, fp32), 3),
+                  "speedup_vs_bf16": round(paired_speedup(t, bf16), 3) if bf16 else None})
+        for name, dtype, skip in skipped:
+            emit({"bench": "inference_speedups", "variant": name, "device": device.type, "gpu": gpu, "dtype": dtype,
+                  "batch": batch, "seq": seq, "skipped": skip})
     return 0
 
 

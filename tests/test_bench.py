@@ -55,7 +55,8 @@ def test_finetune_throughput_small():
 def test_inference_speedups_small():
     records = run_bench("inference_speedups.py", "--small", "--repeats", "2", "--warmup", "1")
     variants = {r["variant"] for r in records}
-    assert variants == {"dense", "heads", "ffn", "layers", "nm24", "nm24_semi_structured", "int8", "fp8"}
+    assert variants == {"dense", "heads", "ffn", "layers", "nm24", "nm24_semi_structured", "int8", "fp8", "heads_ffn",
+                        "heads_ffn_fp8"}
     assert {r["batch"] for r in records} == {1, 8}
     for r in records:
         assert ("skipped" in r) != ("ms" in r)
@@ -64,7 +65,7 @@ def test_inference_speedups_small():
     dense = [r for r in records if r["variant"] == "dense" and r["dtype"] == "fp32"]
     assert all(r["speedup_vs_fp32"] == 1.0 for r in dense)
     if not torch.cuda.is_available():
-        assert all("skipped" in r for r in records if r["variant"] in ("fp8", "nm24_semi_structured"))
+        assert all("skipped" in r for r in records if r["variant"] in ("fp8", "heads_ffn_fp8", "nm24_semi_structured"))
         assert all("ms" in r for r in records if r["variant"] == "int8")
 
 

@@ -265,3 +265,23 @@ def test_evaluate_stage_missing_baseline_writes_nothing(workdir, variants, cls_d
     code, err = run_stage("evaluate", argv, capsys)
     assert code == 2 and len(err) == 1 and "models/cls/nope" in err[0]
     assert not any((workdir / n).exists() for n in ("d.json", "f.json", "s.json", "p", "m.json"))
+
+
+@pytest.mark.gpu
+def test_task_metrics_on_the_gpu_match_the_cpu(cls_data, tiny_config, tokenizer):
+    """The evaluate stage scores on the GPU when there is one (fp32): same scores and logits as on the CPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from pipeline import tasks
+    from pipeline.evaluate.task_metrics import task_metrics
+    from pipeline.tasks.classification import ClassificationParams
+
+    task = tasks.get(ClassificationParams(max_length=16, num_labels=2))
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config).eval()
+    cpu = task_metrics(task, copy.deepcopy(model), cls_data, tokenizer, 2, ("cpu",))
+    gpu = task_metrics(task, model, cls_data, tokenizer, 2, ("cpu", "cuda"))
+    assert (cpu.device, gpu.device) == ("cpu", "cuda")
+    assert gpu.scores.keys() == cpu.scores.keys()
+    for key, value in cpu.scores.items():
+        assert gpu.scores[key] == pytest.approx(value, abs=1e-6), key
