@@ -69,6 +69,23 @@ def test_inference_speedups_small():
         assert all("ms" in r for r in records if r["variant"] == "int8")
 
 
+def test_deploy_cpu_small():
+    records = run_bench("deploy_cpu.py", "--small", "--repeats", "2")
+    assert [r["variant"] for r in records[:6]] == ["torch_fp32", "torch_int8", "ort_fp32", "ort_int8",
+                                                  "heads_torch_int8", "heads_ort_int8"]
+    assert len(records) == 12 and {r["batch"] for r in records} == {1, 8}
+    for r in records:
+        assert r["bench"] == "deploy_cpu" and r["seq"] == 32 and r["threads"] == 1 and r["rounds"] == 2
+        assert r["p50_ms"] > 0 and r["speedup"] > 0 and r["loadavg_1m"] >= 0
+        assert (r["pruned"] == "heads 2/4") == r["variant"].startswith("heads_")
+        if r["variant"] == "torch_fp32":
+            assert r["speedup"] == 1.0 and r["logit_max_abs_error"] == 0.0
+        elif r["variant"] == "ort_fp32":  # the same function in another runtime
+            assert r["logit_max_abs_error"] < 1e-5
+        else:  # int8: rounded, yet close to its float source
+            assert 1e-6 < r["logit_max_abs_error"] < 0.05
+
+
 @pytest.mark.e2e
 def test_dvc_repro_time_reruns_only_what_changed():
     records = run_bench("dvc_repro_time.py", "--tiny", "--target", "base", "--change", "model.seed=1")

@@ -84,6 +84,12 @@ def branch(method: str) -> set[str]:
 QUANTIZE = {f"quantize@{t}-distill-heads" for t in TASKS} | {f"evaluate-quantize@{t}-distill-heads" for t in TASKS}
 
 
+def export(source: str) -> set[str]:
+    """The ONNX export of one source variant in both tasks and the evaluations of its two graphs."""
+    return {s for t in TASKS for s in (f"export@{t}-{source}", f"evaluate-export@{t}-onnx-{source}",
+                                         f"evaluate-export@{t}-onnx_int8-{source}")}
+
+
 def test_quantize_scheme_file_reruns_only_quantization(repo):
     assert rerun_after_editing(repo, "src/pipeline/quantize/dynamic_int8.py") == QUANTIZE | {"report"}
 
@@ -97,8 +103,15 @@ def test_prune_method_file_reruns_only_its_branch(repo):
 
 
 def test_the_quantized_method_file_reruns_its_branch_and_quantization(repo):
-    # quantize.sources is [distill-heads], so the quantized model follows the heads branch
-    assert rerun_after_editing(repo, "src/pipeline/prune/heads.py") == branch("heads") | QUANTIZE | {"report"}
+    # quantize.sources (and an export source) is [distill-heads], so the quantized and exported models follow the
+    # heads branch
+    assert rerun_after_editing(repo, "src/pipeline/prune/heads.py") == (branch("heads") | QUANTIZE
+                                                                          | export("distill-heads") | {"report"})
+
+
+def test_export_code_reruns_only_the_exports(repo):
+    expected = export("finetune") | export("distill-heads") | {"report"}
+    assert rerun_after_editing(repo, "src/pipeline/export/onnx_int8.py") == expected
 
 
 def test_merge_method_file_reruns_merge_and_downstream(repo):

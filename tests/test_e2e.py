@@ -174,6 +174,9 @@ def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restore
     expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {f"{s}@{t}-distill-heads" for s in ("quantize", "evaluate-quantize") for t in ("cls", "qa")} | {"report"}
+    # the ONNX exports of distill-heads (export.sources) and their evaluations
+    expected |= {f"export@{t}-distill-heads" for t in ("cls", "qa")}
+    expected |= {f"evaluate-export@{t}-{fmt}-distill-heads" for t in ("cls", "qa") for fmt in ("onnx", "onnx_int8")}
     assert ran(out) == expected
 
     # The task view lists every variant's task metrics (changed or not: --all); the retimed speed is there

@@ -112,6 +112,9 @@ def test_stages_expand_over_the_tasks_in_params_yaml(tmp_path):
     expected |= {f"{s}@{t}-{m}" for s in ("prune", "distill") for t in tasks for m in methods}
     expected |= {f"evaluate@{t}-{v}" for t in tasks for v in variants}
     expected |= {f"{s}@{t}-{q}" for s in ("quantize", "evaluate-quantize") for t in tasks for q in sources}
+    exported = params["export"]["sources"]
+    expected |= {f"export@{t}-{s}" for t in tasks for s in exported}
+    expected |= {f"evaluate-export@{t}-{f}-{s}" for t in tasks for f in ("onnx", "onnx_int8") for s in exported}
     assert _stage_names(repo) == expected
 
 

@@ -218,6 +218,8 @@ ARGV = {
     "quantize": ["--task", "cls", "models/cls/d", "data/cls", "models/cls/q"],
     "evaluate": ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json", "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                  "models/cls/q", "data/cls", "metrics/eval.json"],
+    "export": ["--task", "cls", "--metrics", "metrics/export.json", "models/cls/d", "data/cls", "models/cls/o",
+               "models/cls/o8"],
     "report": ["metrics", "reports", "--details", "metrics/details", "--train", "metrics/train", "--prepare",
                "metrics/prepare", "--data", "data", "--models", "models", "--variants", "finetune"],
 }

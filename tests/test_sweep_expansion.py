@@ -113,8 +113,8 @@ def test_points_and_sources_expand_into_branches(repo):
 
 
 def test_sweep_and_quantized_stages_mirror_their_base_stages(repo):
-    """What prune, distill and evaluate declare, their sweep/quantized copies declare too (only the variant's
-    name differs), so an edit to a base stage that is not copied fails here."""
+    """What prune, distill and evaluate declare, their sweep/quantized/exported copies declare too (only the
+    variant's name differs), so an edit to a base stage that is not copied fails here."""
     every = stages(repo)
     for t in TASKS:
         for i, p in enumerate(POINTS):
@@ -127,6 +127,9 @@ def test_sweep_and_quantized_stages_mirror_their_base_stages(repo):
                     every[f"evaluate@{t}-{kind}-{m}"], f"/{kind}-{m}", f"/{kind}-{m}-{v}")
         assert every[f"evaluate-quantize@{t}-distill-heads"] == renamed(
             every[f"evaluate@{t}-distill-heads"], "/distill-heads", "/quantize-distill-heads")
+        for fmt in ("onnx", "onnx_int8"):  # the ONNX exports of export.sources (distill-heads among them)
+            assert every[f"evaluate-export@{t}-{fmt}-distill-heads"] == renamed(
+                every[f"evaluate@{t}-distill-heads"], "/distill-heads", f"/{fmt}-distill-heads")
 
 
 def rerun(repo: Path) -> set[str]:
@@ -165,5 +168,7 @@ def test_a_method_file_reruns_its_own_points_only(repo):
         path.write_text(original)
     heads = {s for t in TASKS for s in (f"prune@{t}-heads", f"distill@{t}-heads", f"evaluate@{t}-prune-heads",
                                         f"evaluate@{t}-distill-heads", f"quantize@{t}-distill-heads",
-                                        f"evaluate-quantize@{t}-distill-heads")}
+                                        f"evaluate-quantize@{t}-distill-heads", f"export@{t}-distill-heads",
+                                        f"evaluate-export@{t}-onnx-distill-heads",
+                                        f"evaluate-export@{t}-onnx_int8-distill-heads")}
     assert changed == heads | branch(2) | {"report"}

@@ -18,6 +18,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.params import PrepareParams
 from pipeline.distill.kd import KDParams
 from pipeline.evaluate import EvaluateParams
+from pipeline.export import GraphParams, Int8Params
 from pipeline.merge import METHODS as MERGE_METHODS
 from pipeline.pretrain.mlm import MlmParams, PretrainRun
 from pipeline.pretrain.nsp import Objective
@@ -48,6 +49,10 @@ FIXED: dict[str, Any] = {
     "quantize.scheme": str,
     "quantize.sources": list[str],
     "quantize.logit_error": LogitErrorParams,
+    "export.sources": list[str],
+    "export.onnx": GraphParams,
+    "export.int8": Int8Params,
+    "export.logit_error": LogitErrorParams,
     "evaluate": EvaluateParams,
     "report": ReportParams,
 }

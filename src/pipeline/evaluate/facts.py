@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 from pipeline.core.errors import PipelineError
 from pipeline.models import families
 from pipeline.models.compact import expand
-from pipeline.models.store import WEIGHTS, artifact_scheme, read_meta, read_tensors
+from pipeline.models.store import WEIGHTS, artifact_scheme, read_meta, read_tensors, runtime_of, weights_file
 
 COMPONENTS = ("embeddings", "attention", "ffn", "pooler", "head")
 
@@ -42,6 +42,8 @@ def float_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """
     root = Path(path)
     meta = read_meta(root)
+    if (runtime := runtime_of(meta)) is not None:  # a graph for another runtime (ONNX) names its own weights
+        return meta, runtime.float_state(root, meta)
     tensors = expand(read_tensors(root / WEIGHTS), str(root / WEIGHTS))
     if meta["format"] != "dense":
         tensors = artifact_scheme(root, meta).float_state(tensors, meta["quantization"], str(root / WEIGHTS))
@@ -92,12 +94,12 @@ def _fraction(part: int, whole: int) -> float | None:
 def source_zeros(root: Path, meta: dict, names: list[str]) -> dict[str, int] | None:
     """Zeros per prunable weight of the float weights a quantized artifact was made from, by state-dict name
     (``quantization.source_zeros`` of its ``pipeline.json``, keyed by module path inside the bare model); None for a
-    float artifact (its own zeros are those).
+    float artifact (its own zeros are those), a float graph of another runtime (an ``onnx`` export) included.
 
     Raises:
         PipelineError: a quantized artifact without the record, or one that misses a prunable weight.
     """
-    if meta["format"] == "dense":
+    if meta["format"] == "dense" or (runtime_of(meta) is not None and "quantization" not in meta):
         return None
     recorded = (meta.get("quantization") or {}).get("source_zeros")
     if not isinstance(recorded, dict):
@@ -182,7 +184,7 @@ def model_facts(path: str | Path) -> tuple[dict, list[dict]]:
     flat.update(zeros)
     total = sum(flat[f"params_{c}"] for c in COMPONENTS)
     nonzero = sum(flat[f"nonzero_{c}"] for c in COMPONENTS)
-    stored, dense = (root / WEIGHTS).stat().st_size, dense_fp32_bytes(state)
+    stored, dense = weights_file(root, meta).stat().st_size, dense_fp32_bytes(state)
     flat.update(params=total, nonzero_params=nonzero, sparsity=1 - nonzero / total if total else 0.0,
                 heads_total=sum(r["heads"] for r in layers), size_bytes=stored, dense_fp32_bytes=dense,
                 compression_ratio=dense / stored, quantization=quantization_scheme(meta),

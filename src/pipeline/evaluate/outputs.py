@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.core.files import atomic_dir, write_json
 from pipeline.evaluate.task_metrics import TaskResults
-from pipeline.models.store import WEIGHTS
+from pipeline.models.store import weights_file
 
 
 @dataclass
@@ -74,23 +74,25 @@ def write_outputs(paths: OutputPaths, model: Path, identity: dict, lineage: list
             in the details) and the prediction files (replacing the predictions directory).
         facts: :func:`pipeline.evaluate.facts.model_facts` ``(flat, layers)``.
         speed: timings and memory (scalars).
-        meta: the artifact's ``pipeline.json`` (:func:`describe` in the details).
+        meta: the artifact's ``pipeline.json`` (:func:`describe` in the details; the weights file it names
+            for :func:`size_facts`).
     """
     head = {"task": identity["task"], "variant": identity["variant"], "lineage": lineage}
     with atomic_dir(paths.predictions) as tmp:
         for name, content in measured.predictions.items():
             write_json(tmp / name, content)
     write_json(paths.details, {**head, **details(facts[0], facts[1], measured.diagnostics, meta)})
-    write_json(paths.facts, {**head, **facts[0], **size_facts(model)})
+    write_json(paths.facts, {**head, **facts[0], **size_facts(model, meta)})
     write_json(paths.speed, {**head, **speed})
     write_json(paths.metrics, {**identity, **head, **measured.scores, **flat_diagnostics(measured.diagnostics)})
 
 
-def size_facts(path: str | Path) -> dict:
-    """Size on disk of the weights file and the whole artifact directory, in bytes."""
+def size_facts(path: str | Path, meta: dict) -> dict:
+    """Size on disk of the weights file (the one ``meta``, the artifact's ``pipeline.json``, names:
+    ``model.safetensors`` or e.g. ``model.onnx``) and of the whole artifact directory, in bytes."""
     root = Path(path)
     return {
-        "size_bytes": (root / WEIGHTS).stat().st_size,
+        "size_bytes": weights_file(root, meta).stat().st_size,
         "artifact_bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()),
     }
 

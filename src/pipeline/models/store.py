@@ -4,8 +4,9 @@ An artifact directory holds ``model.safetensors``, ``config.json``, the tokenize
 ``pipeline.json`` (stage, method, format, parent hashes, resolved params, what was done). Dense artifacts
 load with plain ``transformers`` (physically pruned ones with ``trust_remote_code=True``: they carry their
 modeling file); compactly stored and quantized ones need :func:`load_model`, which never runs code from an
-artifact. A format's reader (a quantization scheme, the compact sparse storage) is imported only
-when an artifact in that format is read.
+artifact. A format's reader (a quantization scheme, the compact sparse storage, a runtime format such as ONNX,
+whose artifact holds ``model.onnx`` instead of ``model.safetensors``) is imported only when an artifact in that
+format is read.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 def read_meta(path: str | os.PathLike) -> dict:
     """``pipeline.json`` of an artifact, after checking the artifact as a whole.
 
-    Checked: the directory and its weights, ``config.json`` and ``pipeline.json`` exist; ``pipeline.json`` is a
-    JSON object with a string ``stage`` and ``format``, a known ``head`` (and ``quantization`` when the format
-    is not dense); ``config.json`` is a JSON object with a ``model_type`` and a positive integer ``vocab_size``;
-    the tokenizer files load as a real tokenizer (:func:`pipeline.data.tokenizer.load_tokenizer`) no larger than
+    Checked: the directory, ``config.json`` and ``pipeline.json`` exist; ``pipeline.json`` is a JSON object with
+    a string ``stage`` and ``format``, a known ``head`` (and ``quantization`` when the format is a quantization
+    scheme); the weights file its format names exists (:func:`weights_file`); ``config.json`` is a JSON object
+    with a ``model_type`` and a positive integer ``vocab_size``; the tokenizer files load as a real tokenizer (:func:`pipeline.data.tokenizer.load_tokenizer`) no larger than
     ``vocab_size`` (it may be smaller: padded embedding matrices).
 
     Raises:
@@ -57,11 +58,13 @@ def read_meta(path: str | os.PathLike) -> dict:
     root = Path(path)
     if not root.is_dir():
         raise PipelineError(f"{root}: artifact directory not found (run the upstream stage first)")
-    for name in (META, WEIGHTS, CONFIG):
+    for name in (META, CONFIG):
         if not (root / name).is_file():
             raise PipelineError(f"{root / name}: missing from the artifact")
     meta = _json_object(root / META)
     check_meta(meta, root / META)
+    if not weights_file(root, meta).is_file():
+        raise PipelineError(f"{weights_file(root, meta)}: missing from the artifact")
     config = _json_object(root / CONFIG)
     check_config(config, root / CONFIG)
     tokens = len(load_tokenizer(root))
@@ -90,8 +93,19 @@ def check_meta(meta: dict, where: Path) -> None:
             raise PipelineError(f"{where}: '{key}' must be a non-empty string, got {meta.get(key)!r}")
     if meta.get("head") not in HEADS:
         raise PipelineError(f"{where}: 'head' must be one of {', '.join(HEADS)}, got {meta.get('head')!r}")
-    if meta["format"] != "dense" and not isinstance(meta.get("quantization"), dict):
+    if meta["format"] != "dense" and runtime_of(meta) is None and not isinstance(meta.get("quantization"), dict):
         raise PipelineError(f"{where}: format '{meta['format']}' needs a 'quantization' description (a JSON object)")
+
+
+def runtime_of(meta: dict) -> formats.Runtime | None:
+    """The runtime format (e.g. ONNX) an artifact's ``pipeline.json`` names; None for PyTorch weights."""
+    return formats.runtime(str(meta.get("format", "dense")))
+
+
+def weights_file(root: str | os.PathLike, meta: dict) -> Path:
+    """The file holding an artifact's weights: ``model.safetensors``, or its runtime format's file (``model.onnx``)."""
+    found = runtime_of(meta)
+    return Path(root) / (found.weights if found is not None else WEIGHTS)
 
 
 def check_config(config: dict, where: Path) -> None:
@@ -198,6 +212,8 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
     meta = read_meta(root)
     if head is not None and meta["head"] != head:
         raise PipelineError(f"{root}: holds a '{meta['head']}' model, expected '{head}'")
+    if (found := runtime_of(meta)) is not None:  # a graph for another runtime (ONNX): its format's module loads it
+        return found.load(root, meta).eval(), meta
     weights = str(root / WEIGHTS)
     tensors = stored_tensors(root, meta)
     model = build_empty(root, meta["head"])
@@ -240,5 +256,7 @@ def artifact_scheme(root: Path, meta: dict) -> formats.Scheme:
 
 
 def format_devices(root: str | os.PathLike, meta: dict) -> tuple[str, ...]:
-    """Device types an artifact's format runs on: every device for dense weights, else its scheme's."""
+    """Device types an artifact's format runs on: every device for dense weights, else its scheme's or runtime's."""
+    if (found := runtime_of(meta)) is not None:
+        return found.devices
     return ("cpu", "cuda") if meta["format"] == "dense" else artifact_scheme(Path(root), meta).devices

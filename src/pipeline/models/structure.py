@@ -54,30 +54,33 @@ def intermediate_per_layer(model: torch.nn.Module) -> list[int]:
     return [family.ffn_in(layer).out_features // family.ffn_in_blocks for layer in family.layers(model)]
 
 
-def position_limit(model: torch.nn.Module) -> int | None:
-    """The longest input in tokens the model's absolute position embeddings allow; None without such a table
-    (relative or rotary positions: DeBERTa without ``position_biased_input``, ModernBERT).
+def position_table(model: torch.nn.Module) -> tuple[int, int] | None:
+    """``(rows, rows before the first token)`` of the model's absolute position embedding table; None without
+    such a table (relative or rotary positions: DeBERTa without ``position_biased_input``, ModernBERT).
 
     Read from the embedding table itself, so it holds for every family: RoBERTa-style embeddings number
     positions from ``padding_idx + 1``, so ``padding_idx + 1`` rows of their table are never used for tokens.
+    A model run by another runtime has no modules to read (:class:`pipeline.export.runtime.OrtModel`): it
+    carries the table's shape as its ``position_table`` attribute, recorded when it was exported.
     """
+    if not hasattr(model, "base_model"):
+        return model.position_table
     embeddings = getattr(model.base_model, "embeddings", None)
     table = getattr(embeddings, "position_embeddings", None)
     if not isinstance(table, torch.nn.Embedding):
         return None
     offset = getattr(embeddings, "padding_idx", None)
-    return table.num_embeddings - (offset + 1 if isinstance(offset, int) else 0)
+    return table.num_embeddings, (offset + 1 if isinstance(offset, int) else 0)
 
 
 def check_input_length(model: torch.nn.Module, length: int, key: str, where: str) -> None:
     """Raise a :class:`PipelineError` naming ``key`` (the params key that sets ``length``) and ``where`` (the
     artifact) when inputs of ``length`` tokens do not fit the model's position embeddings."""
-    limit = position_limit(model)
-    if limit is not None and length > limit:
-        table = model.base_model.embeddings.position_embeddings.num_embeddings
-        detail = f"max_position_embeddings {table}" + (f", {table - limit} of them before the first token"
-                                                        if table != limit else "")
-        raise PipelineError(f"{key}={length} exceeds the {limit} positions of {where} ({detail})")
+    table = position_table(model)
+    if table is not None and length > table[0] - table[1]:
+        rows, before = table
+        detail = f"max_position_embeddings {rows}" + (f", {before} of them before the first token" if before else "")
+        raise PipelineError(f"{key}={length} exceeds the {rows - before} positions of {where} ({detail})")
 
 
 # ------------------------------------------------------------------------------------------- validation

@@ -33,9 +33,16 @@ def quantize_model(model: torch.nn.Module, name: str, params=None) -> tuple[Tens
     rounding adds (:func:`pipeline.evaluate.facts.source_zeros`).
     """
     entry = SCHEMES.get(name)
-    zeros = {k: int((m.weight == 0).sum()) for k, m in _prunable(model).items()}
+    zeros = prunable_zeros(model)
     tensors, description = entry.quantize(model, entry.params() if params is None else params)
     return tensors, {**description, "source_zeros": zeros}
+
+
+def prunable_zeros(model: torch.nn.Module) -> dict[str, int]:
+    """Zeros of each prunable weight of a float model, ``{module path in the bare model: count}``: what a
+    quantized artifact records as its ``source_zeros`` (:func:`quantize_model`; the ONNX Runtime int8 graphs of
+    :mod:`pipeline.export` too)."""
+    return {k: int((m.weight == 0).sum()) for k, m in _prunable(model).items()}
 
 
 def _prunable(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:

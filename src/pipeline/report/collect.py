@@ -82,12 +82,20 @@ class Pipeline:
         return {role: self._hashes[path] for role, path in paths.items()}
 
 
-def current_variants(variants: list[str], quantize_sources: list[str], sweep: list[dict]) -> list[str]:
+EXPORT_FORMATS = ("onnx", "onnx_int8")
+"""The artifacts the export stage writes per source, ``<format>-<source>`` (dvc.yaml's ``export`` outs and the
+``format`` axis of ``evaluate-export``; the runtime formats :mod:`pipeline.export` registers)."""
+
+
+def current_variants(variants: list[str], quantize_sources: list[str], export_sources: list[str],
+                     sweep: list[dict]) -> list[str]:
     """Every variant the current pipeline evaluates: ``dvc.yaml``'s ``variants``, one ``quantize-<source>`` per
-    ``quantize.sources`` entry and, per ``prune.sweep`` point ``{method, value}``, ``prune-<method>-<value>`` and
+    ``quantize.sources`` entry, ``onnx-<source>`` and ``onnx_int8-<source>`` (:data:`EXPORT_FORMATS`) per
+    ``export.sources`` entry and, per ``prune.sweep`` point ``{method, value}``, ``prune-<method>-<value>`` and
     ``distill-<method>-<value>`` (the names ``dvc.yaml``'s matrices give them; the value as YAML wrote it)."""
     points = [f"{p['method']}-{p['value']}" for p in sweep]
     return [*variants, *(f"quantize-{s}" for s in quantize_sources),
+            *(f"{fmt}-{s}" for fmt in EXPORT_FORMATS for s in export_sources),
             *(f"{kind}-{point}" for point in points for kind in ("prune", "distill"))]
 
 
