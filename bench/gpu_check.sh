@@ -7,9 +7,10 @@
 #   OUT=/tmp/cpu NO_BENCH=1 REPRO_TIMEOUT=3000 bash bench/gpu_check.sh   # the CPU reference metrics
 #   (SMALL=1 runs the benches' tiny CPU modes instead of skipping them)
 #
-# Writes under $OUT: env.json, nvidia_smi.csv, finetune.jsonl, inference.jsonl, pytest_gpu.txt,
-# repro.txt and repro.tar.gz (the copy's params.yaml, dvc.lock and metrics/). On a machine without DVC and
-# without a registry, the wheels in .whl/ (the packages it lacks) are installed first.
+# Writes seven files under $OUT (a lent machine returns at most eight): env.txt (versions, nvidia-smi),
+# stderr.txt (every step's log), finetune.jsonl, inference.jsonl, pytest_gpu.txt, repro.txt and
+# repro.tar.gz (the copy's params.yaml, dvc.lock and metrics/). On a machine without DVC and without a
+# registry, the wheels in .whl/ (the packages it lacks; README "Benchmarks") are installed first.
 set -u -o pipefail
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -18,37 +19,38 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DVC_NO_ANALYTICS=1 DO_NOT_TRACK=1
 SMALL_ARGS=${SMALL:+--small}
 REPRO_TIMEOUT=${REPRO_TIMEOUT:-200}
-log() { echo "[$(date +%T)] $*"; }
+START=$(date +%s)
+log() { echo "[$(date +%T), $(( $(date +%s) - START )) s] $*" | tee -a "$OUT/stderr.txt"; }
 
 if [ -d .whl ] && ! python3 -c "import dvc" 2>/dev/null; then
   log "installing $(ls .whl/*.whl | wc -l) carried wheels"
   python3 -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check .whl/*.whl \
-    >"$OUT/pip.txt" 2>&1 || { tail -5 "$OUT/pip.txt"; exit 1; }
+    >>"$OUT/stderr.txt" 2>&1 || { tail -5 "$OUT/stderr.txt"; exit 1; }
 fi
 # `python` (the stages' commands) must be this python3; a symlink to a venv's python would leave the venv
 mkdir -p /tmp/bin && printf '#!/bin/sh\nexec "%s" "$@"\n' "$(command -v python3)" >/tmp/bin/python \
   && chmod +x /tmp/bin/python && export PATH=/tmp/bin:$PATH
-python - >"$OUT/env.json" <<'EOF'
+python - >"$OUT/env.txt" <<'EOF'
 import json, platform, torch, transformers
 gpu = torch.cuda.is_available()
 print(json.dumps({"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
                   "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name(0) if gpu else None,
                   "capability": list(torch.cuda.get_device_capability(0)) if gpu else None}))
 EOF
-cat "$OUT/env.json"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,memory.used,temperature.gpu \
-  --format=csv >"$OUT/nvidia_smi.csv" 2>&1
+  --format=csv >>"$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
 
 # 1. The benches, alone on the GPU (BERT-base shape, seq 128, large batch); NO_BENCH=1 skips them.
 if [ -z "${NO_BENCH:-}" ]; then
 log "finetune_throughput: pipeline bf16, Trainer default and bf16 (batch 256)"
 timeout 120 python bench/finetune_throughput.py $SMALL_ARGS --batch 256 --steps 30 --warmup 10 --trainer-bf16 \
-  2>"$OUT/finetune.err" | tee "$OUT/finetune.jsonl"
+  2>>"$OUT/stderr.txt" | tee "$OUT/finetune.jsonl"
 log "finetune_throughput: pipeline bf16 + compile"
 timeout 150 python bench/finetune_throughput.py $SMALL_ARGS --batch 256 --steps 30 --warmup 10 --impl pipeline \
-  --train-arg compile=true 2>>"$OUT/finetune.err" | tee -a "$OUT/finetune.jsonl"
+  --train-arg compile=true 2>>"$OUT/stderr.txt" | tee -a "$OUT/finetune.jsonl"
 log "inference_speedups: batches 1 and 128"
-timeout 100 python bench/inference_speedups.py $SMALL_ARGS --batches 1 128 2>"$OUT/inference.err" | tee "$OUT/inference.jsonl"
+timeout 100 python bench/inference_speedups.py $SMALL_ARGS --batches 1 128 2>>"$OUT/stderr.txt" | tee "$OUT/inference.jsonl"
 fi
 
 # 2. A short dvc repro in a clean copy (background) while the gpu-marked tests run.

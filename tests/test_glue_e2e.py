@@ -25,9 +25,11 @@ from test_e2e import ENV, all_stages, ran, sh, tiny
 
 pytestmark = pytest.mark.e2e
 
-# Methods and variants of these runs: the quantized variant is distill-heads (quantize.source).
+# Methods and variants of these runs: dvc.yaml's variants, then the quantized distill-heads (quantize.sources);
+# no ONNX export (export.sources: []), which tests/test_export.py covers.
 METHODS = ["heads"]
-VARIANTS = ["finetune", "prune-heads", "distill-heads", "quantize"]
+VARIANTS = ["finetune", "prune-heads", "distill-heads"]
+QUANTIZED = "quantize-distill-heads"
 
 
 def tsv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -131,6 +133,7 @@ def glue_repo(tmp_path_factory) -> Path:
     write_mnli(repo / "sources" / "MNLI", 160, 40)
     write_squad(repo / "sources" / "SQuAD", 160, 40)
     params = tiny(yaml.safe_load((repo / "params.yaml").read_text()))
+    params["export"]["sources"] = []
     (repo / "params.yaml").write_text(yaml.safe_dump(glue_tasks(params), sort_keys=False))
     restrict(repo)
     sh(repo, "git", "init", "-q")
@@ -141,13 +144,14 @@ def glue_repo(tmp_path_factory) -> Path:
 
 
 def evals(repo: Path, task: str) -> dict[str, dict]:
-    return {v: json.loads((repo / "metrics" / "eval" / task / f"{v}.json").read_text()) for v in VARIANTS}
+    files = repo / "metrics" / "eval" / task
+    return {v: json.loads((files / f"{v}.json").read_text()) for v in [*VARIANTS, QUANTIZED]}
 
 
 def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
     repo = glue_repo
     assert ran((repo / "repro.log").read_text()) == all_stages(repo)
-    assert {"prepare@sst2", "prepare@squad", "finetune@mnli", "evaluate@squad-quantize"} <= all_stages(repo)
+    assert {"prepare@sst2", "prepare@squad", "finetune@mnli", "evaluate-quantize@squad-distill-heads"} <= all_stages(repo)
     mnli = json.loads((repo / "metrics" / "prepare" / "mnli.json").read_text())["mnli"]
     assert (mnli["train"]["rows"], mnli["validation"]["rows"], mnli["validation_mismatched"]["rows"]) == (160, 40, 40)
     squad = evals(repo, "squad")["finetune"]
@@ -155,12 +159,12 @@ def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
 
     table = json.loads((repo / "reports" / "glue.json").read_text())
     assert [r["task"] for r in table["tasks"]] == ["sst2", "mrpc", "mnli"]  # the leaderboard's order
-    assert table["variants"] == ["finetune", "distill-heads", "prune-heads", "quantize"]
+    assert table["variants"] == ["finetune", "distill-heads", "prune-heads", QUANTIZED]
     assert table["omitted"] == ["squad"]
     expected = {}  # the GLUE average recomputed from the evaluate stage's files
     for row in table["tasks"]:
         measured = evals(repo, row["task"])
-        for variant in VARIANTS:
+        for variant in [*VARIANTS, QUANTIZED]:
             cell = row["scores"][variant]
             assert {m: cell[m] for m in row["metrics"]} == {m: measured[variant][m] for m in row["metrics"]}
             expected.setdefault(variant, []).append(sum(cell[m] for m in row["metrics"]) / len(row["metrics"]))
@@ -168,7 +172,7 @@ def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
     assert table["average"] == pytest.approx({v: sum(s) / 3 for v, s in expected.items()})
 
     text = (repo / "reports" / "glue.md").read_text()
-    assert "| task | metric | finetune | distill-heads | prune-heads | quantize |" in text
+    assert "| task | metric | finetune | distill-heads | prune-heads | quantize-distill-heads |" in text
     for label in ("| sst2 (SST-2) | acc. |", "| mrpc (MRPC) | F1/acc. |", "| mnli (MNLI-m/mm) | acc. matched/mismatched |"):
         assert label in text
     assert f"| GLUE average (3 tasks) |  | {100 * table['average']['finetune']:.1f} |" in text
