@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from clean_copy import clean_copy
 from import_closure import ROOT
+from placeholders import commit_placeholders
 
 pytestmark = pytest.mark.e2e
 
@@ -33,23 +33,9 @@ def sh(cwd: Path, *cmd: str) -> str:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     """A copy whose every stage output is a placeholder, with a committed lock: ``dvc status`` is clean."""
-    from dvc.repo import Repo
-
     repo = clean_copy(tmp_path_factory.mktemp("blast") / "repo")
     sh(repo, "git", "init", "-q")
-    with Repo(str(repo)) as dvc:
-        for stage in dvc.index.stages:
-            for out in stage.outs:
-                path = Path(out.fs_path)
-                if path.suffix == ".json":
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text("{}\n")
-                else:
-                    path.mkdir(parents=True, exist_ok=True)
-                    (path / "placeholder").write_text(stage.addressing)
-    sh(repo, "dvc", "commit", "--force", "--quiet")
-    assert json.loads(sh(repo, "dvc", "status", "--json")) == {}
-    return repo
+    return commit_placeholders(repo)
 
 
 def rerun_after_editing(repo: Path, file: str) -> set[str]:

@@ -13,12 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from clean_copy import clean_copy
 from import_closure import ROOT
-from pipeline.task_list import check_task_lists
+from placeholders import commit_placeholders
+
 from pipeline.core.errors import PipelineError
 from pipeline.report import glue_table
+from pipeline.task_list import check_task_lists
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
@@ -143,7 +144,7 @@ def test_prepare_only_one_data_set_or_the_tokenizer(tmp_path, monkeypatch):
 def test_prepare_reads_only_its_data_set():
     from stages import prepare
 
-    reads = lambda *argv: set(prepare.reads(prepare.parser().parse_args(["data", *argv])))  # noqa: E731
+    reads = lambda *argv: set(prepare.reads(prepare.parser().parse_args(["data", *argv])))
     assert reads("--only", "qa") == {"prepare.seed", "prepare.datasets.qa"}
     assert reads("--only", "tokenizer") == {"prepare.tokenizer"}
     assert reads() == {"prepare"}
@@ -227,23 +228,9 @@ def test_glue_rows_use_the_metrics_the_tasks_report():
 def placeholder_repo(tmp_path_factory) -> Path:
     """A copy whose every stage output is a placeholder, with a committed lock: ``dvc status`` is clean
     (as in tests/test_blast_radius.py)."""
-    from dvc.repo import Repo
-
     repo = clean_copy(tmp_path_factory.mktemp("datasets") / "repo")
     sh(repo, "git", "init", "-q")
-    with Repo(str(repo)) as dvc:
-        for stage in dvc.index.stages:
-            for out in stage.outs:
-                path = Path(out.fs_path)
-                if path.suffix == ".json":
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text("{}\n")
-                else:
-                    path.mkdir(parents=True, exist_ok=True)
-                    (path / "placeholder").write_text(stage.addressing)
-    sh(repo, "dvc", "commit", "--force", "--quiet")
-    assert json.loads(sh(repo, "dvc", "status", "--json")) == {}
-    return repo
+    return commit_placeholders(repo)
 
 
 def rerun_after_setting(repo: Path, dotted: str, value) -> set[str]:

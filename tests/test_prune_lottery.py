@@ -87,7 +87,7 @@ def test_checkpoints_are_refused_for_lottery_rounds(tmp_path, tiny_config):
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     data["prune"]["lottery"]["train"]["checkpoint_every"] = 5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
-    with pytest.raises(PipelineError, match="'prune.lottery': train.checkpoint_every must be 0"):
+    with pytest.raises(PipelineError, match="'prune.lottery': prune.lottery.train.checkpoint_every must be 0"):
         loader.load({"prune.lottery": LotteryParams}, file=tmp_path / "params.yaml")
     # the training loop refuses the round's hook too (it keeps no state it could resume)
     model = BertForSequenceClassification(tiny_config)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from clean_copy import clean_copy
 from import_closure import ROOT
+from placeholders import commit_placeholders
 
 pytestmark = pytest.mark.e2e
 
@@ -47,24 +47,10 @@ def edit_params(repo: Path, fn) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    from dvc.repo import Repo
-
     repo = clean_copy(tmp_path_factory.mktemp("sweep") / "repo")
     sh(repo, "git", "init", "-q")
     edit_params(repo, lambda d: (d["prune"].update(sweep=POINTS), d["quantize"].update(sources=SOURCES)))
-    with Repo(str(repo)) as dvc:
-        for stage in dvc.index.stages:
-            for out in stage.outs:
-                path = Path(out.fs_path)
-                if path.suffix == ".json":
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text("{}\n")
-                else:
-                    path.mkdir(parents=True, exist_ok=True)
-                    (path / "placeholder").write_text(stage.addressing)
-    sh(repo, "dvc", "commit", "--force", "--quiet")
-    assert json.loads(sh(repo, "dvc", "status", "--json")) == {}
-    return repo
+    return commit_placeholders(repo)
 
 
 def stages(repo: Path) -> dict[str, dict]:

@@ -5,26 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config.args import check_seed
 from pipeline.merge import State, register
+from pipeline.merge.dare_linear import DareLinearParams
 from pipeline.merge.task_vectors import dare, elect_and_mean, task_vectors
 
 
 @dataclass
-class DareTiesParams:
-    """Knobs of DARE (``merge.dare_ties``)."""
-
-    scaling: float = 1.0
-    """The merged task vector is added to the base times this."""
-    density: float = 0.5
-    """Keep probability of each task-vector entry (the survivors are rescaled by ``1 / density``), in (0, 1]."""
-    seed: int = 0
-    """Seed of the random drop masks."""
-
-    def __post_init__(self):
-        if not 0 < self.density <= 1:
-            raise ValueError("density must be in (0, 1]")
-        check_seed(self.seed)
+class DareTiesParams(DareLinearParams):
+    """Knobs of DARE before TIES' election (``merge.dare_ties``): those of ``merge.dare_linear``."""
 
 
 @register("dare_ties", DareTiesParams, needs_base=True)
