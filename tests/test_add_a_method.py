@@ -111,7 +111,8 @@ def test_the_prune_stage_runs_the_new_method(repo, tiny_config, tokenizer):
     data = repo / "data" / "cls"
     data.mkdir(parents=True)
     rows = [{"sentence": "the movie was good", "label": i % 2, "idx": i} for i in range(8)]
-    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for split in ("train", "validation"):  # the stage checks the task's data before pruning
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = repo / "models" / "cls" / "prune-every_other"
     proc = subprocess.run([sys.executable, "stages/prune.py", "--task", "cls", "--method", "every_other",
                            str(source), str(data), str(out)], cwd=repo, env=env(repo), capture_output=True, text=True)
