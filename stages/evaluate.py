@@ -44,8 +44,8 @@ def main(argv=None):
     tokenizer = load_tokenizer(args.model)  # checked below with the task against both models and the data
     task.check(args.task, {args.model: model, args.baseline: baseline}, tokenizer, args.data, ("validation",))
     devices, inputs = format_devices(args.model, meta), lambda bs: latency_inputs(task, args.data, tokenizer, bs)
-    batches = {"bs1": inputs(1), "large": inputs(cfg.latency_batch_size)}
-    with start_memory(args.model, task.head, batches, cfg.threads, runs_on_cuda(devices)) as memory:  # side by side
+    batches = {"bs1": inputs(1), "large": inputs(cfg.latency_batch_size)} if cfg.memory else {}  # {}: no memory runs
+    with start_memory(args.model, task.head, batches, cfg.threads, bool(batches) and runs_on_cuda(devices)) as memory:
         measured = task_metrics(task, model, args.data, tokenizer, cfg.batch_size, devices)
         facts = model_facts(args.model)
         origin = lineage(args.model, meta, args.data, args.baseline, loader.as_dict(cfg))

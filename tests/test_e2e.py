@@ -61,6 +61,7 @@ def tiny(params: dict) -> dict:
         params["teacher"][task]["train"]["epochs"] = 1
         params["distill"]["train"][task]["epochs"] = 1
     params["evaluate"]["latency_repeats"] = 3
+    params["evaluate"]["memory"] = False  # measured by tests/test_memory.py; here it would cost minutes per run
     return params
 
 

@@ -258,6 +258,19 @@ def test_evaluate_stage_writes_its_files_with_lineage(workdir, variants, cls_dat
     assert not (workdir / "plots").exists()  # no per-variant plot files: the report writes long-format ones
 
 
+def test_memory_false_measures_speed_without_memory_runs(workdir, variants, cls_data, capsys):
+    from test_stage_errors import edit_params
+
+    paths, _ = variants
+    edit_params(workdir, lambda d: d["evaluate"].update(memory=False))
+    argv = ["--task", "cls", "--baseline", str(paths["finetune"]), "--details", "d.json", "--facts", "f.json",
+            "--speed", "s.json", "--predictions", "p", str(paths["sparse"]), str(cls_data), "m.json"]
+    code, err = run_stage("evaluate", argv, capsys)
+    assert code == 0, err
+    speed = json.loads((workdir / "s.json").read_text())
+    assert speed["cpu_bs1_speedup"] > 0 and not [k for k in speed if k.endswith("_mb")]
+
+
 def test_evaluate_stage_missing_baseline_writes_nothing(workdir, variants, cls_data, capsys):
     paths, _ = variants
     argv = ["--task", "cls", "--baseline", "models/cls/nope", "--details", "d.json", "--facts", "f.json",

@@ -20,6 +20,9 @@ class EvaluateParams:
     """Timed forward calls per model and batch (variant and baseline interleaved)."""
     threads: int = 1
     """CPU threads during latency measurement (fixed so numbers compare across variants)."""
+    memory: bool = True
+    """Measure the peak memory of a forward pass (:mod:`pipeline.evaluate.memory`: fresh processes, some
+    seconds per evaluation); false leaves the memory keys out of the speed file."""
 
     def __post_init__(self):
         for name in ("batch_size", "latency_batch_size", "latency_repeats", "threads"):
