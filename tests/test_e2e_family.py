@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from clean_copy import clean_copy
-from test_e2e import all_stages, fewer_methods, ran, sh, tiny
+from test_e2e import all_stages, evaluation, fewer_methods, ran, sh, tiny
 
 pytestmark = pytest.mark.e2e
 
@@ -39,9 +39,10 @@ def test_dvc_repro_with_roberta(tmp_path):
     for config in configs:
         assert json.loads(config.read_text())["model_type"] == "roberta", config
         model, meta = load_model(config.parent)
-        assert type(model).__name__.startswith("Roberta"), (config, type(model).__name__)
+        if not meta["format"].startswith("onnx"):  # ONNX Runtime runs the exports: their config names the family
+            assert type(model).__name__.startswith("Roberta"), (config, type(model).__name__)
     heads = repo / "models" / "cls" / "prune-heads"
     assert json.loads((heads / "pipeline.json").read_text())["results"]["heads_per_layer"] == [2, 2]
     assert (heads / "modeling_pruned.py").is_file()  # loadable by plain transformers (trust_remote_code)
-    metrics = json.loads((repo / "metrics" / "eval" / "qa" / "distill-heads.json").read_text())
+    metrics = evaluation(repo, "qa", "distill-heads")  # task metrics, facts and speed
     assert 0 <= metrics["f1"] <= 100 and metrics["params"] > 0
