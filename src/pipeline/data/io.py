@@ -68,7 +68,7 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     """One JSON object per line, keys sorted, so equal rows give equal bytes."""
     with open(path, "w") as fh:
         for row in rows:
-            fh.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(row, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def read_split(

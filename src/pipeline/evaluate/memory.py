@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     model, _ = load_model(args.model, args.head)
     inputs = load_file(str(args.inputs))
     measure = cpu_forward_memory if args.device == "cpu" else cuda_forward_memory
-    print(json.dumps(measure(model, inputs)))
+    print(json.dumps(measure(model, inputs), allow_nan=False))
 
 
 if __name__ == "__main__":
