@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check in one run (README "Benchmarks"): the gpu-marked tests, the fine-tune throughput and
+# The GPU check in one run (docs/benchmarks.md): the gpu-marked tests, the fine-tune throughput and
 # inference speed-up benches at full size, and a short `dvc repro` of the embedded default with
 # `precision: auto`, whose metrics bench/compare_metrics.py compares with a CPU run of the same targets.
 #
@@ -10,7 +10,7 @@
 # Writes seven files under $OUT (a lent machine returns at most eight): env.txt (versions, nvidia-smi),
 # stderr.txt (every step's log), finetune.jsonl, inference.jsonl, pytest_gpu.txt, repro.txt and
 # repro.tar.gz (the copy's params.yaml, dvc.lock and metrics/). On a machine without DVC and without a
-# registry, the wheels in .whl/ (the packages it lacks; README "Benchmarks") are installed first.
+# registry, the wheels in .whl/ (the packages it lacks; docs/benchmarks.md, "GPU numbers") are installed first.
 set -u -o pipefail
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false

@@ -1,4 +1,4 @@
-"""The README's recipe for adding a pruning method, followed in a temporary copy of the repository.
+"""The recipe for adding a pruning method (docs/architecture.md), followed in a temporary copy of the repository.
 
 One new file in ``src/pipeline/prune/``, its section in ``params.yaml`` and its name in ``dvc.yaml``'s
 ``vars`` are all it takes: the stage finds the method by name, the consistency tests still pass, DVC makes
@@ -56,7 +56,7 @@ def every_other(model: torch.nn.Module, params: EveryOtherParams, context: Prune
 
 
 def follow_the_recipe(repo: Path) -> None:
-    """The three steps of README "How to add a method"."""
+    """The three steps of docs/architecture.md, "How to add a method"."""
     (repo / "src" / "pipeline" / "prune" / "every_other.py").write_text(METHOD)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prune"]["every_other"] = {"offset": 1}

@@ -3,8 +3,8 @@
 Fixture files in the exact layouts GLUE's ``download_glue_data.py`` and SQuAD v1.1 distribute (SST-2, MRPC and
 MNLI TSVs with their headers, MNLI's two dev files; SQuAD's nested JSON), with generated sentences (GLUE's data
 cannot be downloaded here). ``dvc repro`` in a temporary copy on tiny sizes, then the GLUE table is checked
-against the evaluate stage's files. A second run follows the README's SST-2 walkthrough (profiles/tasks/sst2.yaml
-applied with the same command) on SST-2-layout fixture files.
+against the evaluate stage's files. A second run follows the SST-2 walkthrough of docs/real-models-and-data.md
+(profiles/tasks/sst2.yaml applied with the same command) on SST-2-layout fixture files.
 """
 
 from __future__ import annotations
@@ -181,9 +181,9 @@ def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
 
 
 def test_sst2_walkthrough_params_on_sst2_layout_files(tmp_path_factory):
-    """The README's SST-2 walkthrough: files in sources/SST-2, the task profile applied with the README's command,
-    ``dvc repro``. The model and pretraining are the tiny ones of tests/test_e2e.py instead of MiniLM (the MiniLM
-    profile has its own tests, and MiniLM stages take minutes each on these CPUs)."""
+    """The SST-2 walkthrough (docs/real-models-and-data.md): files in sources/SST-2, the task profile applied with
+    its command, ``dvc repro``. The model and pretraining are the tiny ones of tests/test_e2e.py instead of MiniLM
+    (the MiniLM profile has its own tests, and MiniLM stages take minutes each on these CPUs)."""
     repo = clean_copy(tmp_path_factory.mktemp("sst2") / "repo")
     write_sst2(repo / "sources" / "SST-2", 120, 40)
     (repo / "params.yaml").write_text(yaml.safe_dump(tiny(yaml.safe_load((repo / "params.yaml").read_text())),

@@ -245,6 +245,6 @@ def test_launch_command_is_documented_as_run_by_the_shell():
     params = (ROOT / "params.yaml").read_text()
     launch = params[params.index("\nlaunch:"):params.index("\npretrain:")]
     assert "shell" in launch
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    page = " ".join((ROOT / "docs" / "gpu.md").read_text().split())
     assert "`launch.command` is pasted verbatim in front of the stage script and DVC runs the resulting `cmd` " \
-           "through the shell" in readme
+           "through the shell" in page
