@@ -75,7 +75,8 @@ def setup(seed: int = 0, launch=None) -> torch.device:
             f"params.yaml: 'launch.num_processes' is {launch.num_processes} but {world()[1]} process(es) "
             f"were started (launch.command: '{launch.command}')"
         )
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     set_numerics(device)
     seed_everything(seed)
     return device
