@@ -73,7 +73,9 @@ def test_kd_loss_fn_on_a_regression_task(tiny_config):
     batch = {"input_ids": torch.randint(5, 20, (4, 7)), "attention_mask": torch.ones(4, 7, dtype=torch.long),
              "labels": torch.tensor([0.0, 1.5, 3.0, 5.0])}
     task = tasks.get(ClassificationParams(num_labels=1, glue="stsb"))
-    loss = kd_loss_fn(teacher, task, KDParams(temperature=3.0, alpha=0.25))(student, batch)
+    terms = kd_loss_fn(teacher, task, KDParams(temperature=3.0, alpha=0.25))(student, batch)
+    assert list(terms) == ["examples"]  # logit KD and hard loss: both means per example
+    loss = terms["examples"]
     with torch.no_grad():
         t_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     s_out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

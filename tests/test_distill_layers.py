@@ -5,7 +5,8 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from pipeline import tasks
-from pipeline.distill.kd import PROJECTION, KDParams, detach_projection, kd_loss_fn, kd_method, uniform_layer_map
+from pipeline.distill.kd import PROJECTION, KDParams, detach_projection, kd_method, uniform_layer_map
+from pipeline.distill.kd import kd_loss_fn as kd_terms_fn
 from pipeline.core.errors import PipelineError
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.models.structure import prune_heads_
@@ -27,6 +28,12 @@ def batch(seed=0):
     mask[:, 9:] = 0
     return {"input_ids": torch.randint(5, 64, (8, 12), generator=g), "attention_mask": mask,
             "labels": torch.randint(0, 2, (8,), generator=g)}
+
+
+def kd_loss_fn(*args, **kwargs):
+    """The KD loss as one scalar: the sum of :func:`pipeline.distill.kd.kd_loss_fn`'s terms."""
+    fn = kd_terms_fn(*args, **kwargs)
+    return lambda student, b: sum(fn(student, b).values())
 
 
 def test_uniform_layer_map():

@@ -75,18 +75,24 @@ class TrainArgs:
     l1: float = 0.0
     """Weight of an L1 penalty on the encoder's Linear weights (mean absolute value), 0 disables it:
     pushes weights towards zero so that magnitude pruning afterwards removes less of the function."""
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"
-    """``auto``: bf16 autocast on a CUDA GPU with bf16 support, else fp32; ``bf16``: always autocast."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """``auto`` (default): bf16 autocast on a CUDA GPU with bf16 support, else plain fp32 (CPU runs stay
+    byte-reproducible); ``fp32``: never autocast; ``bf16``: always autocast (slow on CPUs without bf16 units)."""
     grad_accum_steps: int = 1
     """Micro-batches of ``batch_size`` (per process) summed into one optimizer step."""
     compile: bool = False
     """Run the training forward/backward through ``torch.compile`` (a GPU speed setting)."""
     group_by_length: bool = False
     """Batch examples of similar length (sorted within shuffled mega-batches) to cut padding."""
-    num_workers: int = 0
-    """DataLoader worker processes that collate batches; 0 collates in the training process."""
+    num_workers: int = -1
+    """DataLoader worker processes that collate batches; 0 collates in the training process; -1 (default):
+    chosen by device, 0 on a CPU (byte-identical to collating in the loop) and ``min(4, CPUs)`` on a GPU
+    (:func:`pipeline.core.runtime.loader_workers`)."""
     checkpoint_every: int = 0
     """Write a resumable checkpoint every this many optimizer steps (``<out>.ckpt``); 0 disables."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: no cap); the learning-rate schedule (warm-up, decay to 0)
+    spans the capped run, and the last epoch run is a partial one."""
 
     def __post_init__(self):
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
@@ -102,8 +108,10 @@ class TrainArgs:
             raise ValueError("l1 must be >= 0")
         if self.grad_accum_steps < 1:
             raise ValueError("grad_accum_steps must be >= 1")
-        if self.num_workers < 0 or self.checkpoint_every < 0:
-            raise ValueError("num_workers and checkpoint_every must be >= 0")
+        if self.num_workers < -1:
+            raise ValueError(f"num_workers must be >= 0, or -1 to choose by device, got {self.num_workers}")
+        if self.checkpoint_every < 0 or self.max_steps < 0:
+            raise ValueError("checkpoint_every and max_steps must be >= 0")
 
 
 @dataclass

@@ -163,16 +163,41 @@ def _use_eager_attention(model: torch.nn.Module) -> None:
         model.config._attn_implementation = "eager"
 
 
+def kd_items(hidden: bool, attention: bool) -> Callable[[Batch], dict[str, int]]:
+    """``(batch) -> {term: count}``: the items each term of :func:`kd_loss_fn` averages over, for the training
+    loop's weighting of micro-batches (:data:`pipeline.train.loop.LossFn`): ``examples`` ``B`` (logit KD and
+    the hard loss, per example or QA window), ``hidden`` the real tokens ``sum(attention_mask)`` (the
+    hidden-state MSE's denominator over its fixed width), ``attention`` the real query/key pairs
+    ``sum_b n_b**2`` (the attention MSE's denominator)."""
+
+    def items(batch: Batch) -> dict[str, int]:
+        mask = batch["attention_mask"]
+        out = {"examples": len(mask)}
+        if hidden:
+            out["hidden"] = int(mask.sum())
+        if attention:
+            out["attention"] = int((mask.sum(1) ** 2).sum())
+        return out
+
+    return items
+
+
 def kd_loss_fn(teacher: torch.nn.Module, task: Task, kd: KDParams,
-               student: torch.nn.Module | None = None) -> Callable[[torch.nn.Module, Batch], torch.Tensor]:
-    """``(student, batch) -> loss``:
+               student: torch.nn.Module | None = None) -> Callable[[torch.nn.Module, Batch], dict[str, torch.Tensor]]:
+    """``(student, batch) -> {term: loss}``, whose sum is
 
     ``alpha * KD + (1 - alpha) * CE + hidden_weight * hidden MSE + attention_weight * attention MSE``.
 
-    For QA the logit KD term is the mean over start and end logits; for regression it is the MSE
-    (:func:`logit_kd_term`). The teacher runs in eval mode without
-    gradients. With ``hidden_weight > 0`` and different widths, pass ``student`` so a projection can be
-    attached to it (call :func:`detach_projection` after training).
+    Terms: ``examples`` (logit KD and hard loss, means per example), ``hidden`` and ``attention`` (when their
+    weight is > 0; means over real tokens and real token pairs, padding excluded), counted by its ``items``
+    attribute (:func:`kd_items`) so gradient accumulation and several processes weight each term by its own
+    items. For QA the logit KD term is the mean over start and end logits; for regression it is the MSE
+    (:func:`logit_kd_term`). The teacher runs in eval mode without gradients. With ``hidden_weight > 0`` and
+    different widths, pass ``student`` so a projection can be attached to it (call :func:`detach_projection`
+    after training).
+
+    Raises:
+        ValueError: hidden-state or attention KD without ``student``.
     """
     teacher.eval()
     logit_term = logit_kd_term(task, kd.temperature)
@@ -189,7 +214,7 @@ def kd_loss_fn(teacher: torch.nn.Module, task: Task, kd: KDParams,
             _use_eager_attention(student)
             _use_eager_attention(teacher)
 
-    def loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             t_out = _forward(teacher, batch, hidden, attention)
         s_out = _forward(model, batch, hidden, attention)
@@ -197,6 +222,7 @@ def kd_loss_fn(teacher: torch.nn.Module, task: Task, kd: KDParams,
         total = sum(logit_term(s, t) for s, t in zip(s_logits, t_logits)) / len(s_logits)
         if kd.alpha < 1.0:
             total = kd.alpha * total + (1 - kd.alpha) * task.hard_loss(s_logits, batch)
+        out = {"examples": total}
         mask = batch["attention_mask"]
         if hidden:
             terms = []
@@ -204,12 +230,13 @@ def kd_loss_fn(teacher: torch.nn.Module, task: Task, kd: KDParams,
                 s_h = s_out.hidden_states[i + 1]
                 terms.append(masked_mse(projection(s_h) if projection is not None else s_h,
                                         t_out.hidden_states[t_layer], mask))
-            total = total + kd.hidden_weight * sum(terms) / len(terms)
+            out["hidden"] = kd.hidden_weight * sum(terms) / len(terms)
         if attention:
             terms = [attention_mse(s_out.attentions[i], t_out.attentions[t - 1], mask) for i, t in enumerate(layer_map)]
-            total = total + kd.attention_weight * sum(terms) / len(terms)
-        return total
+            out["attention"] = kd.attention_weight * sum(terms) / len(terms)
+        return out
 
+    loss.items = kd_items(hidden, attention)
     return loss
 
 

@@ -83,6 +83,22 @@ def nsp_accuracy(model, feats: list[Feature], tokenizer, probability: float, dev
     return right / max(1, total)
 
 
+def mlm_nsp_loss(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
+    """BERT's pretraining loss as its two terms (their sum is transformers' ``BertForPreTraining`` loss, the
+    same operations): ``tokens``, the masked-LM cross-entropy, a mean over the labelled tokens
+    (``labels != -100``); ``examples``, the next-sentence cross-entropy, a mean per pair. Its ``items`` counts
+    both, so the training loop weights each term by its own items (:data:`pipeline.train.loop.LossFn`)."""
+    out = model(**{k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")})
+    ce = torch.nn.CrossEntropyLoss()
+    mlm = ce(out.prediction_logits.view(-1, out.prediction_logits.size(-1)), batch["labels"].view(-1))
+    nsp = ce(out.seq_relationship_logits.view(-1, 2), batch["next_sentence_label"].view(-1))
+    return {"tokens": mlm, "examples": nsp}
+
+
+mlm_nsp_loss.items = lambda batch: {"tokens": int((batch["labels"] != -100).sum()),  # type: ignore[attr-defined]
+                                    "examples": len(batch["labels"])}
+
+
 def copy_weights_(target: torch.nn.Module, source: torch.nn.Module, allowed: tuple[str, ...]) -> None:
     """Load ``source``'s tensors into ``target`` by name; only names containing one of ``allowed`` may be
     missing from or left over in ``source`` (the heads one model has and the other lacks)."""
@@ -118,7 +134,7 @@ def pretrain_nsp(model, train_rows, valid_rows, tokenizer, mlm: MlmParams, args:
                 "nsp_accuracy": nsp_accuracy(m, valid, tokenizer, mlm.probability, device)}
 
     history = fit(both, train, MlmCollator(tokenizer, mlm.probability, args.seed), args, device, desc,
-                  on_epoch=on_epoch, files=files)
+                  loss_fn=mlm_nsp_loss, on_epoch=on_epoch, files=files)
     copy_weights_(model, both.cpu(), ("pooler.", "seq_relationship."))
     return history
 

@@ -2,8 +2,9 @@
 
 One optimizer step consumes ``batch_size * grad_accum_steps * world_size`` examples: a *global batch* cut from
 the epoch's shuffled order and split into equal contiguous pieces, one per micro-batch and process. Each piece
-carries its share of the global batch as a weight (the loop scales its loss by it), so the update equals a
-single process on the whole global batch.
+carries its share of the global batch's examples (0 marks a padding piece); the loop weights each piece's loss
+by its share of the global batch's loss *items* (examples, or labelled tokens for masked-LM; see
+:mod:`pipeline.train.loop`), so the update equals a single process on the whole global batch.
 
 The pieces are cut here rather than by ``accelerate``'s prepared DataLoader: that one shards whole batches per
 process and fills a short last batch by repeating examples, which changes the update (and the result) with the
@@ -37,8 +38,10 @@ def steps_per_epoch(num_examples: int, args: TrainArgs, world_size: int | None =
 
 
 def total_steps(num_examples: int, args: TrainArgs, world_size: int | None = None) -> int:
-    """Optimizer steps of a run: ``ceil(epochs * steps_per_epoch)`` (at least 1)."""
-    return max(1, math.ceil(args.epochs * steps_per_epoch(num_examples, args, world_size)))
+    """Optimizer steps of a run: ``ceil(epochs * steps_per_epoch)`` (at least 1), at most ``args.max_steps``
+    when that is set (> 0)."""
+    total = max(1, math.ceil(args.epochs * steps_per_epoch(num_examples, args, world_size)))
+    return min(total, args.max_steps) if args.max_steps else total
 
 
 def epoch_order(lengths: list[int], args: TrainArgs, epoch: int, world_size: int = 1) -> list[int]:
@@ -63,19 +66,23 @@ def split_pieces(chunk: list[int], pieces: int) -> list[list[int]]:
     return [chunk[bounds[i] : bounds[i + 1]] for i in range(pieces)]
 
 
-def rank_microbatches(order: list[int], args: TrainArgs, rank: int, world_size: int) -> list[tuple[list[int], float]]:
+def rank_microbatches(order: list[int], args: TrainArgs, rank: int, world_size: int,
+                      pad: bool = False) -> list[tuple[list[int], float]]:
     """This process's micro-batches of an epoch: ``(example indices, weight)``, ``grad_accum_steps`` per step.
 
-    Every process gets the same number of micro-batches (a piece may be empty in a short last global batch),
-    so no process waits for another at the step's gradient reduction. The weight is the piece's share of its
-    global batch; the weights of one step sum to 1 over all processes.
+    Every process gets the same number of micro-batches, so no process waits for another at the step's
+    gradient reduction. The weight is the piece's share of its global batch's examples; the weights of one
+    step sum to 1 over all processes. A short last global batch can leave a piece empty: with ``pad`` it
+    holds the global batch's first example with weight 0 instead (a padding piece: DDP needs every process
+    to run every backward; the loop gives it no loss items, so it adds nothing to the update), else it stays
+    empty (weight 0).
     """
     k, size = args.grad_accum_steps, global_batch(args, world_size)
     out = []
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
         pieces = split_pieces(chunk, k * world_size)[rank * k : (rank + 1) * k]
-        out += [(p, len(p) / len(chunk)) for p in pieces]
+        out += [(p, len(p) / len(chunk)) if p or not pad else (chunk[:1], 0.0) for p in pieces]
     return out
 
 
@@ -105,20 +112,22 @@ class MicroBatches(torch.utils.data.Dataset):
 
 
 def epoch_loader(feats: list[Feature], collate_fn, args: TrainArgs, epoch: int, done_steps: int, rank: int,
-                 world_size: int, pin_memory: bool) -> torch.utils.data.DataLoader:
+                 world_size: int, pin_memory: bool, num_workers: int) -> torch.utils.data.DataLoader:
     """The DataLoader of this process's micro-batches in ``epoch``, after the ``done_steps`` optimizer steps
-    already taken in it (a resume), yielding ``(batch or None, weight)``.
+    already taken in it (a resume), yielding ``(batch or None, weight)``; with several processes empty pieces
+    become padding pieces (:func:`rank_microbatches`).
 
-    ``num_workers > 0`` collates in worker processes; the stateful collator is then reseeded per batch from
-    ``(seed + epoch, rank, position)``.
+    ``num_workers > 0`` (resolved, see :func:`pipeline.core.runtime.loader_workers`) collates in worker
+    processes; the stateful collator is then reseeded per batch from ``(seed + epoch, rank, position)``.
     """
     lengths = [len(f["input_ids"]) for f in feats]
-    pieces = rank_microbatches(epoch_order(lengths, args, epoch, world_size), args, rank, world_size)
+    pieces = rank_microbatches(epoch_order(lengths, args, epoch, world_size), args, rank, world_size,
+                               pad=world_size > 1)
     skip = done_steps * args.grad_accum_steps
-    reseed = (args.seed + epoch) * 1_000_003 + rank if args.num_workers else None
+    reseed = (args.seed + epoch) * 1_000_003 + rank if num_workers else None
     return torch.utils.data.DataLoader(
         MicroBatches(feats, pieces[skip:], collate_fn, reseed, skip),
-        batch_size=None, shuffle=False, num_workers=args.num_workers, pin_memory=pin_memory,
+        batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
         # its own generator: the loader draws a worker seed per epoch, which must not advance the
         # global RNG (dropout) - the default run stays byte-identical to the pre-DataLoader loop
         generator=torch.Generator().manual_seed(args.seed + epoch),

@@ -2,20 +2,35 @@
 
 ``fit`` reads as its steps: :func:`_setup` (optimizer, schedule, processes), :func:`_resume` (checkpoint),
 :func:`_epoch` (micro-batches -> :func:`_step`), :func:`_save` (checkpoint). Each optimizer step consumes a
-global batch of ``batch_size * grad_accum_steps * world_size`` examples (see :mod:`pipeline.train.batches`);
-each piece's loss is weighted by its share of the global batch and the processes' gradients are summed, so
-the update equals a single process on the whole global batch (exactly for per-example mean losses; padded
-pieces of a short last batch keep their true weights).
+global batch of ``batch_size * grad_accum_steps * world_size`` examples (see :mod:`pipeline.train.batches`),
+at most ``TrainArgs.max_steps`` steps in all.
 
-``accelerate``'s :class:`~accelerate.Accelerator` provides the process group facts (rank, process count),
-the collectives (broadcast of the initial weights, the gradient and loss sums, gathering RNG states),
-``backward`` and ``clip_grad_norm_``. What it is not used for, because it would change the results:
+**Loss items.** A loss is a mean over *items*: examples for classification, QA windows and logit KD, labelled
+tokens for masked-LM (``labels != -100``), real tokens for hidden-state KD, real query/key pairs for attention
+KD. Each micro-batch's loss (each term's, for a loss of several terms) is weighted by its share of the global
+batch's items of that term, counted before the forward pass and summed over the processes once per step
+(transformers' ``num_items_in_batch``, its issue 34191). So the update is a single process's on the whole
+global batch for any batch size / accumulation / process split, token-averaged losses included (weighting
+by examples gave a 119% gradient difference for masked-LM between batch 8 x 1 and batch 4 x 2). A step of
+one micro-batch on one process has weight exactly 1.0: its loss is used as it is, bit for bit.
 
-- ``prepare(model)`` (DDP): it averages gradients (a division by the process count, not exact for 3
-  processes) and needs every process to run a backward in every micro-batch, while a short last global batch
-  leaves some processes an empty piece; one flat all-reduce after the step's micro-batches is used instead.
-- ``accumulate()`` / ``gradient_accumulation_steps``: it divides each loss by the step count, which is wrong
-  for the uneven pieces of a short last batch; the loop weights each piece by its share.
+**Several processes: DDP through accelerate.** ``Accelerator.prepare`` wraps the model *and its loss*
+(:class:`_Objective`, so DDP's forward covers every parameter the loss uses, e.g. the KD projection) in
+``DistributedDataParallel`` (``find_unused_parameters=True``: pruning methods and heads may leave parameters
+without a gradient, as the Trainer does for transformers models). Gradients are all-reduced in buckets that
+overlap the backward, once per step: every micro-batch but the last runs under ``accelerator.no_sync``.
+DDP *averages* the processes' gradients, so each piece's loss is scaled by ``world_size * its weight``; the
+result equals one process on the same global batch to float rounding (the 2-process gloo test allows
+``atol=1e-5, rtol=1e-5`` on the weights after two steps). A short last global batch is *padded*: a process
+whose piece is empty trains on the global batch's first example with zero weight (DDP needs every process to
+run every backward), so no example is dropped and the update is unchanged. One process: no wrapper, no
+collective.
+
+What else of ``accelerate`` is used: the process group facts (rank, process count), collectives (item
+counts, loss sums, gathering RNG states), ``backward`` and ``clip_grad_norm_``. Not used, because it would
+change the results:
+
+- ``accumulate()`` / ``gradient_accumulation_steps``: it divides each loss by the step count, not by items.
 - ``prepare(dataloader)``: see :mod:`pipeline.train.batches`. ``prepare(scheduler)``: the prepared scheduler
   steps once per process per optimizer step (without ``split_batches``), while the schedule here counts
   global optimizer steps. ``prepare(optimizer)`` adds nothing without an fp16 scaler.
@@ -26,7 +41,8 @@ the collectives (broadcast of the initial weights, the gradient and loss sums, g
 - ``device``: the same singleton fixes one device per process (tests train on CPU and GPU in one process);
   ``fit`` places the model on the ``device`` it is given. In a multi-process run that device comes from
   accelerate's ``PartialState`` (:func:`pipeline.core.runtime.setup`), so it is the Accelerator's.
-- ``save_state``/``load_state``: they pickle (RNG states); see :mod:`pipeline.train.checkpoint`.
+- ``save_state``/``load_state``: they pickle (RNG states); see :mod:`pipeline.train.checkpoint`. Checkpoints
+  hold the unwrapped model's ``state_dict``.
 """
 
 from __future__ import annotations
@@ -40,12 +56,12 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, GradientAccumulationPlugin, broadcast
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, GradientAccumulationPlugin
 from tqdm.auto import tqdm
 
 from pipeline.config.args import TrainArgs
 from pipeline.core.errors import PipelineError
-from pipeline.core.runtime import autocast_dtype
+from pipeline.core.runtime import autocast_dtype, loader_workers
 from pipeline.data.features import Batch, Feature
 from pipeline.models import families
 from pipeline.train import checkpoint
@@ -53,10 +69,14 @@ from pipeline.train.batches import (MEGABATCH, epoch_loader, epoch_order, global
                                     steps_per_epoch, total_steps)
 from pipeline.train.run_files import Curves, RunFiles, epoch_values
 
-__all__ = ["MEGABATCH", "LossFn", "RunFiles", "default_loss", "epoch_order", "fit", "global_batch", "l1_penalty",
-           "linear_schedule", "param_groups", "rank_microbatches", "total_steps"]
+__all__ = ["MEGABATCH", "LossFn", "RunFiles", "default_items", "default_loss", "epoch_order", "fit", "global_batch",
+           "l1_penalty", "linear_schedule", "loss_items", "param_groups", "rank_microbatches", "total_steps"]
 
-LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+LossFn = Callable[[torch.nn.Module, Batch], "torch.Tensor | dict[str, torch.Tensor]"]
+"""``(model, batch) -> loss``: a scalar mean over the batch's loss items, or ``{term: scalar mean}`` for a loss
+of several terms averaged over different items (the loss is their sum). It may carry an ``items`` attribute,
+``(batch) -> {term: count}`` with the same terms (CPU batch, before the forward pass); without one the items
+are :func:`default_items`."""
 
 # Reading a loss (.item()) waits for the GPU; on CUDA the step losses are read SYNC_EVERY steps at a time so
 # the CPU keeps queueing work (a NaN is then reported a few steps late, still before saving).
@@ -66,6 +86,42 @@ SYNC_EVERY = 32
 def default_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """The model's own loss (cross-entropy for heads given ``labels``/``start_positions``)."""
     return model(**batch).loss
+
+
+def default_items(batch: Batch) -> dict[str, int]:
+    """The items a plain loss of ``batch`` averages over: ``{"loss": count}``, the labelled tokens
+    (``labels != -100``, the ``ignore_index`` of transformers' masked-LM loss) when ``labels`` is per token
+    ``(B, T)``, else the examples ``B`` (classification, regression, QA windows)."""
+    labels = batch.get("labels")
+    if labels is not None and labels.ndim == 2:
+        return {"loss": int((labels != -100).sum())}
+    return {"loss": len(batch["input_ids"])}
+
+
+def loss_items(loss_fn: LossFn, batch: Batch) -> dict[str, int]:
+    """``loss_fn.items(batch)`` when the loss function has one, else :func:`default_items`."""
+    counter = getattr(loss_fn, "items", None)
+    return default_items(batch) if counter is None else counter(batch)
+
+
+class _Objective(torch.nn.Module):
+    """The model and its loss as one module: ``forward(batch) -> {term: scalar mean}`` (the L1 penalty joins
+    the first term). DDP wraps this, not the bare model, so its forward covers every parameter the loss uses
+    (a KD projection called outside the model's forward included) and its reducer sees the loss."""
+
+    def __init__(self, model: torch.nn.Module, forward_model: torch.nn.Module, loss_fn: LossFn, l1: float):
+        super().__init__()
+        self.model = model
+        object.__setattr__(self, "forward_model", forward_model)  # the compiled wrapper: not a second submodule
+        self.loss_fn, self.l1 = loss_fn, l1
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out = self.loss_fn(self.forward_model, batch)
+        terms = dict(out) if isinstance(out, dict) else {"loss": out}
+        if self.l1 > 0:
+            first = next(iter(terms))
+            terms[first] = terms[first] + self.l1 * l1_penalty(self.model)
+        return terms
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -105,7 +161,7 @@ class _Run:
     """One ``fit`` call: what it trains with (set up once) and its progress (what a checkpoint saves)."""
 
     model: torch.nn.Module
-    forward_model: torch.nn.Module  # ``model`` or its compiled wrapper (what the loss function calls)
+    objective: torch.nn.Module  # :class:`_Objective` (the loss of ``model`` or its compiled wrapper); DDP-wrapped
     feats: list[Feature]
     collate_fn: Callable[[list[Feature]], Batch]
     args: TrainArgs
@@ -117,6 +173,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     dtype: torch.dtype | None  # autocast dtype, None for plain fp32
+    workers: int  # DataLoader worker processes (TrainArgs.num_workers resolved for the device)
     total: int  # optimizer steps of the whole run
     ckpt: Path | None  # checkpoint directory, None without checkpoints
     fingerprint: str
@@ -158,8 +215,8 @@ def fit(
         args: batch size per process and micro-batch, accumulation, precision, compile, etc.
         device: where the model trains (every process's own device in a multi-process run).
         desc: progress-bar label, also part of the checkpoint fingerprint and of error messages.
-        loss_fn: ``(model, batch) -> scalar loss`` (a per-example mean); defaults to the model's own loss.
-            It receives the compiled model when ``args.compile``.
+        loss_fn: ``(model, batch) -> loss``, a mean over loss items or a dict of such terms with an ``items``
+            counter (:data:`LossFn`); defaults to the model's own loss. Gets the compiled model with ``compile``.
         after_step: called after every optimiser step (e.g. to re-apply pruning masks). With checkpoints
             it must be a plain function (stateless) or have ``state_dict``/``load_state_dict`` (tensors and
             JSON values only).
@@ -169,7 +226,8 @@ def fit(
             ``files.done()``.
 
     Returns:
-        One dict per epoch: ``{"epoch", "loss", **on_epoch(...)}``.
+        One dict per epoch run: ``{"epoch", "loss", **on_epoch(...)}``; with ``args.max_steps`` the epochs
+        stop where the steps do (the last one partial, scored by ``on_epoch`` as usual).
 
     Raises:
         PipelineError: no features; the loss becomes NaN/inf (names the step), instead of saving garbage;
@@ -186,6 +244,8 @@ def fit(
                    disable=not run.accelerator.is_main_process)
     try:
         for epoch in range(len(run.history), math.ceil(args.epochs)):
+            if run.step >= run.total:  # max_steps reached (without it, every epoch has steps)
+                break
             _epoch(run, epoch, on_epoch)
     except BaseException:
         run.curves.discard()
@@ -205,8 +265,9 @@ def _setup(model, feats, collate_fn, args: TrainArgs, device: torch.device, desc
     """
     accelerator = _accelerator(desc)
     model.to(device).train()
-    if accelerator.num_processes > 1:
-        broadcast([t.data for t in (*model.parameters(), *model.buffers())], from_process=0)
+    objective = _Objective(model, torch.compile(model, dynamic=True) if args.compile else model, loss_fn, args.l1)
+    if accelerator.num_processes > 1:  # DDP; its constructor starts every process from rank 0's weights
+        objective = accelerator.prepare(objective)
     total = total_steps(len(feats), args, accelerator.num_processes)
     optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(int(args.warmup_ratio * total), total))
@@ -217,10 +278,10 @@ def _setup(model, feats, collate_fn, args: TrainArgs, device: torch.device, desc
             "state (a resume would restart its schedule); set checkpoint_every: 0"
         )
     return _Run(
-        model=model, forward_model=torch.compile(model, dynamic=True) if args.compile else model, feats=feats,
-        collate_fn=collate_fn, args=args, device=device, desc=desc, loss_fn=loss_fn, after_step=after_step,
-        accelerator=accelerator, optimizer=optimizer, scheduler=scheduler,
-        dtype=autocast_dtype(args.precision, device), total=total, ckpt=ckpt,
+        model=model, objective=objective, feats=feats, collate_fn=collate_fn, args=args, device=device, desc=desc,
+        loss_fn=loss_fn, after_step=after_step, accelerator=accelerator, optimizer=optimizer, scheduler=scheduler,
+        dtype=autocast_dtype(args.precision, device), workers=loader_workers(args.num_workers, device),
+        total=total, ckpt=ckpt,
         fingerprint=checkpoint.fingerprint(args, len(feats), accelerator.num_processes, desc),
     )
 
@@ -228,13 +289,14 @@ def _setup(model, feats, collate_fn, args: TrainArgs, device: torch.device, desc
 def _accelerator(desc: str) -> Accelerator:
     """The process's Accelerator with nothing of its own that changes numerics: no mixed precision and no
     loss division for accumulation, whatever ``accelerate launch`` put in the environment
-    (``ACCELERATE_MIXED_PRECISION``, ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS``).
+    (``ACCELERATE_MIXED_PRECISION``, ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS``); DDP finds unused parameters.
 
     Raises:
         PipelineError: launched with DeepSpeed, FSDP, Megatron or XLA (this loop is plain data parallel).
     """
     one_step = GradientAccumulationPlugin(num_steps=1)
-    accelerator = Accelerator(mixed_precision="no", gradient_accumulation_plugin=one_step)
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(mixed_precision="no", gradient_accumulation_plugin=one_step, kwargs_handlers=[ddp])
     if accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP,
                                         DistributedType.MEGATRON_LM, DistributedType.XLA):
         raise PipelineError(f"{desc}: accelerate launched with {accelerator.distributed_type.value}; the training "
@@ -314,7 +376,7 @@ def _epoch(run: _Run, epoch: int, on_epoch) -> None:
     run.model.train()
     done = run.step - epoch * steps_per_epoch(len(run.feats), run.args, run.world_size)
     loader = epoch_loader(run.feats, run.collate_fn, run.args, epoch, done, run.rank, run.world_size,
-                          pin_memory=run.device.type == "cuda")
+                          pin_memory=run.device.type == "cuda", num_workers=run.workers)
     micro = []
     for batch, weight in loader:
         micro.append((batch, weight))
@@ -339,7 +401,6 @@ def _step(run: _Run, micro: list[tuple[Batch | None, float]]) -> None:
     """One optimizer step on this process's micro-batches of a global batch; checkpoints when due."""
     loss = _accumulate(run, micro)
     if run.world_size > 1:
-        _sum_gradients(run)
         loss = run.accelerator.reduce(loss, "sum")
     run.accelerator.clip_grad_norm_(run.model.parameters(), run.args.max_grad_norm)
     lr = run.optimizer.param_groups[0]["lr"]
@@ -359,40 +420,76 @@ def _step(run: _Run, micro: list[tuple[Batch | None, float]]) -> None:
 
 
 def _accumulate(run: _Run, micro: list[tuple[Batch | None, float]]) -> torch.Tensor:
-    """Forward/backward the micro-batches of one step, each loss scaled by its share of the global batch.
+    """Forward/backward the micro-batches of one step, each loss term scaled by its share of the global batch's
+    items of that term (:func:`_weights`); with DDP only the last backward all-reduces the gradients.
 
     Returns:
-        The weighted loss sum: a float64 scalar on the device, not read here so the GPU is not waited for.
+        This process's part of the step's loss: a float64 scalar on the device, not read here so the GPU is
+        not waited for.
+
+    Raises:
+        ValueError: the loss function's terms are not those its ``items`` counted.
     """
+    counts = [{} if batch is None else _piece_items(run, batch, share) for batch, share in micro]
+    weights = _weights(run, counts)
     total = torch.zeros((), dtype=torch.float64, device=run.device)
-    for batch, weight in micro:
-        if batch is None:  # this process got no examples of a short last global batch
+    for i, (batch, _) in enumerate(micro):
+        if batch is None:  # one process: a piece of a short last global batch that got no examples
             continue
+        last = i == len(micro) - 1
+        sync = contextlib.nullcontext() if last or run.world_size == 1 else run.accelerator.no_sync(run.objective)
         autocast = torch.autocast(run.device.type, dtype=run.dtype) if run.dtype else contextlib.nullcontext()
-        with autocast:
-            loss = run.loss_fn(run.forward_model, to_device(batch, run.device))
-            if run.args.l1 > 0:
-                loss = loss + run.args.l1 * l1_penalty(run.model)
-        # Accelerator(gradient_accumulation_steps=1, no fp16 scaler): backward is loss.backward(). A weight of
-        # exactly 1 (one process, no accumulation, full batch) is skipped so the default run stays
-        # byte-identical to the loop before accumulation existed.
-        run.accelerator.backward(loss if weight == 1.0 else loss * weight)
-        total += loss.detach().double() * weight
-    return total
+        with sync:
+            with autocast:
+                terms = run.objective(to_device(batch, run.device))
+            if terms.keys() != counts[i].keys():
+                raise ValueError(f"{run.desc}: the loss returned terms {sorted(terms)} but counted items of "
+                                 f"{sorted(counts[i])}")
+            loss, logged = None, []
+            for name, value in terms.items():
+                weight, items = weights[i][name], counts[i][name]
+                part = _weighted(value, weight, items)
+                loss = part if loss is None else loss + part
+                logged += [value.detach().double() * weight] if items else []
+            # weights of exactly 1: the loss as it is (bit for bit the loss the loop logged before items)
+            whole = all(isinstance(w, float) and w == 1.0 for w in weights[i].values())
+            total += loss.detach().double() if whole else sum(logged)
+            # Accelerator(gradient_accumulation_steps=1, no fp16 scaler): backward is loss.backward().
+            run.accelerator.backward(loss)
+    return total / run.world_size if run.world_size > 1 else total
 
 
-def _sum_gradients(run: _Run) -> None:
-    """Sum the trainable parameters' gradients over processes with one flat all-reduce (the weights already
-    make the sum the global batch's gradient); a gradient missing on every process stays None."""
-    params = [p for p in run.model.parameters() if p.requires_grad]
-    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=run.device)
-    has = run.accelerator.reduce(has, "max").tolist()
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-    flat = run.accelerator.reduce(flat, "sum")
-    offset = 0
-    for p, h in zip(params, has):
-        p.grad = flat[offset : offset + p.numel()].view_as(p) if h else None
-        offset += p.numel()
+def _piece_items(run: _Run, batch: Batch, share: float) -> dict[str, int]:
+    """The loss items of one piece by term: counted by :func:`loss_items`, all 0 for a padding piece."""
+    items = loss_items(run.loss_fn, batch)
+    return {k: 0 for k in items} if share == 0.0 else items
+
+
+def _weights(run: _Run, counts: list[dict[str, int]]) -> list[dict[str, float | torch.Tensor]]:
+    """Each piece's weight per term: its items over the step's items of that term on all processes (one
+    all-reduce of the counts), times the process count under DDP (which averages gradients).
+
+    One process: Python floats, exactly 1.0 for a step of one micro-batch (its loss is used bit for bit);
+    several: float64 device scalars (no wait for the GPU). A term without items in the whole step gets 0.
+    """
+    keys = list(dict.fromkeys(k for c in counts for k in c))
+    local = [sum(c.get(k, 0) for c in counts) for k in keys]
+    if run.world_size == 1:
+        return [{k: c[k] / n if n else 0.0 for k, n in zip(keys, local) if k in c} for c in counts]
+    steps = run.accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=run.device), "sum")
+    scale = run.world_size / steps.clamp(min=1)
+    return [{k: c[k] * scale[j] for j, k in enumerate(keys) if k in c} for c in counts]
+
+
+def _weighted(value: torch.Tensor, weight: float | torch.Tensor, items: int) -> torch.Tensor:
+    """``value * weight``; a weight of exactly 1.0 leaves ``value`` as it is (bit for bit), and a term without
+    items is a zero that still carries the graph (a masked-LM piece with no masked token has a NaN mean; a
+    DDP padding piece must still run its backward)."""
+    if items == 0:
+        return torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0) * 0.0
+    if isinstance(weight, float) and weight == 1.0:
+        return value
+    return value * weight
 
 
 def _flush(run: _Run) -> None:
