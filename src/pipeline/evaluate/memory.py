@@ -185,8 +185,8 @@ class MemoryRuns:
 def start_memory(model_dir: str | Path, head: str, batches: dict[str, dict[str, torch.Tensor]],
                  threads: int) -> MemoryRuns:
     """Start measuring the peak CPU memory of a forward pass of the artifact at each batch, each in its own fresh
-    process (none for ``batches={}``); the caller may compute other things meanwhile (nothing that is timed) and then call
-    :meth:`MemoryRuns.result`.
+    process (none for ``batches={}``); the caller may compute other things meanwhile (nothing that is timed) and
+    then call :meth:`MemoryRuns.result`.
 
     Args:
         model_dir: the artifact (loaded with :func:`pipeline.models.store.load_model` and ``head``).
