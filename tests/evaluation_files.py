@@ -13,7 +13,7 @@ from pipeline.evaluate.lineage import lineage
 # everything else of a hand-made row goes to the metrics file.
 FACT_KEYS = {"size_bytes", "dense_fp32_bytes", "params", "nonzero_params", "sparsity", "heads_total",
              "pruned_sparsity", "quantization_zero_fraction", "prunable_params", "artifact_bytes"}
-SPEED_PREFIXES = ("cpu_", "cuda_", "latency_", "speedup", "large_batch_size", "threads")
+SPEED_PREFIXES = ("cpu_", "cuda_", "latency_", "speedup", "large_batch_size", "threads", "timing_", "device")
 
 
 def make_inputs(root: Path, task: str, variants, run: str = "run-1") -> None:

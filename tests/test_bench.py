@@ -109,3 +109,18 @@ def test_family_speed_small():
     for family in ("bert", "modernbert"):
         assert params[family, "heads"] < params[family, "dense"] and params[family, "ffn"] < params[family, "dense"]
     assert "ALBERT shares layer weights" in next(r for r in records if "skipped" in r)["skipped"]
+
+
+def test_evaluate_overhead_small():
+    records = run_bench("evaluate_overhead.py", "--small", "--budget", "0")
+    phases = [r["phase"] for r in records]
+    assert phases == ["load_model", "task_metrics", "model_facts", "lineage", "speed_facts", "write_outputs",
+                      "validation_forward", "summary"]
+    seconds = {r["phase"]: r["seconds"] for r in records[:-1]}
+    summary = records[-1]
+    assert summary["bench"] == "evaluate_overhead" and summary["rows"] == 16 and summary["cpu_timing"] is False
+    assert 0 < seconds["validation_forward"] <= seconds["task_metrics"] <= summary["wall_s"]
+    assert summary["outside_validation_forward_s"] == pytest.approx(summary["wall_s"] - summary["validation_forward_s"])
+    # a budget of 0 s: one timed call per model and batch, on the run's device (the CPU here)
+    assert summary["timing_calls"] == {"bs1": 1, "large": 1} and summary["latency_budget_s"] == 0
+    assert summary["timing_device"] == ("cuda" if torch.cuda.is_available() else "cpu") == summary["device"]

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from transformers import BertForSequenceClassification
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir, dir_hash
 from pipeline.evaluate.facts import model_facts
-from pipeline.evaluate.speed import interleaved, paired_speedup, percentile, speed_facts
+from pipeline.evaluate import EvaluateParams
+from pipeline.evaluate import speed as speed_mod
+from pipeline.evaluate.speed import interleaved, paired_speedup, percentile, run_device, speed_facts
 from pipeline.models import families
 from pipeline.models.compact import compact_model
 from pipeline.models.store import WEIGHTS, save_model
@@ -132,41 +135,112 @@ def test_interleaved_timing_alternates_order():
     assert calls == ["A", "B", "A", "B", "B", "A", "A", "B"]
 
 
-def test_speed_is_measured_against_the_baseline(tiny_config):
+def test_the_budget_stops_timing_early():
+    calls = []
+
+    def slow(model, _):
+        calls.append(model)
+        time.sleep(0.02)
+        return 20.0
+
+    models = {"a": "A", "b": "B"}
+    t = interleaved(models, {}, warmup=3, repeats=50, call=slow, budget_s=0.0)
+    # a budget of 0: one warm-up round and one timed round, however many were asked for
+    assert calls == ["A", "B", "A", "B"] and t == {"a": [20.0], "b": [20.0]}
+    calls.clear()
+    t = interleaved(models, {}, warmup=1, repeats=50, call=slow, budget_s=0.3)
+    assert 2 <= len(t["a"]) == len(t["b"]) < 50  # ~0.04 s a round: stopped by the budget, not the repeats
+    assert len(calls) == 2 + 2 * len(t["a"])
+    t = interleaved(models, {}, warmup=1, repeats=4, call=lambda m, _: 1.0, budget_s=60.0)
+    assert len(t["a"]) == 4  # fast calls: the repeats stop first
+
+
+def _pair(tiny_config):
     torch.manual_seed(0)
     small = BertForSequenceClassification(tiny_config).eval()
     big_config = tiny_config.__class__(**{**tiny_config.to_dict(), "hidden_size": 256, "intermediate_size": 1024,
                                           "num_hidden_layers": 4})
-    big = BertForSequenceClassification(big_config).eval()
+    return small, BertForSequenceClassification(big_config).eval()
 
+
+def _make(length):
     def make(bs):
-        ones = torch.ones(bs, 32, dtype=torch.long)
+        ones = torch.ones(bs, length, dtype=torch.long)
         return {"input_ids": ones, "attention_mask": ones}
+    return make
 
-    out = speed_facts(small, big, ("cpu", "cuda"), make, 8, warmup=1, repeats=5, threads=1)
+
+def test_speed_is_measured_against_the_baseline(tiny_config):
+    small, big = _pair(tiny_config)
+    cfg = EvaluateParams(latency_batch_size=8, latency_warmup=1, latency_repeats=5)
+    out = speed_facts(small, big, torch.device("cpu"), _make(32), cfg)
     for label in ("bs1", "large"):
-        assert out[f"cpu_{label}_p90_ms"] >= out[f"cpu_{label}_p50_ms"] > 0
+        assert out[f"cpu_{label}_p90_ms"] >= out[f"cpu_{label}_p50_ms"] >= out[f"cpu_{label}_p10_ms"] > 0
         assert out[f"cpu_{label}_baseline_p50_ms"] > 0 and out[f"cpu_{label}_speedup"] > 0
+        assert out[f"cpu_{label}_calls"] == 5
     assert out["cpu_large_speedup"] > 1  # a much smaller model is faster than the baseline
     assert out["cpu_large_seq_per_s"] == pytest.approx(8 / (out["cpu_large_p50_ms"] / 1000))
     assert out["speedup"] == out["cpu_large_speedup"] and out["large_batch_size"] == 8
+    # where and how it was timed: on a CPU run the CPU is the timing device, with the configured threads
+    assert (out["timing_device"], out["timing_autocast"], out["threads"]) == ("cpu", "none", 1)
+    assert out["cuda_device"] == "none"
+    assert out["latency_budget_s"] == cfg.latency_budget_s and not any(k.startswith("cuda_") and k != "cuda_device"
+                                                                       for k in out)
+    budgeted = speed_facts(small, big, torch.device("cpu"), _make(32), EvaluateParams(
+        latency_batch_size=8, latency_warmup=1, latency_repeats=50, latency_budget_s=0.0))
+    assert budgeted["cpu_bs1_calls"] == budgeted["cpu_large_calls"] == 1  # the budget, not the 50 repeats
+
+
+def test_cpu_timing_switch_on_an_accelerator(tiny_config, monkeypatch):
+    """On a GPU run the variant is timed on the GPU; the CPU is timed too only when cpu_timing is set. The
+    accelerator is played here by the CPU under the name "cuda" (its timer and placement swapped)."""
+    seen = []
+
+    def fake_cuda_call(model, inputs):
+        seen.append(torch.get_num_threads())
+        return speed_mod._cpu_call(model, inputs)
+
+    monkeypatch.setitem(speed_mod.CALLS, "cuda", fake_cuda_call)
+    monkeypatch.setattr(speed_mod, "_place", lambda x, device: x if device.type == "cuda" else x.to(device))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "fake GPU")
+    small, big = _pair(tiny_config)
+    for cpu_timing in (False, True):
+        cfg = EvaluateParams(latency_batch_size=4, latency_warmup=1, latency_repeats=3, cpu_timing=cpu_timing,
+                             threads=1)
+        out = speed_facts(small, big, torch.device("cuda"), _make(16), cfg)
+        assert out["timing_device"] == "cuda" and out["cuda_device"] == "fake GPU" and out["cpu_timing"] is cpu_timing
+        assert out["cuda_large_calls"] == 3 and out["speedup"] == out["cuda_large_speedup"]
+        assert out["latency_ms_p50"] == out["cuda_large_p50_ms"]
+        cpu_keys = {k for k in out if k.startswith("cpu_") and k != "cpu_timing"}
+        if cpu_timing:  # the deployment timing: every CPU key, with its thread count
+            assert {"cpu_bs1_p50_ms", "cpu_large_speedup", "cpu_large_calls"} <= cpu_keys and out["threads"] == 1
+        else:
+            assert not cpu_keys and "threads" not in out
+    assert seen and torch.get_num_threads() >= 1
+
+
+def test_run_device_keeps_cpu_only_formats_on_the_cpu():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert run_device(cuda, ("cpu", "cuda")) == cuda
+    assert run_device(cuda, ("cpu",)) == cpu  # e.g. dynamic int8 kernels, ONNX Runtime graphs
+    assert run_device(cpu, ("cpu", "cuda")) == cpu
 
 
 @pytest.mark.gpu
 def test_cuda_speed_with_events_and_bf16(tiny_config):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(tiny_config).eval()
-
-    def make(bs):
-        ones = torch.ones(bs, 16, dtype=torch.long)
-        return {"input_ids": ones, "attention_mask": ones}
-
-    out = speed_facts(model, model, ("cpu", "cuda"), make, 4, warmup=2, repeats=5, threads=1)
+    small, big = _pair(tiny_config)
+    cfg = EvaluateParams(latency_batch_size=4, latency_warmup=2, latency_repeats=5)
+    out = speed_facts(small, big, torch.device("cuda"), _make(16), cfg)
     assert out["cuda_bs1_p50_ms"] > 0 and out["cuda_large_seq_per_s"] > 0 and out["cuda_device"] != "none"
-    assert next(model.parameters()).device.type == "cpu"  # moved back
-    assert "cuda_bs1_p50_ms" not in speed_facts(model, model, ("cpu",), make, 4, 1, 2, 1)
+    assert out["timing_device"] == "cuda" and out["timing_autocast"] == "bf16" and out["cuda_large_calls"] == 5
+    assert not [k for k in out if k.startswith("cpu_") and k != "cpu_timing"]  # cpu_timing off
+    on = speed_facts(small, big, torch.device("cuda"), _make(16), EvaluateParams(
+        latency_batch_size=4, latency_warmup=1, latency_repeats=3, cpu_timing=True))
+    assert on["cpu_large_p50_ms"] > 0 and on["cuda_large_p50_ms"] > 0 and on["threads"] == 1
+    assert next(small.parameters()).device.type == "cpu"  # the CPU timing ran last, on the CPU
+    assert "cuda_bs1_p50_ms" not in speed_facts(small, big, torch.device("cpu"), _make(16), cfg)
 
 
 def _prunable_zeros(model) -> tuple[int, int]:
@@ -214,7 +288,10 @@ def _dequantized_prunable(path):
 
 
 def test_evaluate_stage_writes_its_files_with_lineage(workdir, variants, cls_data, capsys):
+    from test_stage_errors import edit_params
+
     paths, _ = variants
+    edit_params(workdir, lambda d: d["evaluate"].update(memory=True))  # the fresh-process CPU RSS, asked for
     for name in ("quantize", "sparse"):
         files = {kind: workdir / kind / f"{name}.json" for kind in ("eval", "facts", "speed", "details")}
         argv = ["--task", "cls", "--baseline", str(paths["finetune"]), "--details", str(files["details"]),
@@ -237,6 +314,11 @@ def test_evaluate_stage_writes_its_files_with_lineage(workdir, variants, cls_dat
         assert not {"params", "size_bytes", "latency_ms_p50"} & set(metrics) and "accuracy" not in speed
         assert 0 <= metrics["auc"] <= 1 and speed["cpu_bs1_speedup"] > 0 and speed["latency_ms_p50"] > 0
         assert speed["cpu_large_peak_rss_mb"] >= speed["cpu_bs1_peak_rss_mb"] > speed["cpu_bs1_forward_rss_mb"] >= 0
+        # which device ran what: the run's device, the timing device (int8 kernels: the CPU), calls made
+        on_gpu = torch.cuda.is_available() and name != "quantize"
+        assert speed["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+        assert speed["timing_device"] == ("cuda" if on_gpu else "cpu")
+        assert 1 <= speed[f"{speed['timing_device']}_large_calls"] <= 15 and speed["cpu_timing"] is False
         assert {"params", "sparsity", "pruned_sparsity", "quantization_zero_fraction", "size_bytes"} <= set(facts)
         on_gpu = torch.cuda.is_available() and metrics["format"] != "dynamic_int8"  # int8 kernels: CPU only
         assert metrics["eval_device"] == ("cuda" if on_gpu else "cpu")
@@ -269,6 +351,7 @@ def test_memory_false_measures_speed_without_memory_runs(workdir, variants, cls_
     assert code == 0, err
     speed = json.loads((workdir / "s.json").read_text())
     assert speed["cpu_bs1_speedup"] > 0 and not [k for k in speed if k.endswith("_mb")]
+    assert speed["timing_device"] == speed["device"] == "cpu" or torch.cuda.is_available()
 
 
 def test_evaluate_stage_missing_baseline_writes_nothing(workdir, variants, cls_data, capsys):

@@ -1,4 +1,5 @@
-"""Memory footprint of a forward pass, each batch size in its own fresh process (pipeline.evaluate.memory)."""
+"""Memory footprint of a forward pass (pipeline.evaluate.memory): CPU RSS with each batch size in its own fresh
+process, CUDA peak allocated memory in this process."""
 
 import resource
 import subprocess
@@ -10,7 +11,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
-from pipeline.evaluate.memory import memory_facts
+from pipeline.evaluate.memory import device_memory, memory_facts
 from pipeline.models.store import WEIGHTS, save_model
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
@@ -38,7 +39,7 @@ def test_larger_model_and_batch_need_more_memory(tmp_path, tokenizer):
     big = _artifact(tmp_path, "big", tokenizer, hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
                     intermediate_size=2048)  # ~13M parameters, ~50 MB of float32 weights
     batches = {"bs1": _batch(1), "large": _batch(32)}
-    s, b = (memory_facts(path, "classification", batches, threads=1, cuda=False) for path in (small, big))
+    s, b = (memory_facts(path, "classification", batches, threads=1) for path in (small, big))
     keys = {f"cpu_{label}_{kind}_mb" for label in ("bs1", "large") for kind in ("peak_rss", "forward_rss")}
     assert set(s) == set(b) == keys
     assert all(v > 0 for v in (*b.values(), s["cpu_bs1_peak_rss_mb"], s["cpu_large_peak_rss_mb"]))
@@ -73,17 +74,29 @@ def test_getrusage_of_a_child_carries_its_parents_size():
 @linux
 def test_a_failed_measurement_names_the_culprit(tmp_path):
     with pytest.raises(PipelineError, match=f"memory measurement failed .*{tmp_path / 'nope'}"):
-        memory_facts(tmp_path / "nope", "classification", {"bs1": _batch(1)}, threads=1, cuda=False)
+        memory_facts(tmp_path / "nope", "classification", {"bs1": _batch(1)}, threads=1)
+
+
+def test_no_memory_measured_in_process_on_the_cpu():
+    model = BertForSequenceClassification(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1,
+                                                     num_attention_heads=4, intermediate_size=64))
+    assert device_memory(model, _batch(2), torch.device("cpu")) == {}  # the CPU's RSS needs a fresh process
+    assert memory_facts("unused", "classification", {}, threads=1) == {}  # no batches: no process started
 
 
 @pytest.mark.gpu
-def test_cuda_max_allocated(tmp_path, tokenizer):
+def test_cuda_max_allocated_in_this_process():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    big = _artifact(tmp_path, "big", tokenizer, hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
-                    intermediate_size=2048)
-    out = memory_facts(big, "classification", {"bs1": _batch(1), "large": _batch(32)}, threads=1, cuda=True)
-    weights_mb = (big / WEIGHTS).stat().st_size / 1e6
+    sizes = dict(vocab_size=64, max_position_embeddings=64, num_attention_heads=8, num_hidden_layers=4)
+    torch.manual_seed(0)
+    small = BertForSequenceClassification(BertConfig(hidden_size=64, intermediate_size=128, **sizes)).eval()
+    big = BertForSequenceClassification(BertConfig(hidden_size=512, intermediate_size=2048, **sizes)).eval()
+    weights_mb = sum(p.numel() * p.element_size() for p in big.parameters()) / 1e6
+    big_mb = device_memory(big, _batch(32), torch.device("cuda"))["cuda_large_max_allocated_mb"]
+    assert next(big.parameters()).device.type == "cuda"  # moved there; the stage's timing reuses it
+    big.to("cpu")  # the stage measures a variant alone on the device: so does this test
+    small_mb = device_memory(small, _batch(32), torch.device("cuda"))["cuda_large_max_allocated_mb"]
     # the weights are held on the device (float32, autocast keeps them), plus the pass's activations
-    assert out["cuda_large_max_allocated_mb"] > weights_mb
-    assert "cuda_bs1_max_allocated_mb" not in out
+    assert big_mb > weights_mb > 0
+    assert small_mb < big_mb - 0.8 * weights_mb  # measured without the big model's weights

@@ -140,7 +140,7 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     assert _row(card.split("## Results")[1], "prune-heads")[:8] == ["0.8125", "-0.0625", "3.000", "3.000", "750,000",
                                                                     "745,000", "0.007", "4"]
     speed = _row(card.split("## Size, speed and memory")[1], "prune-heads")
-    assert speed[:2] == ["3.000", f"{m['cpu_bs1_p50_ms']:.3f}"] and "1.54x" in speed and "1.30x" in speed
+    assert speed[:3] == ["3.000", "-", f"{m['cpu_bs1_p50_ms']:.3f}"] and "1.54x" in speed and "1.30x" in speed
     diag = _row(card.split("## Classification diagnostics")[1], "prune-heads")
     assert diag[:3] == ["0.8125", "0.8100", "0.8801"]
     assert "Pareto-optimal (accuracy vs size): prune-heads, finetune." in card

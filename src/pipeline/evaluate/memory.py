@@ -1,4 +1,5 @@
-"""Memory footprint of a forward pass, measured in a fresh Python process per batch size (Linux).
+"""Memory footprint of a forward pass: CPU RSS in a fresh Python process per batch size (Linux, when asked),
+CUDA peak allocated memory in the evaluate stage's own process.
 
 Why a fresh process: resident memory is a property of a whole process, and a process that has loaded other
 models, run other batches or merely been forked from a large parent carries their pages. Each measurement
@@ -27,10 +28,11 @@ unreachable objects are collected and freed heap memory is handed back to the sy
 ``malloc_trim``), so that the baseline holds only live memory. Both passes run the model as loaded (its
 stored dtype or quantized format) under ``torch.inference_mode`` with ``threads`` CPU threads.
 
-On CUDA (when present and the format runs there), one more process measures the large batch under bf16
-autocast, as :mod:`pipeline.evaluate.speed` times it: ``cuda_large_max_allocated_mb`` is
-``torch.cuda.max_memory_allocated`` over the measured pass after a warm-up pass and
-``reset_peak_memory_stats``: the peak of memory held by tensors (weights included, the caching
+These fresh processes run only when ``evaluate.memory`` is true (seconds per evaluation). On CUDA no fresh
+process is needed: :func:`cuda_forward_memory` measures the large batch in the evaluate stage's own process
+under bf16 autocast, as :mod:`pipeline.evaluate.speed` times it, with the variant alone on the device:
+``cuda_large_max_allocated_mb`` is ``torch.cuda.max_memory_allocated`` over the measured pass after a warm-up
+pass and ``reset_peak_memory_stats``: the peak of memory held by tensors (weights included, the caching
 allocator's unused reserve not) on the device. Without CUDA the key is absent, as the ``cuda_*`` timings are.
 """
 
@@ -97,23 +99,34 @@ def cpu_forward_memory(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) 
 
 
 @torch.inference_mode()
-def cuda_forward_memory(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
+def cuda_forward_memory(model: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                        device: torch.device | str = "cuda") -> dict[str, float]:
     """``{"max_allocated_mb"}``: ``torch.cuda.max_memory_allocated`` over one bf16-autocast forward pass after a
-    warm-up pass, on the current CUDA device (module docstring)."""
-    model = model.to("cuda").eval()
-    inputs = {k: v.to("cuda") for k, v in inputs.items()}
+    warm-up pass, on the CUDA ``device``, in this process (module docstring). ``model`` is moved there and stays;
+    whatever else this process holds on the device at the time counts too, so call it with the model alone
+    there."""
+    model = model.to(device).eval()
+    inputs = {k: v.to(device) for k, v in inputs.items()}
     with torch.autocast("cuda", dtype=torch.bfloat16):
         model(**inputs)
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
         model(**inputs)
-        torch.cuda.synchronize()
-    return {"max_allocated_mb": torch.cuda.max_memory_allocated() / MB}
+        torch.cuda.synchronize(device)
+    return {"max_allocated_mb": torch.cuda.max_memory_allocated(device) / MB}
 
 
-def _command(model_dir: Path, head: str, inputs: Path, threads: int, device: str) -> list[str]:
+def device_memory(model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: torch.device) -> dict[str, float]:
+    """``{"cuda_large_max_allocated_mb"}`` of :func:`cuda_forward_memory` on a CUDA ``device`` (``inputs``: the
+    large batch); ``{}`` on any other device (its memory is measured only by the fresh CPU processes)."""
+    if device.type != "cuda":
+        return {}
+    return {"cuda_large_max_allocated_mb": cuda_forward_memory(model, inputs, device)["max_allocated_mb"]}
+
+
+def _command(model_dir: Path, head: str, inputs: Path, threads: int) -> list[str]:
     return [sys.executable, "-m", "pipeline.evaluate.memory", str(model_dir), head, str(inputs),
-            "--threads", str(threads), "--device", device]
+            "--threads", str(threads)]
 
 
 def _environment(threads: int) -> dict[str, str]:
@@ -147,8 +160,8 @@ class MemoryRuns:
         self.runs, self.tmp = runs, tmp
 
     def result(self) -> dict[str, float]:
-        """``cpu_<label>_peak_rss_mb``, ``cpu_<label>_forward_rss_mb`` per label and, when CUDA was measured,
-        ``cuda_large_max_allocated_mb`` (module docstring). Raises :class:`PipelineError` if a run failed."""
+        """``cpu_<label>_peak_rss_mb``, ``cpu_<label>_forward_rss_mb`` per label (module docstring); ``{}`` when
+        nothing was started. Raises :class:`PipelineError` if a run failed."""
         try:
             results = _collect(self.runs, Path(self.tmp.name))
         finally:
@@ -169,17 +182,16 @@ class MemoryRuns:
         self.close()
 
 
-def start_memory(model_dir: str | Path, head: str, batches: dict[str, dict[str, torch.Tensor]], threads: int,
-                 cuda: bool) -> MemoryRuns:
-    """Start measuring the peak memory of a forward pass of the artifact at each batch, each in its own fresh
-    process; the caller may compute other things meanwhile (nothing that is timed) and then call
-    :meth:`MemoryRuns.result`.
+def start_memory(model_dir: str | Path, head: str, batches: dict[str, dict[str, torch.Tensor]],
+                 threads: int) -> MemoryRuns:
+    """Start measuring the peak CPU memory of a forward pass of the artifact at each batch, each in its own fresh
+    process (none for ``batches={}``); the caller may compute other things meanwhile (nothing that is timed) and
+    then call :meth:`MemoryRuns.result`.
 
     Args:
         model_dir: the artifact (loaded with :func:`pipeline.models.store.load_model` and ``head``).
         batches: ``{label: model inputs}``, e.g. ``{"bs1": ..., "large": ...}`` (real validation inputs).
         threads: CPU threads of each process.
-        cuda: also measure the ``large`` batch on the GPU (a CUDA device is present and the format runs there).
 
     Raises:
         PipelineError: not Linux (:func:`check_platform`).
@@ -187,38 +199,35 @@ def start_memory(model_dir: str | Path, head: str, batches: dict[str, dict[str, 
     check_platform()
     tmp = tempfile.TemporaryDirectory(prefix="memory-")
     runs, env = {}, _environment(threads)
-    jobs = [(label, "cpu") for label in batches] + ([("large", "cuda")] if cuda else [])
-    for label, device in jobs:
+    for label, batch in batches.items():
         inputs = Path(tmp.name) / f"{label}.safetensors"
-        save_file({k: v.contiguous() for k, v in batches[label].items()}, str(inputs))
-        with open(Path(tmp.name) / f"{device}_{label}.err", "w") as err:  # a file: a full pipe would block it
-            runs[f"{device}_{label}"] = subprocess.Popen(
-                _command(Path(model_dir), head, inputs, threads, device), env=env, stdout=subprocess.PIPE,
-                stderr=err, text=True)
+        save_file({k: v.contiguous() for k, v in batch.items()}, str(inputs))
+        with open(Path(tmp.name) / f"cpu_{label}.err", "w") as err:  # a file: a full pipe would block it
+            runs[f"cpu_{label}"] = subprocess.Popen(
+                _command(Path(model_dir), head, inputs, threads), env=env, stdout=subprocess.PIPE, stderr=err,
+                text=True)
     return MemoryRuns(runs, tmp)
 
 
-def memory_facts(model_dir: str | Path, head: str, batches: dict[str, dict[str, torch.Tensor]], threads: int,
-                 cuda: bool) -> dict[str, float]:
+def memory_facts(model_dir: str | Path, head: str, batches: dict[str, dict[str, torch.Tensor]],
+                 threads: int) -> dict[str, float]:
     """:func:`start_memory` and wait for the result (:meth:`MemoryRuns.result`)."""
-    with start_memory(model_dir, head, batches, threads, cuda) as runs:
+    with start_memory(model_dir, head, batches, threads) as runs:
         return runs.result()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The measuring process: load the artifact and the batch, print the measurement as one JSON line."""
-    p = argparse.ArgumentParser(description="Peak memory of one forward pass (run by memory_facts).")
+    """The measuring process: load the artifact and the batch, print the CPU measurement as one JSON line."""
+    p = argparse.ArgumentParser(description="Peak CPU memory of one forward pass (run by memory_facts).")
     p.add_argument("model", type=Path)
     p.add_argument("head")
     p.add_argument("inputs", type=Path, help="SafeTensors file of the model inputs")
     p.add_argument("--threads", type=int, required=True)
-    p.add_argument("--device", choices=("cpu", "cuda"), required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, _ = load_model(args.model, args.head)
     inputs = load_file(str(args.inputs))
-    measure = cpu_forward_memory if args.device == "cpu" else cuda_forward_memory
-    print(json.dumps(measure(model, inputs), allow_nan=False))
+    print(json.dumps(cpu_forward_memory(model, inputs), allow_nan=False))
 
 
 if __name__ == "__main__":

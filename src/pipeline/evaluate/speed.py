@@ -1,13 +1,25 @@
-"""Inference speed of a variant against the dense baseline, timed interleaved in one process.
+"""Inference speed of a variant against the dense baseline, timed interleaved in one process, within a budget.
 
 Timing the two models call by call in alternating order exposes both to the same machine state (clock
 boosts, other processes, cache warmth), so the ``speedup`` ratio is meaningful even when absolute latencies
-drift between runs. CPU timing uses ``time.perf_counter`` with a fixed thread count; CUDA timing uses CUDA
-events after a warm-up, under bf16 autocast.
+drift between runs.
+
+Where: on the device the variant runs on in this run (the run's device, :func:`run_device`: the GPU of a GPU
+server, unless the variant's format is CPU-only, e.g. dynamic int8 or an ONNX Runtime graph; the CPU on a
+CPU-only machine), and, when ``evaluate.cpu_timing`` is set, on the CPU too (deployment timing). CPU timing
+uses ``time.perf_counter`` with ``evaluate.threads`` threads; CUDA timing uses CUDA events around each call
+(synchronised once per call, after its end event), under bf16 autocast, after a warm-up.
+
+How long: each batch size stops after ``latency_repeats`` timed rounds or once ``latency_budget_s`` seconds
+(warm-up included) have passed, whichever comes first, with at least one warm-up round (when
+``latency_warmup`` >= 1) and one timed round, so a large model on a slow device never costs minutes.
+Keys are ``<device>_<label>_...`` (``cpu_bs1_p50_ms``, ``cuda_large_speedup``); ``_calls`` says how many timed
+calls each model made and ``_p10_ms``/``_p50_ms``/``_p90_ms`` give their spread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -30,8 +42,6 @@ def latency_inputs(task: Task, data_dir: str | Path, tokenizer, batch_size: int)
     return {k: v for k, v in batch.items() if k not in LABEL_KEYS}
 
 
-
-
 def percentile(times: list[float], q: float) -> float:
     """Nearest-rank ``q``-quantile (0..1) of ``times``."""
     ordered = sorted(times)
@@ -50,39 +60,57 @@ def _cuda_call(model: torch.nn.Module, inputs: Inputs) -> float:
         start.record()
         Task.logits(model, inputs)
         end.record()
-    torch.cuda.synchronize()
+    torch.cuda.synchronize()  # the edge of the timed region: the events' times are read after it
     return start.elapsed_time(end)
+
+
+# One timed forward ``(model, inputs) -> ms`` per device type, and how the models run there (``timing_autocast``).
+CALLS: dict[str, Callable[[torch.nn.Module, Inputs], float]] = {"cpu": _cpu_call, "cuda": _cuda_call}
+AUTOCAST = {"cpu": "none", "cuda": "bf16"}
 
 
 @torch.inference_mode()
 def interleaved(models: dict[str, torch.nn.Module], inputs: Inputs, warmup: int, repeats: int,
-                call: Callable[[torch.nn.Module, Inputs], float] = _cpu_call) -> dict[str, list[float]]:
+                call: Callable[[torch.nn.Module, Inputs], float] = _cpu_call,
+                budget_s: float = math.inf) -> dict[str, list[float]]:
     """Per-call latencies in ms of every model on the same inputs, alternating which goes first.
 
     Args:
         models: ``{name: model}`` already on the inputs' device, in eval mode.
-        warmup: untimed calls per model before timing.
-        repeats: timed calls per model.
+        warmup: untimed rounds (one call per model each) before timing.
+        repeats: the most timed rounds.
         call: one timed forward ``(model, inputs) -> ms`` (CPU wall clock or CUDA events).
+        budget_s: wall-clock seconds, warm-up included, after which no new round starts; the first warm-up
+            round and the first timed round always run, so a budget of 0 gives one timed call per model.
 
     Returns:
-        ``{name: [ms per call]}`` (``repeats`` values each).
+        ``{name: [ms per call]}``: between 1 and ``repeats`` values each, the same number for every model.
     """
-    for model in models.values():
-        for _ in range(warmup):
+    start = time.perf_counter()
+
+    def spent() -> bool:
+        return time.perf_counter() - start >= budget_s
+
+    for w in range(warmup):
+        if w and spent():
+            break
+        for model in models.values():
             call(model, inputs)
     names = list(models)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
+        if r and spent():
+            break
         for name in names if r % 2 == 0 else names[::-1]:
             times[name].append(call(models[name], inputs))
     return times
 
 
 def summarize(times: list[float], batch_size: int) -> dict[str, float]:
-    """``{"p50_ms", "p90_ms", "seq_per_s"}``; throughput from the median batch latency."""
+    """``{"p10_ms", "p50_ms", "p90_ms", "seq_per_s", "calls"}``; throughput from the median batch latency."""
     p50 = percentile(times, 0.5)
-    return {"p50_ms": p50, "p90_ms": percentile(times, 0.9), "seq_per_s": batch_size / (p50 / 1000)}
+    return {"p10_ms": percentile(times, 0.1), "p50_ms": p50, "p90_ms": percentile(times, 0.9),
+            "seq_per_s": batch_size / (p50 / 1000), "calls": len(times)}
 
 
 def paired_speedup(variant: list[float], baseline: list[float]) -> float:
@@ -104,48 +132,50 @@ def _ratios(prefix: str, variant: list[float], baseline: list[float], batch_size
     return out
 
 
-def cpu_speed(variant: torch.nn.Module, baseline: torch.nn.Module, batches: dict[str, Inputs], warmup: int,
-              repeats: int, threads: int) -> dict[str, float]:
-    """CPU latency, throughput and speedup against ``baseline`` for each named batch.
+def _place(x, device: torch.device):
+    """``x`` (a module or a tensor) on ``device``."""
+    return x.to(device)
+
+
+@contextlib.contextmanager
+def _threads(device: torch.device, threads: int):
+    """``threads`` torch CPU threads while timing on the CPU (restored after); nothing elsewhere."""
+    previous = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def device_speed(variant: torch.nn.Module, baseline: torch.nn.Module, batches: dict[str, Inputs],
+                 device: torch.device, cfg) -> dict[str, float]:
+    """Latency, throughput and speedup against ``baseline`` for each named batch on ``device``.
+
+    Both models are moved to ``device`` (and stay there); on the CPU they run with ``cfg.threads`` threads, on
+    CUDA under bf16 autocast timed by CUDA events.
 
     Args:
         batches: ``{label: inputs}``, e.g. ``{"bs1": ..., "large": ...}``; the batch size is read from
             ``input_ids``.
+        cfg: :class:`pipeline.evaluate.EvaluateParams` (``latency_warmup``, ``latency_repeats``,
+            ``latency_budget_s`` per batch, ``threads``).
 
     Returns:
-        flat ``{"cpu_<label>_p50_ms", "_p90_ms", "_seq_per_s", "_baseline_p50_ms", "_speedup"}``
-        (speedup: :func:`paired_speedup`, > 1 when the variant is faster).
+        flat ``{"<device>_<label>_p10_ms", "_p50_ms", "_p90_ms", "_seq_per_s", "_calls", "_baseline_p50_ms",
+        "_speedup"}`` (speedup: :func:`paired_speedup`, > 1 when the variant is faster).
+
+    Raises:
+        KeyError: a device type without a timer in :data:`CALLS`.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    out: dict[str, float] = {}
-    try:
-        models = {"variant": variant.to("cpu").eval(), "baseline": baseline.to("cpu").eval()}
+    call, out = CALLS[device.type], {}
+    with _threads(device, cfg.threads):
+        models = {"variant": _place(variant, device).eval(), "baseline": _place(baseline, device).eval()}
         for label, inputs in batches.items():
-            t = interleaved(models, inputs, warmup, repeats)
-            out |= _ratios(f"cpu_{label}", t["variant"], t["baseline"], inputs["input_ids"].shape[0])
-    finally:
-        torch.set_num_threads(previous)
-    return out
-
-
-def cuda_speed(variant: torch.nn.Module, baseline: torch.nn.Module, batches: dict[str, Inputs], warmup: int,
-               repeats: int) -> dict[str, float]:
-    """As :func:`cpu_speed` on the current CUDA device under bf16 autocast (keys ``cuda_<label>_...``).
-
-    Models are moved to the GPU and back to the CPU afterwards.
-    """
-    device = torch.device("cuda")
-    models = {"variant": variant.to(device).eval(), "baseline": baseline.to(device).eval()}
-    out: dict[str, float] = {}
-    try:
-        for label, inputs in batches.items():
-            on_gpu = {k: v.to(device) for k, v in inputs.items()}
-            t = interleaved(models, on_gpu, warmup, repeats, call=_cuda_call)
-            out |= _ratios(f"cuda_{label}", t["variant"], t["baseline"], inputs["input_ids"].shape[0])
-    finally:
-        for model in models.values():
-            model.to("cpu")
+            there = {k: _place(v, device) for k, v in inputs.items()}
+            t = interleaved(models, there, cfg.latency_warmup, cfg.latency_repeats, call, cfg.latency_budget_s)
+            out |= _ratios(f"{device.type}_{label}", t["variant"], t["baseline"], inputs["input_ids"].shape[0])
     return out
 
 
@@ -153,27 +183,40 @@ def runs_on_cuda(devices: tuple[str, ...]) -> bool:
     """Whether a model whose format runs on ``devices`` can run here on CUDA."""
     return torch.cuda.is_available() and "cuda" in devices
 
-def speed_facts(variant: torch.nn.Module, baseline: torch.nn.Module, devices: tuple[str, ...],
-                make_inputs: Callable[[int], Inputs], large_batch: int, warmup: int, repeats: int,
-                threads: int) -> dict[str, float]:
-    """CPU (and, when present and supported, CUDA) speed of ``variant`` against ``baseline``.
+
+def run_device(device: torch.device, devices: tuple[str, ...]) -> torch.device:
+    """Where a variant runs in this run: the run's ``device`` (:func:`pipeline.core.runtime.setup`) when the
+    variant's format runs on that device type (``devices``, :func:`pipeline.models.store.format_devices`), else
+    the CPU (e.g. dynamic int8 kernels and ONNX Runtime graphs on a GPU server)."""
+    return device if device.type in devices else torch.device("cpu")
+
+
+def speed_facts(variant: torch.nn.Module, baseline: torch.nn.Module, device: torch.device,
+                make_inputs: Callable[[int], Inputs], cfg) -> dict:
+    """Speed of ``variant`` against ``baseline`` on ``device`` and, when ``cfg.cpu_timing``, on the CPU.
 
     Args:
-        devices: device types the variant's format runs on (:attr:`pipeline.models.formats.Scheme.devices`).
-        make_inputs: ``batch_size -> inputs`` of real data.
-        large_batch: the throughput batch size; batch 1 is always timed too.
+        device: where the variant runs (:func:`run_device`); the timing device.
+        make_inputs: ``batch_size -> inputs`` of real data; batch 1 and ``cfg.latency_batch_size`` are timed.
+        cfg: :class:`pipeline.evaluate.EvaluateParams`.
 
     Returns:
-        flat dict of :func:`cpu_speed` (and :func:`cuda_speed`) keys for labels ``bs1`` and ``large``,
-        plus ``large_batch_size``, ``threads``, ``cuda_device`` (name, or "none") and the headline numbers
-        ``latency_ms_p50``/``latency_ms_p90``/``speedup`` (CPU, large batch).
+        flat dict of :func:`device_speed` keys for ``device`` (and ``cpu_*`` keys when ``cfg.cpu_timing``: the
+        same measurement when ``device`` is the CPU, else a second one on the CPU), plus ``timing_device``,
+        ``timing_autocast``, ``cpu_timing``, ``latency_budget_s``, ``large_batch_size``, ``threads`` (only when
+        something was timed on the CPU), ``cuda_device`` (GPU name, or "none") and the headline numbers
+        ``latency_ms_p50``/``latency_ms_p90``/``speedup`` (timing device, large batch).
     """
-    batches = {"bs1": make_inputs(1), "large": make_inputs(large_batch)}
-    out: dict = {"large_batch_size": large_batch, "threads": threads, "cuda_device": "none"}
-    out |= cpu_speed(variant, baseline, batches, warmup, repeats, threads)
-    out |= {"latency_ms_p50": out["cpu_large_p50_ms"], "latency_ms_p90": out["cpu_large_p90_ms"],
-            "speedup": out["cpu_large_speedup"]}
-    if runs_on_cuda(devices):
-        out |= cuda_speed(variant, baseline, batches, warmup, repeats)
-        out["cuda_device"] = torch.cuda.get_device_name()
+    batches = {"bs1": make_inputs(1), "large": make_inputs(cfg.latency_batch_size)}
+    out: dict = {"timing_device": device.type, "timing_autocast": AUTOCAST.get(device.type, "none"),
+                 "cpu_timing": cfg.cpu_timing, "latency_budget_s": cfg.latency_budget_s,
+                 "large_batch_size": cfg.latency_batch_size,
+                 "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else "none"}
+    out |= device_speed(variant, baseline, batches, device, cfg)
+    out |= {"latency_ms_p50": out[f"{device.type}_large_p50_ms"], "latency_ms_p90": out[f"{device.type}_large_p90_ms"],
+            "speedup": out[f"{device.type}_large_speedup"]}
+    if cfg.cpu_timing and device.type != "cpu":
+        out |= device_speed(variant, baseline, batches, torch.device("cpu"), cfg)
+    if device.type == "cpu" or cfg.cpu_timing:
+        out["threads"] = cfg.threads
     return out

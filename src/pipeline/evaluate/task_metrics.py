@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from pipeline.evaluate.diagnostics import classification_report
-from pipeline.evaluate.speed import runs_on_cuda
 from pipeline.tasks.base import Task
 
 
@@ -29,15 +30,15 @@ class TaskResults:
 
 
 def task_metrics(task: Task, model, data_dir: str | Path, tokenizer, batch_size: int,
-                 devices: tuple[str, ...]) -> TaskResults:
+                 device: torch.device) -> TaskResults:
     """Score ``model`` on the task's validation split(s), keep its predictions and diagnose its classes from the
     same logits.
 
-    The forward pass runs in fp32 on the GPU when there is one and the model's format runs there (``devices``,
-    e.g. dynamic int8 kernels are CPU-only), else on the CPU.
+    The forward pass runs in fp32 on ``device``: where the variant runs in this run
+    (:func:`pipeline.evaluate.speed.run_device`: the run's GPU unless its format is CPU-only, e.g. dynamic int8
+    kernels); the model is moved there and stays.
     """
-    device = "cuda" if runs_on_cuda(devices) else "cpu"
     scored = task.evaluate(model.to(device), data_dir, tokenizer, batch_size, device, predictions=True)
     labels = task.class_labels(task.rows(data_dir, "validation"))
     diagnostics = {} if labels is None or scored.logits is None else classification_report(scored.logits, labels)
-    return TaskResults(scored.scores, diagnostics, scored.predictions or {}, device)
+    return TaskResults(scored.scores, diagnostics, scored.predictions or {}, device.type)

@@ -32,15 +32,20 @@ SPARSITY_COLUMNS = (("pruned sparsity", "pruned_sparsity", "{:.3f}"),
 # The size, speed and memory table; memory columns are always there ('-' until measured).
 SPEED_COLUMNS = (
     ("size MB", "size_mb", "{:.3f}"),
+    ("timed on", "timing_device", "{}"),
     ("CPU bs1 p50 ms", "cpu_bs1_p50_ms", "{:.3f}"),
     ("CPU bs1 p90 ms", "cpu_bs1_p90_ms", "{:.3f}"),
     ("CPU large p50 ms", "cpu_large_p50_ms", "{:.3f}"),
     ("CPU large seq/s", "cpu_large_seq_per_s", "{:.1f}"),
     ("speedup bs1", "cpu_bs1_speedup", "{:.2f}x"),
     ("speedup large", "cpu_large_speedup", "{:.2f}x"),
+    ("CPU large calls", "cpu_large_calls", "{}"),
     ("CUDA bs1 p50 ms", "cuda_bs1_p50_ms", "{:.3f}"),
+    ("CUDA large p50 ms", "cuda_large_p50_ms", "{:.3f}"),
     ("CUDA large seq/s", "cuda_large_seq_per_s", "{:.1f}"),
+    ("CUDA speedup bs1", "cuda_bs1_speedup", "{:.2f}x"),
     ("CUDA speedup large", "cuda_large_speedup", "{:.2f}x"),
+    ("CUDA large calls", "cuda_large_calls", "{}"),
     ("CPU bs1 peak RSS MB", "cpu_bs1_peak_rss_mb", "{:.1f}"),
     ("CPU large peak RSS MB", "cpu_large_peak_rss_mb", "{:.1f}"),
     ("CPU bs1 forward RSS MB", "cpu_bs1_forward_rss_mb", "{:.1f}"),
@@ -134,7 +139,8 @@ def results_table(variants: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_table(variants: pd.DataFrame) -> pd.DataFrame:
-    """Text cells of :data:`SPEED_COLUMNS`: size beside CPU/CUDA latency, throughput, speedups and memory."""
+    """Text cells of :data:`SPEED_COLUMNS`: size, the timing device, CPU/CUDA latency, throughput, speedups,
+    timed calls and memory."""
     return cells(_numbers(variants), SPEED_COLUMNS)
 
 
@@ -190,10 +196,13 @@ def _intro(task: str, variants: pd.DataFrame) -> list[str]:
     """Title and how every number was measured (threads, batch sizes, devices)."""
     threads = _first(variants, "threads", "latency_threads")
     batch = _first(variants, "large_batch_size", "latency_batch_size")
+    budget = _first(variants, "latency_budget_s")
     return [f"# Model card: {task}", "",
             "Every number below was measured by this run's evaluate stage on the validation split "
-            f"(CPU timing with {threads} thread(s), batch 1 and batch {batch}, each variant timed interleaved "
-            f"with `{BASELINE}` in the same process; CUDA: {_first(variants, 'cuda_device', default='none')}; "
+            f"(each variant timed on the device it runs on ('timed on'; CPU timing with {threads} thread(s)), "
+            f"batch 1 and batch {batch}, interleaved with `{BASELINE}` in the same process, for at most "
+            f"{budget} s per batch size ('calls': timed calls made); "
+            f"CUDA: {_first(variants, 'cuda_device', default='none')}; "
             f"task metrics in fp32 on {_eval_devices(variants)}), except the table headed cited. "
             "'-' means not measured.", ""]
 

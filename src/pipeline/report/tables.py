@@ -89,7 +89,8 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 
 
 def pareto(variants: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """The metric against size and against CPU large-batch latency, with each Pareto frontier.
+    """The metric against size and against large-batch latency (each variant's timing device), with each Pareto
+    frontier.
 
     Args:
         variants: flat metrics, a row per variant (:func:`pipeline.report.collect.collect`).

@@ -19,7 +19,7 @@ KEY_METRICS = (
     ("accuracy", "accuracy", 1), ("f1", "F1", 1), ("exact_match", "exact match", 1), ("exact", "exact match", 1),
     ("macro_f1", "macro F1", 1), ("auc", "ROC AUC", 1), ("size_bytes", "weights on disk (MB)", 1e-6),
     ("nonzero_params", "non-zero parameters (millions)", 1e-6), ("cpu_bs1_p50_ms", "CPU latency p50, batch 1 (ms)", 1),
-    ("latency_ms_p50", "CPU latency p50, large batch (ms)", 1), ("speedup", f"CPU speedup vs {BASELINE} (x)", 1),
+    ("latency_ms_p50", "latency p50, large batch (ms)", 1), ("speedup", f"speedup vs {BASELINE} (x)", 1),
     ("cpu_large_peak_rss_mb", "CPU peak RSS, large batch (MB)", 1),
     ("cuda_large_max_allocated_mb", "CUDA max allocated, large batch (MB)", 1),
 )
@@ -42,7 +42,7 @@ class TaskData:
     fronts: dict[str, list[str]]
     """Pareto-optimal variants by cost: ``{"size": [...], "latency": [...]}``."""
     speedups: dict[str, float]
-    """Measured CPU speedup against ``finetune`` of the variants that have one."""
+    """Measured speedup against ``finetune`` (on each variant's timing device) of the variants that have one."""
     nonzero: dict[str, int]
     """Non-zero parameters per variant."""
     layers: pd.DataFrame
@@ -173,7 +173,7 @@ def _panels(data: TaskData, fig, styles) -> dict[str, tuple[str, object, tuple]]
         "pareto_size": (f"{m} vs size", fig.pareto_axes,
                         (data.points("size_mb"), data.fronts["size"], "weights on disk (MB)", m, styles)),
         "pareto_latency": (f"{m} vs latency", fig.pareto_axes,
-                           (data.points("latency_ms_p50"), data.fronts["latency"], "CPU latency p50, large batch (ms)",
+                           (data.points("latency_ms_p50"), data.fronts["latency"], "latency p50, large batch (ms)",
                             m, styles)),
     }
     if data.rocs:
@@ -202,7 +202,7 @@ def draw_figures(root: Path, data: TaskData) -> dict[str, str]:
                                                                         styles))
     fourth = panels.get("loss_per_epoch") or (
         ("training loss per step", fig.loss_axes, (data.curves, styles)) if data.curves else
-        (f"CPU speedup vs {BASELINE}", fig.bar_axes, (data.speedups, "speedup (x)", 1.0, styles)))
+        (f"speedup vs {BASELINE}", fig.bar_axes, (data.speedups, "speedup (x)", 1.0, styles)))
     drawn["paper_2x2"] = ("combined 2x2 (paper)", fig.grid_2x2([panels["pareto_size"], panels["pareto_latency"],
                                                                  third, fourth]))
     figures = {}
