@@ -21,6 +21,7 @@ Examples: GLUE's ``MNLI/`` (``train.tsv``, ``dev_matched.tsv``, ``dev_mismatched
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
@@ -151,9 +152,14 @@ def read_dir(path: Path, schema: str, glue: str = "", columns: dict[str, str] | 
                 f"{path}: no {split} file (looked for <name>, <name>-*, *.<name> with <name> {names} and "
                 f"extension {'/'.join(readers.SUFFIXES)}[.gz], or a <name>/ directory); or set {fix}"
             )
+    for split in skip:
+        if split in found:  # not read on purpose: say so, the files are there
+            why = "evaluation_only" if split == "train" else "validation_from_train"
+            print(f"note: {key}: not reading {', '.join(f.name for f in found[split])} ({key}.{why})", file=sys.stderr)
     found = {split: files for split, files in found.items() if split not in skip}
     for split, files in found.items():
         for file in files:
             if file.stat().st_size == 0:
                 raise PipelineError(f"{file}: {split} split is empty")
-    return {split: [read_file(f, schema, glue, columns, key) for f in files] for split, files in found.items()}
+    return {split: [read_file(f, schema, glue, columns, key) for f in found[split]]
+            for split in SPLIT_NAMES if split in found}  # train first: its errors before the dev file's
