@@ -412,11 +412,10 @@ def test_corrupt_gzip_and_parquet_name_the_file(tmp_path):
     (d / "train.csv.gz").parent.mkdir()
     (d / "train.csv.gz").write_bytes(gzip.compress(b"sentence,label\nok,1\n")[:-6])
     (d / "dev.parquet").write_bytes(b"PAR1 but not really")
-    with pytest.raises(PipelineError, match=r"corrupt/dev.parquet: not a readable Parquet file"):
+    with pytest.raises(PipelineError, match=r"corrupt/train.csv.gz: cannot read: "):  # train is read first
         fetch(DataSource(type="classification", source=str(d)), "cls", 0)
-    (d / "dev.parquet").unlink()
-    write(d / "dev.csv", "sentence,label\nok,1\n")
-    with pytest.raises(PipelineError, match=r"corrupt/train.csv.gz: cannot read: "):
+    (d / "train.csv.gz").write_bytes(gzip.compress(b"sentence,label\nok,1\n"))
+    with pytest.raises(PipelineError, match=r"corrupt/dev.parquet: not a readable Parquet file"):
         fetch(DataSource(type="classification", source=str(d)), "cls", 0)
 
 
