@@ -103,7 +103,8 @@ def test_label_column_named_otherwise(tmp_path, capsys):
 
 
 def test_text_a_text_b_is_a_sentence_pair(tmp_path):
-    files = {"train.csv": "text_a,text_b,label\nA man sleeps.,Nobody sleeps.,0\n", "dev.csv": "text_a,text_b,label\nx,y,1\n"}
+    files = {"train.csv": "text_a,text_b,label\nA man sleeps.,Nobody sleeps.,0\n",
+             "dev.csv": "text_a,text_b,label\nx,y,1\n"}
     out = fetch(source(tmp_path, files), "cls", 0)
     assert out["train"] == [{"sentence1": "A man sleeps.", "sentence2": "Nobody sleeps.", "label": 0, "idx": 0}]
 

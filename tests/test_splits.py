@@ -35,7 +35,8 @@ def error_of(src: DataSource, name: str = "cls") -> str:
 
 def squad(qas_per_context: int, contexts: int, prefix: str = "q") -> str:
     paragraphs = [{"context": f"Context {c} is about cats.", "qas": [
-        {"id": f"{prefix}{c}-{q}", "question": f"Question {q} on {c}?", "answers": [{"text": "cats", "answer_start": 0 + len(f"Context {c} is about ")}]}
+        {"id": f"{prefix}{c}-{q}", "question": f"Question {q} on {c}?",
+         "answers": [{"text": "cats", "answer_start": len(f"Context {c} is about ")}]}
         for q in range(qas_per_context)]} for c in range(contexts)]
     return json.dumps({"version": "1.1", "data": [{"title": "T", "paragraphs": paragraphs}]})
 
@@ -46,7 +47,8 @@ def test_same_file_twice_is_refused_and_each_suggestion_works(tmp_path, capsys):
     write(d / "train.csv", csv_rows(20))
     write(d / "dev.csv", csv_rows(20))
     message = error_of(DataSource(type="classification", source=str(d)))
-    assert message.startswith("prepare.datasets.cls: 20 of 20 validation rows also occur in train: the whole validation")
+    assert message.startswith("prepare.datasets.cls: 20 of 20 validation rows also occur in train: the whole "
+                              "validation")
     assert "drop" not in message  # it would leave no train row: not suggested
     assert "validation_from_train: 0.1" in message and "leakage: warn to keep them" in message
     # warn: kept, counted, one warning line.

@@ -94,7 +94,8 @@ def _tables(src: DataSource, name: str, seed: int) -> tuple[dict[str, list[Table
     """``({split: tables with the pipeline's columns}, {split: row limit})``; prints a note per alias used."""
     key = f"prepare.datasets.{name}"
     if src.source == "synthetic":
-        tables = {split: [Table(f"synthetic {split}", rows, renamed={})] for split, rows in _synthetic(src, seed).items()}
+        generated = _synthetic(src, seed).items()
+        tables = {split: [Table(f"synthetic {split}", rows, renamed={})] for split, rows in generated}
         return tables, dict.fromkeys(tables, 0)  # the generators made exactly the sizes asked for
     tables = {split: [map_columns(t, src.type, src.columns, key) for t in found]
               for split, found in _read(src, name).items()}
