@@ -1,11 +1,13 @@
 """Apply a params profile: print it as ``dvc exp run -S`` overrides, or merge it into a params file.
 
-A profile is a partial ``params.yaml``: only the keys it sets change. Every key must already exist in the
-target params file (a typo would otherwise add a key no stage reads), and the merged file must pass
-:func:`pipeline.schema.check_file` (every section loaded with its type, the task sections agreeing), in both
-modes. The exception are the sections whose keys are task and data set names (``tasks``,
-``prepare.datasets``, ``finetune``, ``teacher``, ``distill.train``): there a profile may add an entry (a new
-task) and remove one with ``null`` (``cls: null``); such a profile is applied with ``--write``
+A profile is a partial ``params.yaml``: only the keys it sets change. A key the target params file lacks is
+added when the schema knows it (it lies in a section :mod:`pipeline.schema` types, such as
+``prepare.datasets.cls.glue``) and refused otherwise (a typo would add a key no stage reads); the merged file
+must pass :func:`pipeline.schema.check_file` (every section loaded with its type, so an unknown field of a
+known section is refused there, the task sections agreeing), in both modes. In the sections whose keys are
+task and data set names (``tasks``, ``prepare.datasets``, ``finetune``, ``teacher``, ``distill.train``) a
+profile may also add an entry (a new task) and remove one with ``null`` (``cls: null``). A profile that adds
+or removes keys is applied with ``--write``
 (``profiles/tasks/sst2.yaml``). ``--write`` edits the file with a round-trip YAML parser (ruamel.yaml):
 comments, key order and flow style stay as they were; only the values the profile sets change.
 
@@ -66,8 +68,9 @@ def merge(base: dict, profile: dict, where: str = "") -> dict:
     """
     named = where.rstrip(".") in NAMED
     for key, value in profile.items():
-        if key not in base and not (named and value is not None):
-            raise ValueError(f"profile key '{where}{key}' does not exist in the params file")
+        if key not in base and (value is None or not (named or schema_knows(f"{where}{key}"))):
+            raise ValueError(f"profile key '{where}{key}' does not exist in the params file, and no params "
+                             "section of the schema holds it")
         if value is None and named:
             del base[key]
             continue
@@ -82,6 +85,17 @@ def merge(base: dict, profile: dict, where: str = "") -> dict:
     return base
 
 
+def schema_knows(path: str) -> bool:
+    """Whether a section :mod:`pipeline.schema` types is, or holds, dotted ``path`` (``prepare.datasets.cls.glue``
+    lies in ``prepare``; ``prune.magnitude.x`` in a plug-in section). The section's own type then checks the
+    key itself (:func:`pipeline.schema.check_file` refuses a field its dataclass lacks)."""
+    from pipeline import schema  # imports every method: only when a profile adds a key
+
+    parts = path.split(".")
+    prefixes = [".".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    return any(p in schema.FIXED for p in prefixes) or (len(parts) > 1 and parts[0] in schema.PLUGINS)
+
+
 def overrides(profile: dict) -> list[str]:
     """``-S key=value`` arguments for ``dvc exp run`` (values as flow-style YAML, which DVC parses)."""
     args = []
@@ -94,10 +108,10 @@ def overrides(profile: dict) -> list[str]:
 
 def checked_text(params: Path, profile: dict) -> tuple[str, bool]:
     """The params file with ``profile`` merged, as YAML text, after :func:`pipeline.schema.check_file` passed,
-    and whether the merge added or removed keys (tasks), which ``-S`` overrides cannot do.
+    and whether the merge added or removed keys (tasks, fields), which this tool's ``-S`` overrides do not do.
 
     Raises:
-        ValueError: a profile key the params file lacks.
+        ValueError: a profile key the params file lacks and the schema does not know.
         PipelineError: a merged value of the wrong type or out of range, or task sections that disagree.
     """
     from pipeline import schema  # imports every method: only when a profile is checked
@@ -129,7 +143,8 @@ def main(argv=None) -> int:
     if args.write:
         args.write.write_text(text)
     elif reshaped:
-        print(f"{args.profile}: adds or removes tasks; apply it with --write params.yaml", file=sys.stderr)
+        print(f"{args.profile}: adds or removes keys (tasks or fields the params file lacks); apply it with "
+              "--write params.yaml", file=sys.stderr)
         return 1
     else:
         print(shlex.join(overrides(profile)))

@@ -117,7 +117,8 @@ def test_qqp_stsb_qnli_rte_wnli_columns_and_labels(tmp_path):
         ("rte", rte, {"sentence1": "No weapons were found.", "sentence2": "Weapons were found."}, [1, 0]),
         ("wnli", wnli, {"sentence1": "I stuck a pin through a carrot.", "sentence2": "The carrot had a hole."}, [1, 0]),
     ]:
-        out = fetch(glue_source(tmp_path, task, {"train.tsv": text, "dev.tsv": text}), task, 0)
+        # The same file as train and dev: the leakage check would stop (tests/test_leakage.py).
+        out = fetch(glue_source(tmp_path, task, {"train.tsv": text, "dev.tsv": text}, leakage="warn"), task, 0)
         assert out["train"][0] == {**first, "label": labels[0], "idx": 0}, task
         assert [r["label"] for r in out["validation"]] == labels, task
         assert all(type(r["label"]) is (float if task == "stsb" else int) for r in out["train"]), task
@@ -149,7 +150,7 @@ def test_mnli_extra_columns_and_two_dev_files(tmp_path):
     ]
     assert out["validation"][0]["label"] == 1 and out["validation"][0]["premise"] == "The new rights are nice enough"
     assert out["validation_mismatched"][0]["label"] == 2
-    assert counts["validation_mismatched"] == {"rows": 1, "bad_rows_dropped": 0}
+    assert counts["validation_mismatched"] == {"rows": 1, "bad_rows_dropped": 0, "duplicates_of_train": 0}
 
 
 def test_glue_layouts_match_the_tasks():
@@ -168,9 +169,9 @@ def test_wrong_glue_task_names_the_missing_columns(tmp_path):
     with pytest.raises(PipelineError) as excinfo:
         fetch(src, "cls", 0)
     assert one_line_error(excinfo) == (
-        f"prepare.datasets.cls: {tmp_path}/qnli/train.tsv: no column(s) ['question'] of GLUE task 'qnli' "
-        "in the header ['sentence', 'label'] "
-        "(is prepare.datasets.<name>.glue the right task?)")
+        f"prepare.datasets.cls: {tmp_path}/qnli/train.tsv: no column question in its columns ['sentence', 'label'] "
+        "(is prepare.datasets.cls.glue 'qnli' the right task?); name the file's column with "
+        "prepare.datasets.cls.columns: {question: <column>}")
 
 
 # ------------------------------------------------------------------------------------------- SQuAD
@@ -208,8 +209,8 @@ def qa_source(tmp_path, starts: list, policy: str = "error", text: str = "golden
     """A SQuAD v1.1 directory whose dev file has one question per answer_start in ``starts``."""
     d = tmp_path / f"squad-{policy}"
     good = [{"answers": [{"answer_start": 82, "text": "golden statue"}], "question": "What?", "id": "ok"}]
-    write(d / "train-v1.1.json", squad_doc("1.1", good))
-    qas = [{"answers": [{"answer_start": s, "text": text}], "question": "What?", "id": f"q{i}"}
+    write(d / "train-v1.1.json", squad_doc("1.1", [{**good[0], "question": "What is atop?"}]))  # not a dev question
+    qas = [{"answers": [{"answer_start": s, "text": text}], "question": f"What {i}?", "id": f"q{i}"}
            for i, s in enumerate(starts)]
     write(d / "dev-v1.1.json", squad_doc("1.1", good + qas))
     return DataSource(type="qa", source=str(d), answer_mismatch=policy)
@@ -232,7 +233,8 @@ def test_qa_offset_error_names_file_question_and_place(tmp_path, start, problem)
 def test_qa_offset_fix_moves_to_nearest_occurrence(tmp_path):
     out, counts = fetch_counted(qa_source(tmp_path, [83, -3, 90, None], "fix"), "qa", 0)
     assert [r["answers"]["answer_start"] for r in out["validation"]] == [[82]] * 5
-    assert counts["validation"] == {"rows": 5, "answers_fixed": 4, "answer_mismatch_dropped": 0, "bad_rows_dropped": 0}
+    assert counts["validation"] == {"rows": 5, "answers_fixed": 4, "answer_mismatch_dropped": 0, "bad_rows_dropped": 0,
+                                    "duplicates_of_train": 0}
     # Nearest of two occurrences of "the " (17 and 59): given 60 -> 59; given None -> the first.
     out, _ = fetch_counted(qa_source(tmp_path / "two", [60, None, 17], "fix", text="the "), "qa", 0)
     assert [r["answers"]["answer_start"][0] for r in out["validation"][1:]] == [59, 17, 17]
@@ -242,7 +244,8 @@ def test_qa_offset_fix_moves_to_nearest_occurrence(tmp_path):
 def test_qa_offset_drop_counts_rows(tmp_path):
     out, counts = fetch_counted(qa_source(tmp_path, [83, 82, None, -1, 500], "drop"), "qa", 0)
     assert [r["id"] for r in out["validation"]] == ["ok", "q1"]
-    assert counts["validation"] == {"rows": 2, "answers_fixed": 0, "answer_mismatch_dropped": 4, "bad_rows_dropped": 0}
+    assert counts["validation"] == {"rows": 2, "answers_fixed": 0, "answer_mismatch_dropped": 4, "bad_rows_dropped": 0,
+                                    "duplicates_of_train": 0}
 
 
 def test_qa_absent_answer_per_policy(tmp_path):
@@ -279,7 +282,8 @@ def test_wikitext_raw_files_drop_blank_lines_and_headings(tmp_path):
     assert out["train"] == [{"text": "Senjō no Valkyria 3 is a tactical role @-@ playing video game ."},
                             {"text": "As with previous games , the player leads a squad ."}]
     assert out["validation"] == [{"text": "The building is tall ."}]
-    assert counts["train"] == {"rows": 2, "blank_lines_dropped": 4, "headings_dropped": 2, "bad_rows_dropped": 0}
+    assert counts["train"] == {"rows": 2, "blank_lines_dropped": 4, "headings_dropped": 2, "bad_rows_dropped": 0,
+                               "leakage_dropped": 0}
 
 
 def test_txt_files_in_split_directories_concatenate_in_name_order(tmp_path):
@@ -363,7 +367,8 @@ def test_tsv_row_missing_a_field_in_the_middle(tmp_path):
         f"prepare.datasets.cls: {tmp_path}/sst2/train.tsv: line 3: 1 fields, expected 2 (sentence, label) "
         "(prepare.datasets.cls.bad_rows: drop drops such rows)")
     out, counts = fetch_counted(glue_source(tmp_path, "sst2", files, bad_rows="drop"), "cls", 0)
-    assert [r["idx"] for r in out["train"]] == [0, 2] and counts["train"] == {"rows": 2, "bad_rows_dropped": 1}
+    assert [r["idx"] for r in out["train"]] == [0, 2] and counts["train"] == {"rows": 2, "bad_rows_dropped": 1,
+                                                                                  "leakage_dropped": 0}
 
 
 def test_jsonl_row_missing_a_column_or_label_in_the_middle(tmp_path):
@@ -398,7 +403,8 @@ def test_missing_split_names_what_was_looked_for(tmp_path):
     assert one_line_error(excinfo) == (
         f"prepare.datasets.cls: {d}: no validation file (looked for <name>, <name>-*, *.<name> with <name> "
         "validation/valid/dev/val/validation_matched/dev_matched and extension "
-        ".tsv/.csv/.json/.jsonl/.parquet/.txt/.raw/.tokens[.gz], or a <name>/ directory)")
+        ".tsv/.csv/.json/.jsonl/.parquet/.txt/.raw/.tokens[.gz], or a <name>/ directory); or set "
+        "prepare.datasets.cls.validation_from_train: 0.1 to split one off the train rows")
 
 
 def test_corrupt_gzip_and_parquet_name_the_file(tmp_path):
@@ -406,11 +412,10 @@ def test_corrupt_gzip_and_parquet_name_the_file(tmp_path):
     (d / "train.csv.gz").parent.mkdir()
     (d / "train.csv.gz").write_bytes(gzip.compress(b"sentence,label\nok,1\n")[:-6])
     (d / "dev.parquet").write_bytes(b"PAR1 but not really")
-    with pytest.raises(PipelineError, match=r"corrupt/dev.parquet: not a readable Parquet file"):
+    with pytest.raises(PipelineError, match=r"corrupt/train.csv.gz: cannot read: "):  # train is read first
         fetch(DataSource(type="classification", source=str(d)), "cls", 0)
-    (d / "dev.parquet").unlink()
-    write(d / "dev.csv", "sentence,label\nok,1\n")
-    with pytest.raises(PipelineError, match=r"corrupt/train.csv.gz: cannot read: "):
+    (d / "train.csv.gz").write_bytes(gzip.compress(b"sentence,label\nok,1\n"))
+    with pytest.raises(PipelineError, match=r"corrupt/dev.parquet: not a readable Parquet file"):
         fetch(DataSource(type="classification", source=str(d)), "cls", 0)
 
 
@@ -438,8 +443,8 @@ def test_prepare_stage_writes_metrics_and_nothing_on_a_bad_row(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     assert prepare.main(["data", "--metrics", "metrics/prepare.json"]) == 0
     metrics = json.loads((tmp_path / "metrics" / "prepare.json").read_text())
-    assert metrics == {"cls": {"train": {"rows": 2, "bad_rows_dropped": 1},
-                               "validation": {"rows": 1, "bad_rows_dropped": 0}}}
+    assert metrics == {"cls": {"train": {"rows": 2, "bad_rows_dropped": 1, "leakage_dropped": 0},
+                               "validation": {"rows": 1, "bad_rows_dropped": 0, "duplicates_of_train": 0}}}
     assert (tmp_path / "data" / "cls" / "train.jsonl").read_text().count("\n") == 2
     capsys.readouterr()
 

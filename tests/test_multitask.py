@@ -131,7 +131,8 @@ def test_prepare_only_one_data_set_or_the_tokenizer(tmp_path, monkeypatch):
     assert prepare.main(["data", "--only", "cls", "--metrics", "m/cls.json"]) in (0, None)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cls"]
     assert json.loads((tmp_path / "m" / "cls.json").read_text()) == {
-        "cls": {"train": {"rows": 20, "bad_rows_dropped": 0}, "validation": {"rows": 5, "bad_rows_dropped": 0}}}
+        "cls": {"train": {"rows": 20, "bad_rows_dropped": 0, "leakage_dropped": 0},
+                "validation": {"rows": 5, "bad_rows_dropped": 0, "duplicates_of_train": 0}}}
     assert prepare.main(["data", "--only", "tokenizer"]) in (0, None)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cls", "tokenizer"]
     assert (tmp_path / "data" / "tokenizer" / "vocab.txt").is_file()

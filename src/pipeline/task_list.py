@@ -53,18 +53,24 @@ def _check_datasets(raw: dict, tasks: list[str]) -> None:
         if name not in datasets:
             raise PipelineError(f"{PARAMS_FILE}: task '{name}' has no data set 'prepare.datasets.{name}'")
         task, data = lookup(raw, f"tasks.{name}"), datasets[name]
+        if _entry_field(data, "evaluation_only"):
+            raise PipelineError(f"{PARAMS_FILE}: 'prepare.datasets.{name}.evaluation_only': task '{name}' trains "
+                                f"on its data set ({', '.join(PER_TASK)}); give the evaluation-only data another name "
+                                "and evaluate the task's models on it with stages/evaluate.py")
         for key in ("type", "glue"):
             theirs, ours = _entry_field(data, key), _entry_field(task, key)
             if theirs and theirs != ours:
                 raise PipelineError(f"{PARAMS_FILE}: 'prepare.datasets.{name}.{key}' is {theirs!r} but "
                                     f"'tasks.{name}.{key}' is {ours!r}")
     for name, data in datasets.items():
-        kind = _entry_field(data, "type")
-        if name not in tasks and (name != CORPUS or kind != "text"):
+        kind, evaluated = _entry_field(data, "type"), _entry_field(data, "evaluation_only")
+        if name == CORPUS and evaluated:
+            raise PipelineError(f"{PARAMS_FILE}: 'prepare.datasets.{CORPUS}.evaluation_only': pretraining trains on it")
+        if name not in tasks and (name != CORPUS or kind != "text") and not (evaluated and kind != "text"):
             raise PipelineError(
                 f"{PARAMS_FILE}: data set 'prepare.datasets.{name}' (type {kind!r}) is no task: add "
-                f"'tasks.{name}' and its {', '.join(PER_TASK)} sections, or remove it (only "
-                f"'{CORPUS}', type 'text', feeds pretraining)")
+                f"'tasks.{name}' and its {', '.join(PER_TASK)} sections, set its evaluation_only: true (data that "
+                f"only evaluates a task's models), or remove it (only '{CORPUS}', type 'text', feeds pretraining)")
     if CORPUS not in datasets:
         raise PipelineError(f"{PARAMS_FILE}: missing data set 'prepare.datasets.{CORPUS}' (type text, for pretraining)")
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 
-from pipeline.core.errors import PipelineError
+from pipeline.data.columns import resolve
 from pipeline.data.readers import Table, read_delimited
 
 
@@ -74,35 +74,36 @@ LAYOUTS: dict[str, GlueLayout] = {
 }
 
 
-def read_glue_tsv(path: str, text: str, task: str) -> Table:
+def read_glue_tsv(path: str, text: str, task: str, explicit: dict[str, str] | None = None,
+                  key: str = "prepare.datasets.<name>") -> Table:
     """Rows ``{<text columns>, label, idx}`` of one GLUE train/dev TSV file of ``task``.
 
     Args:
         path: the file, named in errors.
         text: its decoded content.
         task: a key of :data:`LAYOUTS`.
+        explicit: the data set's ``columns`` (``{sentence: text_a}``), replacing the task's file columns; a
+            column the file lacks is also looked up under its aliases (:mod:`pipeline.data.columns`).
+        key: the data set's params key, named in errors.
 
     Returns:
-        A :class:`Table` with one row per data line (``idx``: 0-based row number, as on the hub); a line
-        whose field count differs from the header's is kept with its problem noted in ``Table.bad``.
+        A :class:`Table` with one row per data line (``idx``: 0-based row number, as on the hub) and the
+        aliases used in ``Table.renamed``; a line whose field count differs from the header's is kept with
+        its problem noted in ``Table.bad``.
 
     Raises:
-        PipelineError: the header lacks a column the task needs (most likely the wrong ``glue`` task).
+        PipelineError: the header lacks a column the task needs, under every name (most likely the wrong
+            ``glue`` task, or a copy with other column names: the message gives the ``columns`` entry).
     """
     layout = LAYOUTS[task]
-    needed = [col for _, col in layout.text] + [layout.label]
-    table = read_delimited(path, text, "\t", csv.QUOTE_NONE, layout.columns or None, set(needed))
-    missing = [col for col in needed if col not in table.columns]
-    if missing:
-        raise PipelineError(
-            f"{path}: no column(s) {missing} of GLUE task '{task}' in the header {list(table.columns)} "
-            "(is prepare.datasets.<name>.glue the right task?)"
-        )
+    header = layout.columns or tuple(text.removeprefix("\ufeff").split("\n", 1)[0].rstrip("\r").split("\t"))
+    wanted = {**dict(layout.text), "label": layout.label}
+    hint = f" (is {key}.glue '{task}' the right task?)"
+    found, aliased = resolve(wanted, header, explicit or {}, key, path, hint)
+    table = read_delimited(path, text, "\t", csv.QUOTE_NONE, layout.columns or None, set(found.values()))
     rows = []
     for n, raw in enumerate(table.rows):
-        row = {ours: raw[theirs] for ours, theirs in layout.text if theirs in raw}
-        if layout.label in raw:
-            row["label"] = raw[layout.label]
+        row = {ours: raw[theirs] for ours, theirs in found.items() if theirs in raw}
         row["idx"] = n
         rows.append(row)
-    return Table(path, rows, table.locate, table.bad, table.columns)
+    return Table(path, rows, table.locate, table.bad, table.columns, aliased)

@@ -77,6 +77,9 @@ def read_split(
     """Rows of ``<data_dir>/<split>.jsonl``, checked against ``schema``, or against exactly ``columns``
     when given (a GLUE task's columns, so the message names the column that task misses)."""
     path = Path(data_dir) / f"{split}.jsonl"
+    if not path.is_file() and split == "train" and (Path(data_dir) / "validation.jsonl").is_file():
+        raise PipelineError(f"{data_dir}: an evaluation-only data set (no train split) cannot be trained on; "
+                            f"give it a train file, or train on another data set and evaluate on this one")
     if not path.is_file():
         raise PipelineError(f"{path}: not found (run the prepare stage first)")
     rows = []

@@ -21,6 +21,7 @@ Examples: GLUE's ``MNLI/`` (``train.tsv``, ``dev_matched.tsv``, ``dev_mismatched
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
@@ -79,11 +80,15 @@ def _extension(file: Path) -> str:
     return suffix + (".gz" if file.name.lower().endswith(".gz") else "")
 
 
-def read_file(file: Path, schema: str, glue: str = "") -> Table:
-    """Rows of one file for a data set of ``schema`` (``text``/``classification``/``qa``).
+def read_file(file: Path, schema: str, glue: str = "", columns: dict[str, str] | None = None,
+              key: str = "prepare.datasets.<name>") -> Table:
+    """Rows of one file for a data set of ``schema`` (``text``/``classification``/``qa``), with the file's
+    own column names (except GLUE TSV files, mapped to the pipeline's on reading).
 
     Args:
         glue: a GLUE task whose original layout ``.tsv`` files have (:mod:`pipeline.data.glue_tsv`).
+        columns: the data set's ``columns`` mapping, for a GLUE TSV file.
+        key: the data set's params key, named in errors.
 
     Raises:
         PipelineError: a plain-text file for a schema other than ``text``, bytes that are not UTF-8,
@@ -99,7 +104,7 @@ def read_file(file: Path, schema: str, glue: str = "") -> Table:
             raise PipelineError(f"{name}: a plain-text file holds a text corpus, not a '{schema}' data set")
         return readers.read_text_lines(name, text)
     if suffix == ".tsv" and glue:
-        return read_glue_tsv(name, text, glue)
+        return read_glue_tsv(name, text, glue, columns, key)
     if suffix in (".tsv", ".csv"):
         tsv = suffix == ".tsv"
         return readers.read_delimited(name, text, "\t" if tsv else ",", csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
@@ -116,23 +121,45 @@ def read_file(file: Path, schema: str, glue: str = "") -> Table:
     return Table(name, [r if isinstance(r, dict) else {} for r in records], bad=bad)
 
 
-def read_dir(path: Path, schema: str, glue: str = "") -> dict[str, list[Table]]:
-    """``{split: tables}`` of a local data directory (train and validation required).
+# What to do when a split has no file, by split: the params that make the data set valid without one.
+NO_FILE_FIX = {
+    "train": "{key}.evaluation_only: true for a data set that is only evaluated",
+    "validation": "{key}.validation_from_train: 0.1 to split one off the train rows",
+}
+
+
+def read_dir(path: Path, schema: str, glue: str = "", columns: dict[str, str] | None = None,
+             key: str = "prepare.datasets.<name>", need: tuple[str, ...] = ("train", "validation"),
+             skip: tuple[str, ...] = ()) -> dict[str, list[Table]]:
+    """``{split: tables}`` of a local data directory.
+
+    Args:
+        columns, key: as :func:`read_file`.
+        need: the splits that must have files (an evaluation-only data set needs no train file; one whose
+            validation is split off train, no validation file).
+        skip: splits whose files are not read (the train files of an evaluation-only data set).
 
     Raises:
-        PipelineError: the directory lacks a train or validation file (naming what was looked for), a file
-            is empty, or a file cannot be read.
+        PipelineError: the directory lacks a needed split (naming what was looked for and the setting that
+            does without it), a file is empty, or a file cannot be read.
     """
     found = split_files(path)
-    for split in ("train", "validation"):
+    for split in need:
         if split not in found:
             names = "/".join(SPLIT_NAMES[split])
+            fix = NO_FILE_FIX[split].format(key=key)
             raise PipelineError(
                 f"{path}: no {split} file (looked for <name>, <name>-*, *.<name> with <name> {names} and "
-                f"extension {'/'.join(readers.SUFFIXES)}[.gz], or a <name>/ directory)"
+                f"extension {'/'.join(readers.SUFFIXES)}[.gz], or a <name>/ directory); or set {fix}"
             )
+    for split in skip:
+        if split in found:  # not read on purpose: say so, the files are there
+            why = "evaluation_only" if split == "train" else "validation_from_train"
+            print(f"note: {key}: not reading {', '.join(f.name for f in found[split])} ({key}.{why})", file=sys.stderr)
+    found = {split: files for split, files in found.items() if split not in skip}
     for split, files in found.items():
         for file in files:
             if file.stat().st_size == 0:
                 raise PipelineError(f"{file}: {split} split is empty")
-    return {split: [read_file(f, schema, glue) for f in files] for split, files in found.items()}
+    return {split: [read_file(f, schema, glue, columns, key) for f in found[split]]
+            for split in SPLIT_NAMES if split in found}  # train first: its errors before the dev file's

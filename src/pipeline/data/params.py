@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.data.glue_tsv import LAYOUTS
+from pipeline.data.io import COLUMNS, PAIR_COLUMNS
 
 TOKENIZER = "tokenizer"
 """The name of the tokenizer's directory beside the data sets (``data/tokenizer``), so no data set may take it."""
@@ -40,6 +41,23 @@ class DataSource:
     bad_rows: Literal["error", "drop"] = "error"
     """A row that cannot be used (a missing or empty column, a wrong field count, an impossible label): stop
     naming its file and line (``error``), or drop it and count it in the prepare metrics (``drop``)."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """The pipeline's column -> the file's column, for files that name theirs otherwise
+    (``{sentence: text_a}``, ``{label: polarity}``; with ``glue``, in place of the task's own file column).
+    Common aliases (``text``/``text_a`` for ``sentence``, ``text_a``/``text_b`` for a pair, ``labels``) are
+    recognised without it, with a one-line note (:mod:`pipeline.data.columns`). Empty: the schema's names."""
+    evaluation_only: bool = False
+    """The source has validation data only (a dev file alone): prepare writes no train split, and the stages
+    that train on a data set (pretrain, finetune, teacher, prune, distill) refuse it; evaluate reads it."""
+    validation_from_train: float = 0.0
+    """A source without validation data: this share of the train rows, in (0, 1), drawn with ``prepare.seed``,
+    becomes the validation split (rows with the same input stay on one side; QA questions of one context
+    too). 0: the source's own validation split."""
+    leakage: Literal["auto", "error", "drop", "warn"] = "auto"
+    """Validation rows whose input also occurs in train (exact duplicates): ``error`` stops on any;
+    ``drop`` removes them from train (the validation set stays whole); ``warn`` keeps them and prints a
+    line; ``auto`` stops when every validation row is in train (the same file twice) and otherwise warns.
+    Counted in the prepare metrics either way (:mod:`pipeline.data.splits`)."""
 
     def __post_init__(self):
         if self.train_size < 0 or self.validation_size < 0:
@@ -53,6 +71,36 @@ class DataSource:
         self._check_labels()
         if self.answer_mismatch != "error" and self.type != "qa":
             raise ValueError("answer_mismatch applies only to qa data")
+        self._check_columns()
+        self._check_splits()
+
+    def _check_columns(self) -> None:
+        """``columns``: the schema's own column names mapped to distinct non-empty file columns."""
+        if not self.columns:
+            return
+        if self.source == "synthetic":
+            raise ValueError("columns applies only to data from the hub or files")
+        known = set(COLUMNS[self.type]) | ({c for pair in PAIR_COLUMNS for c in pair}
+                                            if self.type == "classification" else set())
+        unknown = sorted(set(self.columns) - known)
+        if unknown:
+            raise ValueError(f"columns: {unknown[0]!r} is no {self.type} column (known: {', '.join(sorted(known))})")
+        theirs = list(self.columns.values())
+        if not all(isinstance(c, str) and c for c in theirs) or len(set(theirs)) != len(theirs):
+            raise ValueError(f"columns must map to distinct non-empty file column names, got {dict(self.columns)}")
+
+    def _check_splits(self) -> None:
+        """``evaluation_only`` and ``validation_from_train``: files or the hub, one or the other."""
+        if not (self.evaluation_only or self.validation_from_train):
+            return
+        if self.source == "synthetic":
+            raise ValueError("evaluation_only and validation_from_train apply only to data from the hub or files")
+        if self.evaluation_only and self.validation_from_train:
+            raise ValueError("evaluation_only has no train split to take validation_from_train from; set one")
+        if self.evaluation_only and self.train_size:
+            raise ValueError("train_size: an evaluation_only data set has no train split")
+        if not 0 <= self.validation_from_train < 1:
+            raise ValueError(f"validation_from_train must be in (0, 1), got {self.validation_from_train}")
 
     def _check_labels(self) -> None:
         """``glue`` and ``label_names``: classification data from files or the hub, and a consistent label set."""

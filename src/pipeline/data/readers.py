@@ -49,6 +49,9 @@ class Table:
     """Row index -> a problem the reader saw (a line with too few or too many fields)."""
     columns: tuple = ()
     """The header's columns, for delimited files."""
+    renamed: dict[str, str] | None = None
+    """The pipeline's column -> the alias it was read from (:mod:`pipeline.data.columns`); None: the columns
+    are the file's own, not yet mapped to the pipeline's."""
 
     def where(self, index: int) -> str:
         """``<file>: line <n>`` (or ``row <n>``, 1-based) of row ``index``."""

@@ -255,7 +255,7 @@ def clean_split(tables: list[Table], src: DataSource, key: str, limit: int = 0) 
             ``<key>: <files>: split is empty`` when no row is left.
     """
     counts = Counter(dict.fromkeys(_COUNTERS[src.type], 0))
-    spec, columns, rows = LabelSpec.of(src), None, []
+    spec, columns, rows, first_drop = LabelSpec.of(src), None, [], ""
     for position, (table, i, row) in enumerate(_numbered(tables)):
         if limit and len(rows) >= limit:
             break
@@ -277,9 +277,12 @@ def clean_split(tables: list[Table], src: DataSource, key: str, limit: int = 0) 
             mismatch = isinstance(err, AnswerMismatch)
             if (src.answer_mismatch if mismatch else src.bad_rows) != "drop":
                 raise _error(key, table, i, row, err) from None
+            first_drop = first_drop or f"{table.where(i)}: {err}"
             counts["answer_mismatch_dropped" if mismatch else "bad_rows_dropped"] += 1
     if not rows:
-        raise PipelineError(f"{key}: {', '.join(t.name for t in tables)}: split is empty")
+        # Every row dropped is no row problem: say so with the first one, since dropping cannot fix it.
+        why = f" (every row was dropped; the first: {first_drop})" if first_drop else ""
+        raise PipelineError(f"{key}: {', '.join(t.name for t in tables)}: split is empty{why}")
     counts["rows"] = len(rows)
     return rows, dict(counts)
 
