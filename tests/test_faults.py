@@ -74,3 +74,81 @@ def test_the_uniform_map_goes_through_the_hand_given_maps_validation(monkeypatch
         kd_module.resolve_layer_map(kd_module.KDParams(), 2, 3)
     with pytest.raises(PipelineError, match=r"^distill\.kd\.layer_map entries \[4\] are outside"):
         kd_module.resolve_layer_map(kd_module.KDParams(layer_map=[1, 4]), 2, 3)
+
+
+# --- 1. embedding tables larger than the tokenizer ------------------------------------------------------------
+
+def _padded_checkpoint(root, family: str, tokenizer):
+    """A tiny checkpoint of ``family`` built with transformers alone, its embedding table padded past the
+    tokenizer to the next multiple of 8 (NVIDIA's BERTs; DeBERTa-v3 has 99 spare rows)."""
+    import torch
+    import transformers
+
+    from family_kit import TINY
+
+    rows = (len(tokenizer) // 8 + 1) * 8
+    names = {"bert": "Bert", "modernbert": "ModernBert", "roberta": "Roberta"}[family]
+    sizes = dict(TINY, max_position_embeddings=TINY["max_position_embeddings"] + 2)
+    config = getattr(transformers, f"{names}Config")(vocab_size=rows, pad_token_id=tokenizer.pad_token_id, **sizes)
+    torch.manual_seed(3)
+    getattr(transformers, f"{names}ForMaskedLM")(config).save_pretrained(root / f"padded-{family}")
+    return root / f"padded-{family}", rows
+
+
+@pytest.mark.parametrize("family, style", [("bert", "wordpiece"), ("modernbert", "bpe_template")])
+def test_a_padded_embedding_table_loads_trains_and_reloads(family, style, tmp_path, monkeypatch):
+    """Checkpoints with more embedding rows than tokens were refused ("vocab_size ... but the tokenizer has")."""
+    import torch
+
+    from family_kit import make_data, make_tokenizer
+    from pipeline.config.args import ArchParams, TrainArgs
+    from pipeline.data.features import MlmCollator, encode_text
+    from pipeline.data.io import read_split
+    from pipeline.data.tokenizer import load_tokenizer
+    from pipeline.models.build import init_model, with_head
+    from pipeline.models.store import load_model, write_artifact
+    from pipeline.pretrain.mlm import MlmParams, pretrain
+
+    tok_dir = make_tokenizer(tmp_path / "tok", style)
+    tokenizer = load_tokenizer(tok_dir)
+    ckpt, rows = _padded_checkpoint(tmp_path, family, tokenizer)
+    assert rows > len(tokenizer)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"]["base"] = str(ckpt)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    from test_family_checkpoints import stage
+
+    assert stage("base")([str(tok_dir), "models/base"]) == 0  # the base stage, as dvc runs it
+    model, _ = load_model(tmp_path / "models" / "base", "mlm")
+    assert model.config.vocab_size == rows and model.get_input_embeddings().num_embeddings == rows
+    # Masking samples random tokens among the tokenizer's ids, never the padded rows.
+    assert MlmCollator(tokenizer, 0.15, 0).vocab_size == len(tokenizer)
+    data = make_data(tmp_path / "data", {"corpus": (32, 8)})
+    rows_train, rows_valid = read_split(data / "corpus", "train", "text"), read_split(data / "corpus", "validation", "text")
+    history = pretrain(model, rows_train, rows_valid, tokenizer, MlmParams(max_length=32),
+                       TrainArgs(epochs=1, batch_size=16, seed=0), torch.device("cpu"), "pretrain")
+    assert torch.isfinite(torch.tensor(history[-1]["loss"]))
+    task_model = with_head(model, "classification")
+    write_artifact(tmp_path / "models" / "cls", task_model, tok_dir, {"stage": "finetune", "head": "classification",
+                                                                      "format": "dense", "task": "cls"})
+    loaded, _ = load_model(tmp_path / "models" / "cls")
+    feats = encode_text(rows_valid[:2], tokenizer, 32)
+    ids = torch.tensor([f["input_ids"] for f in feats if len(f["input_ids"]) == len(feats[0]["input_ids"])])
+    task_model.eval()
+    torch.testing.assert_close(loaded(input_ids=ids).logits, task_model(input_ids=ids).logits, rtol=0, atol=0)
+    # A teacher from the same checkpoint (init_model with a task head) loads too.
+    teacher = init_model(ArchParams(base=str(ckpt)), "classification", len(tokenizer), tokenizer.pad_token_id)
+    assert teacher.config.vocab_size == rows
+
+
+def test_a_tokenizer_larger_than_the_table_is_still_refused(tmp_path):
+    from pipeline.config.args import ArchParams
+    from pipeline.data.tokenizer import load_tokenizer
+    from pipeline.models.build import init_model
+    from family_kit import make_tokenizer
+
+    tokenizer = load_tokenizer(make_tokenizer(tmp_path / "tok", "wordpiece"))
+    ckpt, rows = _padded_checkpoint(tmp_path, "roberta", tokenizer)
+    with pytest.raises(PipelineError, match=rf"^model\.base '.*' has vocab_size {rows} but the tokenizer has {rows + 1} tokens"):
+        init_model(ArchParams(base=str(ckpt)), "mlm", rows + 1, tokenizer.pad_token_id)
