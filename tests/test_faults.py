@@ -152,3 +152,104 @@ def test_a_tokenizer_larger_than_the_table_is_still_refused(tmp_path):
     ckpt, rows = _padded_checkpoint(tmp_path, "roberta", tokenizer)
     with pytest.raises(PipelineError, match=rf"^model\.base '.*' has vocab_size {rows} but the tokenizer has {rows + 1} tokens"):
         init_model(ArchParams(base=str(ckpt)), "mlm", rows + 1, tokenizer.pad_token_id)
+
+
+# --- 3. duplicate question ids ----------------------------------------------------------------------------------
+
+QA_CONTEXT = "The golden statue stands in front of the main building, facing the river."
+
+
+def _squad_dir(root, ids: list[str]):
+    """A local SQuAD v1.1 directory whose dev file holds questions with ``ids`` over two paragraphs."""
+    import json
+
+    def doc(qids, offset):
+        paragraphs = [{"context": QA_CONTEXT[offset:], "qas": [
+            {"id": q, "question": f"Where {n}?", "answers": [{"text": "river", "answer_start": QA_CONTEXT.index("river") - offset}]}
+            for n, q in enumerate(qids[k::2])]} for k in range(2)]
+        return {"version": "1.1", "data": [{"title": "T", "paragraphs": paragraphs}]}
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train-v1.1.json").write_text(json.dumps(doc(["t1", "t2"], 0)))
+    (root / "dev-v1.1.json").write_text(json.dumps(doc(ids, 4)))
+    return root
+
+
+def test_prepare_refuses_a_duplicate_question_id_naming_file_id_and_rows(tmp_path, monkeypatch, capsys):
+    """Two questions sharing an id were written as is, then pooled under one id at evaluation."""
+    from test_family_checkpoints import stage
+
+    src = _squad_dir(tmp_path / "squad", ["a", "b", "c", "a"])  # 'a' in both paragraphs
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["prepare"]["datasets"]["qa"] = {"type": "qa", "source": str(src)}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    code = stage("prepare")(["data", "--only", "qa", "--metrics", "metrics/prepare/qa.json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1, err
+    assert err[0].startswith("error: prepare: prepare.datasets.qa: ") and err[0].endswith(
+        "dev-v1.1.json: data[0].paragraphs[1].qas[1]: question id 'a' is already the id of data[0].paragraphs[0].qas[0] "
+        "(the two would be scored as one question; prepare.datasets.qa.duplicate_ids: rename renames it)"), err[0]
+    assert not (tmp_path / "data" / "qa").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_prepare_renames_duplicate_ids_by_policy_and_counts_them(tmp_path, monkeypatch):
+    import json
+
+    from test_family_checkpoints import stage
+
+    src = _squad_dir(tmp_path / "squad", ["a", "a", "a_2", "a", "b"])
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["prepare"]["datasets"]["qa"] = {"type": "qa", "source": str(src), "duplicate_ids": "rename"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    assert stage("prepare")(["data", "--only", "qa", "--metrics", "metrics/prepare/qa.json"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "data" / "qa" / "validation.jsonl").read_text().splitlines()]
+    ids = [r["id"] for r in rows]
+    assert len(set(ids)) == len(ids) == 5 and ids.count("a") == 1 and "a_2" in ids
+    counts = json.loads((tmp_path / "metrics" / "prepare" / "qa.json").read_text())["qa"]
+    assert counts["validation"]["duplicate_ids_renamed"] == 2 and counts["train"]["duplicate_ids_renamed"] == 0
+
+
+def test_duplicate_ids_policy_is_qa_only():
+    from pipeline.data.params import DataSource
+
+    with pytest.raises(ValueError, match="duplicate_ids applies only to qa data"):
+        DataSource(type="classification", source="x", duplicate_ids="rename")
+
+
+def test_qa_post_processing_refuses_duplicate_ids(tmp_path):
+    """Second line of defence: post-processing pooled the windows of two questions sharing an id."""
+    import numpy as np
+
+    from family_kit import make_tokenizer
+    from pipeline.data.tokenizer import load_tokenizer
+    from pipeline.tasks import squad
+
+    tokenizer = load_tokenizer(make_tokenizer(tmp_path / "tok", "wordpiece"))
+    rows = [{"id": "q", "context": QA_CONTEXT, "question": "where?"},
+            {"id": "q", "context": "the river is long and the statue is golden", "question": "what?"}]
+    features = squad.prepare_eval_features(rows, tokenizer, max_length=32, doc_stride=8)
+    n, length = len(features["example_id"]), len(features["input_ids"][0])
+    logits = np.zeros((n, length))
+    for post in (squad.postprocess_predictions, squad.nbest_predictions, squad.postprocess_predictions_v2):
+        with pytest.raises(PipelineError, match=r"question id 'q' is shared by examples 1 and 2"):
+            post(rows, features, logits, logits)
+
+
+def test_qa_task_check_refuses_duplicate_ids_naming_the_lines(tmp_path):
+    import json
+
+    from family_kit import make_tokenizer
+    from pipeline.data.tokenizer import load_tokenizer
+    from pipeline import tasks
+    from pipeline.tasks.qa import QAParams
+
+    tokenizer = load_tokenizer(make_tokenizer(tmp_path / "tok", "wordpiece"))
+    row = {"id": "x", "title": "", "context": QA_CONTEXT, "question": "where?",
+           "answers": {"text": ["river"], "answer_start": [QA_CONTEXT.index("river")]}}
+    (tmp_path / "qa").mkdir()
+    (tmp_path / "qa" / "validation.jsonl").write_text("".join(json.dumps({**row, "id": i}) + "\n" for i in "xyx"))
+    task = tasks.get(QAParams(type="qa", max_length=64, doc_stride=32))
+    with pytest.raises(PipelineError, match=r"validation.jsonl: line 3: question id 'x' is already the id of line 1"):
+        task.check_data(tmp_path / "qa", "validation", tokenizer, "tasks.qa")
