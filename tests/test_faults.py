@@ -9,6 +9,8 @@ import yaml
 from import_closure import ROOT
 from pipeline.config.loader import lookup
 from pipeline.core.errors import PipelineError
+from test_export import artifacts  # noqa: F401 (fixture)
+from test_stage_errors import cls_data, workdir  # noqa: F401 (fixtures)
 
 
 def _rename_task(params: dict, old: str, new: str) -> dict:
@@ -253,3 +255,186 @@ def test_qa_task_check_refuses_duplicate_ids_naming_the_lines(tmp_path):
     task = tasks.get(QAParams(type="qa", max_length=64, doc_stride=32))
     with pytest.raises(PipelineError, match=r"validation.jsonl: line 3: question id 'x' is already the id of line 1"):
         task.check_data(tmp_path / "qa", "validation", tokenizer, "tasks.qa")
+
+
+# --- 2. non-finite logits ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def overflowing(tmp_path, tiny_config, tokenizer, monkeypatch):
+    """A BERT classifier whose logits (~96,000) are finite in float32 but pass float16's 65,504, saved as the
+    dense artifact ``models/cls/finetune`` with a validation split, in a directory with the shipped params."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import BertForSequenceClassification
+
+    from pipeline.core.files import atomic_dir
+    from pipeline.models.store import save_model
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    tokenizer.save_pretrained(tmp_path / "tok")
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config)
+    with torch.no_grad():  # every weight stays within float16's range; the activation does not
+        model.bert.pooler.dense.weight.fill_(1.0)
+        model.bert.pooler.dense.bias.fill_(10.0)
+        model.classifier.weight.fill_(3000.0)
+    out = tmp_path / "models" / "cls" / "finetune"
+    with atomic_dir(out) as tmp:
+        save_model(tmp, model, tmp_path / "tok", {"stage": "finetune", "head": "classification", "format": "dense",
+                                                 "task": "cls"})
+    data = tmp_path / "data" / "cls"
+    data.mkdir(parents=True)
+    sentences = ["the movie was good", "the plot was awful", "not very great", "the movie was bad and dull"]
+    data.joinpath("validation.jsonl").write_text(
+        "".join(json.dumps({"sentence": s, "label": i % 2, "idx": i}) + "\n" for i, s in enumerate(sentences)))
+    return out, data
+
+
+def _fp16_artifact(source, out):
+    from pipeline.core.files import atomic_dir
+    from pipeline.models.store import load_model, save_model
+    from pipeline.quantize import SCHEMES, NoParams, quantize_model
+
+    model, meta = load_model(source)
+    tensors, description = quantize_model(model, "fp16", NoParams())
+    with atomic_dir(out) as tmp:
+        save_model(tmp, model, source, {**meta, "stage": "quantize", "format": "fp16", "method": "fp16",
+                                        "quantization": description}, tensors=tensors)
+    assert SCHEMES.get("fp16").name == "fp16"
+    return load_model(out)[0]
+
+
+def test_quantize_stage_stops_on_non_finite_fp16_logits_with_one_line(overflowing):
+    """The fp16 cast's NaN/inf logits crashed inside strict JSON writing (a traceback, exit 1)."""
+    import os
+    import subprocess
+    import sys
+
+    source, data = overflowing
+    params = yaml.safe_load(open("params.yaml"))
+    params["quantize"]["scheme"] = "fp16"
+    yaml.safe_dump(params, open("params.yaml", "w"))
+    out = source.parent / "quantize-finetune"
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "quantize.py"), "--task", "cls", str(source),
+                           str(data), str(out)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: quantize: {out}: ") and "logits are NaN or inf: fp16 range" in lines[0], lines[0]
+    assert "use bf16" in lines[0]
+    assert not out.exists()
+
+
+def test_logit_error_and_evaluation_name_the_fp16_variant(overflowing):
+    """The library functions the quantize, export and evaluate stages call stop before any metric sees NaN."""
+    from pipeline import tasks
+    from pipeline.data.tokenizer import load_tokenizer
+    from pipeline.evaluate.task_metrics import task_metrics
+    from pipeline.models.store import load_model
+    from pipeline.quantize import logit_error
+    from pipeline.tasks.classification import ClassificationParams
+    from pipeline.data.features import batches, collate
+
+    source, data = overflowing
+    fp16_dir = source.parent / "quantize-fp16"
+    fp16 = _fp16_artifact(source, fp16_dir)
+    dense, _ = load_model(source)
+    task = tasks.get(ClassificationParams(type="classification", max_length=32, num_labels=2))
+    tokenizer = load_tokenizer(source)
+    # The dense model's logits are finite and large: the fault is the cast's.
+    measured = task_metrics(task, dense, data, tokenizer, 8, ("cpu",))
+    assert 0 <= measured.scores["accuracy"] <= 1
+    feats = task.train_features(task.rows(data, "validation"), tokenizer)
+    batch = list(batches(feats, 32, lambda f: collate(f, tokenizer.pad_token_id)))
+    with pytest.raises(PipelineError, match=rf"^{fp16_dir}: \d+ of \d+ logits are NaN or inf: fp16 range"):
+        logit_error(dense, fp16, batch, task.logits)
+    with pytest.raises(PipelineError, match=rf"^{fp16_dir}: \d+ of 8 logits are NaN or inf: fp16 range.*use bf16"):
+        task_metrics(task, fp16, data, tokenizer, 8, ("cpu",))
+
+
+def test_non_finite_weights_are_named_as_diverged_training(tiny_config):
+    import torch
+    from transformers import BertForSequenceClassification
+
+    from pipeline.core.finite import check_finite, name_variant
+
+    model = name_variant(BertForSequenceClassification(tiny_config), "finetune cls")
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")
+    with pytest.raises(PipelineError, match=r"^finetune cls: 1 of 4 logits are NaN or inf: its weights hold NaN"):
+        check_finite([torch.tensor([[1.0, float("nan")], [0.0, 1.0]])], model)
+    check_finite([torch.ones(2, 2)], model)  # finite: nothing raised
+
+
+# --- 4. ONNX Runtime int8 without VNNI --------------------------------------------------------------------------
+
+def test_reduce_range_defaults_to_the_safe_setting():
+    """``reduce_range: false`` was the default: the u8s8 kernels of CPUs without VNNI can saturate."""
+    from pipeline.config.loader import load
+    from pipeline.export import Int8Params
+
+    assert Int8Params().reduce_range is True
+    (shipped,) = load({"export.int8": Int8Params}, file=ROOT / "params.yaml")
+    assert shipped.reduce_range is True and shipped.max_relative_error == 0.1
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="reduce_range must be true, false or auto"):
+            Int8Params(reduce_range=bad)
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu avx2 avx512f avx512_vnni", False), ("fpu avx2 avx_vnni", False),
+                                             ("fpu sse4_2 avx2 fma", True), (None, True)])
+def test_auto_reduce_range_follows_the_cpu_and_is_recorded(flags, expected, tmp_path):
+    from pipeline.export.onnx_int8 import resolve_reduce_range
+
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:  # None: unreadable (not Linux) -> the safe setting
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert resolve_reduce_range("auto", cpuinfo) == {"reduce_range": expected, "reduce_range_setting": "auto",
+                                                     "cpu_vnni": not expected}
+    assert resolve_reduce_range(False, cpuinfo) == {"reduce_range": False, "reduce_range_setting": False}
+    assert resolve_reduce_range(True, cpuinfo) == {"reduce_range": True, "reduce_range_setting": True}
+
+
+def test_an_int8_logit_error_past_the_bound_is_refused_naming_reduce_range():
+    from pipeline.export.onnx_int8 import check_int8_error
+
+    saturated = {"reduce_range": False, "reduce_range_setting": False, "max_relative_error": 0.1}
+    check_int8_error({"logit_max_abs_error": 0.2, "logit_max_abs_reference": 2.0}, saturated, "v")  # at the bound
+    with pytest.raises(PipelineError, match=r"^onnx_int8 export of m: int8 logit error 0\.283 exceeds 0\.1 x the "
+                                            r"largest \|logit\| 2 .*set export\.int8\.reduce_range: true"):
+        check_int8_error({"logit_max_abs_error": 0.283, "logit_max_abs_reference": 2.0}, saturated,
+                         "onnx_int8 export of m")
+    safe = {**saturated, "reduce_range": True, "reduce_range_setting": "auto"}
+    with pytest.raises(PipelineError, match=r"export\.int8\.reduce_range auto \(used: True\): try export\.int8\.per_channel"):
+        check_int8_error({"logit_max_abs_error": 0.5, "logit_max_abs_reference": 2.0}, safe, "v")
+
+
+def test_export_stage_records_the_choice_and_refuses_a_graph_past_the_bound(workdir, artifacts, cls_data, capsys,
+                                                                              monkeypatch, tmp_path):
+    import json
+
+    from test_export import export_argv
+    from test_stage_errors import edit_params, run_stage
+    from pipeline.export import onnx_int8
+
+    vnni = tmp_path / "cpuinfo"
+    vnni.write_text("flags\t\t: fpu avx2 avx512_vnni\n")
+    monkeypatch.setattr(onnx_int8, "CPUINFO", vnni)
+    edit_params(workdir, lambda d: d["export"]["int8"].update(reduce_range="auto"))
+    code, err = run_stage("export", export_argv(workdir, "finetune"), capsys)
+    assert code == 0, err
+    meta = json.loads((workdir / "models/cls/onnx_int8-finetune/pipeline.json").read_text())
+    q = meta["quantization"]
+    assert (q["reduce_range"], q["reduce_range_setting"], q["cpu_vnni"], q["max_relative_error"]) == (False, "auto", True, 0.1)
+    assert meta["results"]["logit_max_abs_reference"] > 0
+    assert meta["results"]["logit_max_abs_error"] <= 0.1 * meta["results"]["logit_max_abs_reference"]
+    # A bound below the graph's error: refused, one line naming the setting, nothing written.
+    edit_params(workdir, lambda d: d["export"]["int8"].update(reduce_range=False, max_relative_error=1e-9))
+    argv = export_argv(workdir, "prune-heads")
+    code, err = run_stage("export", argv, capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: export: onnx_int8 export of ") and "set export.int8.reduce_range: true" in err[0]
+    assert not any((workdir / p).exists() for p in argv[-2:]) and not (workdir / argv[3]).exists()
