@@ -9,6 +9,7 @@ from pipeline import tasks
 from pipeline.config import loader
 from pipeline.core.errors import PipelineError, stage_main
 from pipeline.core.files import atomic_dir, parents, write_json
+from pipeline.core.finite import name_variant
 from pipeline.core.runtime import setup
 from pipeline.data.features import batches, collate
 from pipeline.data.tokenizer import load_tokenizer
@@ -50,7 +51,7 @@ def main(argv=None):
     with atomic_dir(args.out) as tmp:
         save_model(tmp, model, args.source, out_meta, tensors=tensors)
         # Measured on the model rebuilt from the written files, exactly as later stages will load it.
-        out_meta["results"] = logit_error(model, load_model(tmp)[0], data, task.logits)
+        out_meta["results"] = logit_error(model, name_variant(load_model(tmp)[0], args.out), data, task.logits)
         write_json(tmp / META, out_meta)
 
 

@@ -234,7 +234,7 @@ def test_qa_offset_fix_moves_to_nearest_occurrence(tmp_path):
     out, counts = fetch_counted(qa_source(tmp_path, [83, -3, 90, None], "fix"), "qa", 0)
     assert [r["answers"]["answer_start"] for r in out["validation"]] == [[82]] * 5
     assert counts["validation"] == {"rows": 5, "answers_fixed": 4, "answer_mismatch_dropped": 0, "bad_rows_dropped": 0,
-                                    "duplicates_of_train": 0}
+                                    "duplicates_of_train": 0, "duplicate_ids_renamed": 0}
     # Nearest of two occurrences of "the " (17 and 59): given 60 -> 59; given None -> the first.
     out, _ = fetch_counted(qa_source(tmp_path / "two", [60, None, 17], "fix", text="the "), "qa", 0)
     assert [r["answers"]["answer_start"][0] for r in out["validation"][1:]] == [59, 17, 17]
@@ -245,7 +245,7 @@ def test_qa_offset_drop_counts_rows(tmp_path):
     out, counts = fetch_counted(qa_source(tmp_path, [83, 82, None, -1, 500], "drop"), "qa", 0)
     assert [r["id"] for r in out["validation"]] == ["ok", "q1"]
     assert counts["validation"] == {"rows": 2, "answers_fixed": 0, "answer_mismatch_dropped": 4, "bad_rows_dropped": 0,
-                                    "duplicates_of_train": 0}
+                                    "duplicates_of_train": 0, "duplicate_ids_renamed": 0}
 
 
 def test_qa_absent_answer_per_policy(tmp_path):

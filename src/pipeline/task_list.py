@@ -42,6 +42,18 @@ def task_names(raw: dict) -> list[str]:
     return [str(n) for n in names]
 
 
+def _check_no_dots(raw: dict) -> None:
+    """Task and data set names become params paths (``tasks.<name>``) and ``--task`` arguments; a dot would
+    split the name into two keys, so it is refused here, before a stage reads a path that cannot exist."""
+    for section in NAMED:
+        node = lookup(raw, section)
+        for name in node if isinstance(node, dict) else ():
+            if "." in str(name):
+                raise PipelineError(
+                    f"{PARAMS_FILE}: '{section}.{name}': the name '{name}' contains a dot, which separates the parts "
+                    f"of a params path; rename it without dots (e.g. '{str(name).replace('.', '_')}')")
+
+
 def _entry_field(entry: Any, key: str) -> Any:
     return entry.get(key) if isinstance(entry, dict) else None
 
@@ -90,6 +102,7 @@ def check_task_lists(raw: dict) -> list[str]:
             ``teacher.<name>`` that is no task, a data set without a task, a type or GLUE task that differs).
     """
     tasks = task_names(raw)
+    _check_no_dots(raw)
     for section in PER_TASK:
         entries = _mapping(raw, section)
         missing = [t for t in tasks if t not in entries]

@@ -130,9 +130,21 @@ def lookup(data: dict, path: str) -> Any:
             parent = ".".join(parts[:i])
             raise PipelineError(f"{PARAMS_FILE}: '{parent}' must be a mapping, got {type(node).__name__}")
         if part not in node:
+            _refuse_dotted_key(node, parts, i)
             raise PipelineError(f"{PARAMS_FILE}: missing key '{'.'.join(parts[: i + 1])}'")
         node = node[part]
     return node
+
+
+def _refuse_dotted_key(node: dict, parts: list[str], i: int) -> None:
+    """Name the real cause when the rest of a dotted path is a key that itself holds a dot (a task named
+    ``glue.sst2``): paths split at every dot, so such a key can never be reached."""
+    rest = ".".join(parts[i:])
+    for key in node:
+        if isinstance(key, str) and "." in key and (rest == key or rest.startswith(f"{key}.")):
+            where = ".".join([*parts[:i], key])
+            raise PipelineError(f"{PARAMS_FILE}: '{where}': the name '{key}' contains a dot, which separates the "
+                                f"parts of a params path; rename it without dots (e.g. '{key.replace('.', '_')}')")
 
 
 def load(sections: dict[str, Any], file: str | os.PathLike = PARAMS_FILE) -> list[Any]:

@@ -38,6 +38,11 @@ class DataSource:
     """QA only: what to do with an answer whose ``answer_start`` does not point at its text (wrong, negative,
     past the context, null): stop (``error``), move it to the nearest occurrence of the text (``fix``) or drop
     the question (``drop``). Fixed and dropped rows are counted in the prepare metrics."""
+    duplicate_ids: Literal["error", "rename"] = "error"
+    """QA only: what to do with a question whose ``id`` an earlier question of the same split has (evaluation
+    keys windows and answers by id, so two such questions would be pooled into one): stop naming the file,
+    the id and both rows (``error``), or give the later one the id ``<id>_<n>`` (``n`` = 2, 3, ...: the first
+    such id the split does not hold) and count it in the prepare metrics (``rename``)."""
     bad_rows: Literal["error", "drop"] = "error"
     """A row that cannot be used (a missing or empty column, a wrong field count, an impossible label): stop
     naming its file and line (``error``), or drop it and count it in the prepare metrics (``drop``)."""
@@ -71,6 +76,8 @@ class DataSource:
         self._check_labels()
         if self.answer_mismatch != "error" and self.type != "qa":
             raise ValueError("answer_mismatch applies only to qa data")
+        if self.duplicate_ids != "error" and self.type != "qa":
+            raise ValueError("duplicate_ids applies only to qa data")
         self._check_columns()
         self._check_splits()
 

@@ -18,7 +18,8 @@ A row that fails is an error naming the file, the row's line and the problem, or
 ``bad_rows: drop``, dropped and counted. An answer whose ``answer_start`` does not point at its text follows
 ``answer_mismatch``: ``error``; ``fix`` (moved to the occurrence of the text nearest to the given offset, the
 first one if the offset is not a number; counted; a text that does not occur is a bad row); or ``drop``
-(the row is dropped and counted).
+(the row is dropped and counted). A QA question whose ``id`` an earlier question of the split has follows
+``duplicate_ids``: ``error`` (naming the file, the id and both rows) or ``rename`` (counted).
 """
 
 from __future__ import annotations
@@ -248,14 +249,15 @@ def clean_split(tables: list[Table], src: DataSource, key: str, limit: int = 0) 
 
     Returns:
         ``(rows, counts)``; counts has ``rows`` (kept), ``bad_rows_dropped``, and per schema
-        ``blank_lines_dropped``/``headings_dropped`` (text) or ``answers_fixed``/``answer_mismatch_dropped`` (qa).
+        ``blank_lines_dropped``/``headings_dropped`` (text) or ``answers_fixed``/``answer_mismatch_dropped``/
+        ``duplicate_ids_renamed`` (qa).
 
     Raises:
         PipelineError: one line ``<key>: <file>: line <n>: <problem> (<how to drop or fix it>)``, or
             ``<key>: <files>: split is empty`` when no row is left.
     """
     counts = Counter(dict.fromkeys(_COUNTERS[src.type], 0))
-    spec, columns, rows, first_drop = LabelSpec.of(src), None, [], ""
+    spec, columns, rows, places, first_drop = LabelSpec.of(src), None, [], [], ""
     for position, (table, i, row) in enumerate(_numbered(tables)):
         if limit and len(rows) >= limit:
             break
@@ -270,6 +272,7 @@ def clean_split(tables: list[Table], src: DataSource, key: str, limit: int = 0) 
             else:
                 out, fixed = qa_row(row, src.answer_mismatch == "fix")
                 rows.append(out)
+                places.append((table.name, table.where(i)))
                 counts["answers_fixed"] += fixed
         except Dropped as skip:
             counts[str(skip)] += 1
@@ -283,13 +286,53 @@ def clean_split(tables: list[Table], src: DataSource, key: str, limit: int = 0) 
         # Every row dropped is no row problem: say so with the first one, since dropping cannot fix it.
         why = f" (every row was dropped; the first: {first_drop})" if first_drop else ""
         raise PipelineError(f"{key}: {', '.join(t.name for t in tables)}: split is empty{why}")
+    if src.type == "qa":
+        counts["duplicate_ids_renamed"] = unique_ids(rows, places, key, src.duplicate_ids == "rename")
     counts["rows"] = len(rows)
     return rows, dict(counts)
+
+
+def unique_ids(rows: list[dict], places: list[tuple[str, str]], key: str, rename: bool) -> int:
+    """Make the ``id`` of every QA row of a split unique, in place; returns how many were renamed.
+
+    Evaluation groups a question's windows and its gold answers by ``id`` (as the official SQuAD script
+    and Hugging Face's ``postprocess_qa_predictions`` do), so two questions sharing an id would be pooled:
+    one answer cut from either context, one question missing from the scores.
+
+    Args:
+        rows: the split's checked rows (``id`` strings).
+        places: where each came from: its file and :meth:`Table.where` (``<file>: line <n>``).
+        key: the data set's params key, named in the error.
+        rename: give a repeated id the suffix ``_<n>``, ``n`` from 2 up to the first id the split does not
+            hold; else refuse it.
+
+    Raises:
+        PipelineError: without ``rename``, one line naming the id, both rows and the remedy.
+    """
+    taken, first, renamed = {row["id"] for row in rows}, {}, 0
+    for row, place in zip(rows, places):
+        qid = row["id"]
+        if qid not in first:
+            first[qid] = place
+            continue
+        if not rename:
+            (name, earlier), where = first[qid], place[1]
+            earlier = earlier.removeprefix(f"{name}: ") if name == place[0] else earlier
+            raise PipelineError(f"{key}: {where}: question id {qid!r} is already the id of {earlier} (the two "
+                                f"would be scored as one question; {key}.duplicate_ids: rename renames it)")
+        n = 2
+        while f"{qid}_{n}" in taken:
+            n += 1
+        row["id"] = f"{qid}_{n}"
+        taken.add(row["id"])
+        first[row["id"]] = place
+        renamed += 1
+    return renamed
 
 
 # Counters reported for each schema (all present, zero or not, so metrics diff lines up across runs).
 _COUNTERS = {
     "text": ("rows", "bad_rows_dropped", "blank_lines_dropped", "headings_dropped"),
     "classification": ("rows", "bad_rows_dropped"),
-    "qa": ("rows", "bad_rows_dropped", "answers_fixed", "answer_mismatch_dropped"),
+    "qa": ("rows", "bad_rows_dropped", "answers_fixed", "answer_mismatch_dropped", "duplicate_ids_renamed"),
 }

@@ -93,20 +93,37 @@ def logit_kd_term(task: Task, temperature: float) -> Callable[[torch.Tensor, tor
 
 
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
-    """Teacher layer (1-based) for each student layer, spread evenly; the last maps to the last."""
-    return [round((i + 1) * teacher_layers / student_layers) for i in range(student_layers)]
+    """Teacher layer (1-based, in 1..``teacher_layers``) for each student layer, spread evenly; the last maps to
+    the last.
+
+    TinyBERT's uniform strategy (Jiao et al., 2020, section 3.2: student layer m learns from teacher layer
+    m * N / M) for any two depths: student layer i (1-based) takes the first teacher layer at or past its
+    relative depth, ``ceil(i * T / S)``, in integer arithmetic. Rounding instead gave 0 (the embedding output,
+    or ``attentions[-1]``) for a student at least twice as deep as its teacher, and half-to-even rounding made
+    uneven repeats.
+    """
+    if student_layers < 1 or teacher_layers < 1:
+        raise PipelineError(f"a uniform layer map needs at least one layer each (student {student_layers}, "
+                            f"teacher {teacher_layers})")
+    return [-(-(i + 1) * teacher_layers // student_layers) for i in range(student_layers)]
 
 
 def resolve_layer_map(kd: KDParams, student_layers: int, teacher_layers: int) -> list[int]:
-    """``kd.layer_map`` checked against both depths, or the uniform map when it is empty."""
-    if not kd.layer_map:
-        return uniform_layer_map(student_layers, teacher_layers)
-    if len(kd.layer_map) != student_layers:
-        raise PipelineError(f"distill.kd.layer_map has {len(kd.layer_map)} entries for {student_layers} student layers")
-    bad = [t for t in kd.layer_map if not 1 <= t <= teacher_layers]
+    """``kd.layer_map``, or the uniform map (:func:`uniform_layer_map`) when it is empty, checked against both
+    depths: one entry per student layer, each a teacher layer in 1..``teacher_layers``.
+
+    Raises:
+        PipelineError: naming ``distill.kd.layer_map`` (or the uniform map computed for it) and the entries.
+    """
+    given = bool(kd.layer_map)
+    layer_map = list(kd.layer_map) if given else uniform_layer_map(student_layers, teacher_layers)
+    what = "distill.kd.layer_map" if given else "the uniform layer map (distill.kd.layer_map: [])"
+    if len(layer_map) != student_layers:
+        raise PipelineError(f"{what} has {len(layer_map)} entries for {student_layers} student layers")
+    bad = [t for t in layer_map if not 1 <= t <= teacher_layers]
     if bad:
-        raise PipelineError(f"distill.kd.layer_map entries {bad} are outside the teacher's layers 1..{teacher_layers}")
-    return list(kd.layer_map)
+        raise PipelineError(f"{what} entries {bad} are outside the teacher's layers 1..{teacher_layers}")
+    return layer_map
 
 
 def check_distillation(task: Task, name: str, kd: KDParams, models: dict[str, torch.nn.Module], tokenizer,

@@ -15,8 +15,10 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import write_json
+from pipeline.core.finite import name_variant, variant_name
 from pipeline.data.features import batches, collate
 from pipeline.export.graph import OUTPUTS
+from pipeline.export.onnx_int8 import check_int8_error
 from pipeline.export.runtime import load
 from pipeline.models.families import model_inputs
 from pipeline.models.store import META, copy_tokenizer, read_meta, runtime_of
@@ -79,17 +81,43 @@ def finish(out: Path, fmt: str, model: torch.nn.Module, task: Task, data: list[d
     zeros of ``model``'s prunable weights as ``source_zeros``, as the quantize stage records them:
     :func:`pipeline.quantize.prunable_zeros`), and ``results``.
 
+    An int8 graph (``quantization`` with ``max_relative_error``) also records ``logit_max_abs_reference``
+    (:func:`logit_scale`) and is refused when its error is too large for it
+    (:func:`pipeline.export.onnx_int8.check_int8_error`).
+
     Returns:
-        ``results``: ``logit_max_abs_error``, ``logit_mean_abs_error``, ``compared_logits``.
+        ``results``: ``logit_max_abs_error``, ``logit_mean_abs_error``, ``compared_logits`` (int8: and
+        ``logit_max_abs_reference``).
+
+    Raises:
+        PipelineError: non-finite logits, or an int8 graph past its error bound.
     """
     if quantization:
         meta = {**meta, "quantization": {**quantization, "source_zeros": prunable_zeros(model)}}
     meta = {**meta, "format": fmt, "method": fmt}
     model.config.save_pretrained(out)
     copy_tokenizer(tokenizer_src, out)
-    meta["results"] = logit_error(model, load(out, meta), data, task.logits)
+    graph = name_variant(load(out, meta), f"{fmt} export of {variant_name(model)}")
+    meta["results"] = logit_error(model, graph, data, task.logits)
+    if quantization and "max_relative_error" in quantization:  # int8: refuse a saturated graph
+        meta["results"]["logit_max_abs_reference"] = logit_scale(model, data, task.logits)
+        check_int8_error(meta["results"], meta["quantization"], variant_name(graph))
     write_json(out / META, meta)
     return meta["results"]
+
+
+@torch.inference_mode()
+def logit_scale(model: torch.nn.Module, data: list[dict[str, torch.Tensor]], logits) -> float:
+    """The largest |logit| of ``model`` on ``data`` (per-token QA logits on real tokens only, as
+    :func:`pipeline.quantize.logit_error` compares them): the scale an int8 graph's error is judged against."""
+    largest = 0.0
+    for batch in data:
+        mask = batch["attention_mask"].bool()
+        for out in logits(model, batch):
+            values = out.float().abs()
+            values = values[mask] if values.shape == mask.shape else values
+            largest = max(largest, float(values.max()))
+    return largest
 
 
 def export_metrics(task: str, source: str, described: dict, results: dict[str, dict]) -> dict:

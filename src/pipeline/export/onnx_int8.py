@@ -5,6 +5,10 @@ tables of Gather operators) as 8-bit integers with float scales; activations are
 time (uint8), and the matrix products run as ``MatMulInteger``. Measured on this CPU (AVX2, no VNNI) on the
 real MiniLM (all-MiniLM-L6-v2) with a fresh classification head: max logit error 0.0074 per tensor and 0.0032
 per channel against PyTorch float32, where ``torch.ao`` dynamic int8 gave 0.0117.
+
+Without VNNI the u8s8 kernels can saturate (onnxruntime issue 6004; ``reduce_range`` in ONNX Runtime's
+quantization docs): ``export.int8.reduce_range`` is ``true`` by default or chosen from the CPU (``auto``), and a
+graph whose logit error is large against the logits' scale is refused (:func:`check_int8_error`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pipeline.core.errors import PipelineError
 from pipeline.export import GRAPH, Int8Params, register
 from pipeline.export.libraries import onnx, onnxruntime, ort_quantization
 from pipeline.export.onnx import artifact_state
@@ -20,18 +25,64 @@ from pipeline.export.weights import QUANTIZED
 from pipeline.models.formats import Runtime
 
 
+CPUINFO = Path("/proc/cpuinfo")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+"""``/proc/cpuinfo`` flags of the int8 dot-product instructions that ONNX Runtime's u8s8 kernels use without
+saturating (AVX-512 VNNI; AVX-VNNI on newer client and server cores)."""
+
+
+def cpu_has_vnni(cpuinfo: Path | None = None) -> bool:
+    """Whether this CPU lists a VNNI flag in ``cpuinfo`` (default :data:`CPUINFO`); False where it cannot be
+    read (not Linux): the safe side."""
+    try:
+        flags = set((cpuinfo or CPUINFO).read_text().split())
+    except OSError:
+        return False
+    return any(flag in flags for flag in VNNI_FLAGS)
+
+
+def resolve_reduce_range(setting: bool | str, cpuinfo: Path | None = None) -> dict:
+    """What ``export.int8.reduce_range`` means on this machine, as recorded in ``pipeline.json``:
+    ``{"reduce_range": bool, "reduce_range_setting": setting}``, plus ``cpu_vnni`` for ``auto`` (``false``
+    only where the CPU has VNNI)."""
+    if setting != "auto":
+        return {"reduce_range": bool(setting), "reduce_range_setting": setting}
+    vnni = cpu_has_vnni(cpuinfo)
+    return {"reduce_range": not vnni, "reduce_range_setting": "auto", "cpu_vnni": vnni}
+
+
+def check_int8_error(results: dict, quantization: dict, variant: str) -> None:
+    """Refuse an int8 graph whose largest logit error exceeds ``max_relative_error`` times the largest |logit|
+    of its PyTorch source (``results``: :func:`pipeline.quantize.logit_error` plus ``logit_max_abs_reference``).
+
+    Raises:
+        PipelineError: naming ``variant``, both numbers and ``export.int8.reduce_range``.
+    """
+    error, scale = results["logit_max_abs_error"], results["logit_max_abs_reference"]
+    bound = quantization["max_relative_error"] * scale
+    if error > bound:
+        hint = ("set export.int8.reduce_range: true (7-bit weights avoid the u8s8 saturation of CPUs without VNNI)"
+                if not quantization["reduce_range"] else "try export.int8.per_channel: true, or keep the float graph")
+        raise PipelineError(
+            f"{variant}: int8 logit error {error:.4g} exceeds {quantization['max_relative_error']:g} x the largest "
+            f"|logit| {scale:.4g} (export.int8.max_relative_error) with export.int8.reduce_range "
+            f"{quantization['reduce_range_setting']!s} (used: {quantization['reduce_range']}): {hint}")
+
+
 def quantize_onnx(source: Path, out: Path, params: Int8Params) -> dict:
     """Write the dynamic int8 version of the float graph ``source`` to ``out``.
 
     Returns:
-        the ``quantization`` entry of ``pipeline.json``: ``scheme`` (``onnx_int8``), the settings, the
-        library version and ``quantized_weights`` (initializers stored as 8-bit integers).
+        the ``quantization`` entry of ``pipeline.json``: ``scheme`` (``onnx_int8``), the settings (the
+        ``reduce_range`` used and its setting: :func:`resolve_reduce_range`), the error bound, the library
+        version and ``quantized_weights`` (initializers stored as 8-bit integers).
     """
+    reduce_range = resolve_reduce_range(params.reduce_range)
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # the tool suggests its pre-processing pass on every call
     try:
         ort_quantization.quantize_dynamic(source, out, per_channel=params.per_channel,
-                                          reduce_range=params.reduce_range,
+                                          reduce_range=reduce_range["reduce_range"],
                                           weight_type=ort_quantization.QuantType.QInt8)
     finally:
         logging.disable(previous)
@@ -39,8 +90,8 @@ def quantize_onnx(source: Path, out: Path, params: Int8Params) -> dict:
     quantized = sum(init.name.endswith(QUANTIZED) for init in stored.graph.initializer)
     # What the tool did with these settings (onnxruntime 1.32, checked on the stored zero points): MatMul/Gemm
     # weights int8 with zero point 0, embedding tables uint8 with a zero point, activations at run time.
-    return {"scheme": "onnx_int8", "per_channel": params.per_channel, "reduce_range": params.reduce_range,
-            "weights": "MatMul/Gemm int8 symmetric; embedding tables uint8 with zero point",
+    return {"scheme": "onnx_int8", "per_channel": params.per_channel, **reduce_range,
+            "max_relative_error": params.max_relative_error, "weights": "MatMul/Gemm int8 symmetric; embedding tables uint8 with zero point",
             "activations": "uint8 per tensor, at run time", "library": f"onnxruntime {onnxruntime.__version__}",
             "quantized_weights": quantized}
 

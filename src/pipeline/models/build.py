@@ -98,8 +98,8 @@ def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, 
 
     Raises:
         PipelineError: an unsupported ``model_type``, a checkpoint that cannot be read or leaves encoder
-            weights unloaded, or a vocabulary that differs from the pipeline's tokenizer (``vocab_size``):
-            a mismatch would silently index the wrong embeddings.
+            weights unloaded, or an embedding table smaller than the pipeline's tokenizer (``vocab_size``,
+            :func:`check_vocab_fits`; a larger, padded table is allowed).
     """
     torch.manual_seed(arch.seed)
     if arch.base == "scratch":
@@ -116,12 +116,24 @@ def init_model(arch: ArchParams, head: str, vocab_size: int, pad_token_id: int, 
     except (OSError, ValueError, RuntimeError) as err:
         raise PipelineError(f"{key}.base '{arch.base}': cannot load ({str(err).splitlines()[0]})") from None
     check_load_report(model, info, family, f"{key}.base '{arch.base}'")
-    if model.config.vocab_size != vocab_size:
-        raise PipelineError(
-            f"{key}.base '{arch.base}' has vocab_size {model.config.vocab_size} but the tokenizer has "
-            f"{vocab_size} tokens (set prepare.tokenizer to the model's tokenizer)"
-        )
+    check_vocab_fits(model.config.vocab_size, vocab_size, f"{key}.base '{arch.base}'")
     return model
+
+
+def check_vocab_fits(table_rows: int, tokens: int, source: str) -> None:
+    """Refuse an embedding table with fewer rows than the tokenizer has tokens: ids past the table would
+    fail or index the wrong rows. A larger table is a checkpoint's padding and is allowed: DeBERTa-v3 ships
+    128,100 rows for 128,001 tokens, NVIDIA's BERTs pad to a multiple of 8; those rows are never fed (every id
+    comes from the tokenizer, and MLM masking samples random tokens from the tokenizer's ids) and their MLM
+    logits are never a label.
+
+    Raises:
+        PipelineError: naming ``source``, both sizes and the fix.
+    """
+    if table_rows < tokens:
+        raise PipelineError(
+            f"{source} has vocab_size {table_rows} but the tokenizer has {tokens} tokens: its ids past the "
+            f"embedding table cannot be embedded (set prepare.tokenizer to the model's tokenizer)")
 
 
 def empty_model(config_dir: str | os.PathLike, head: str) -> PreTrainedModel:

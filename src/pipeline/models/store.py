@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir, write_json
+from pipeline.core.finite import name_variant
 from pipeline.core.runtime import is_main
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models import families, formats, remote_code
@@ -213,7 +214,7 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
     if head is not None and meta["head"] != head:
         raise PipelineError(f"{root}: holds a '{meta['head']}' model, expected '{head}'")
     if (found := runtime_of(meta)) is not None:  # a graph for another runtime (ONNX): its format's module loads it
-        return found.load(root, meta).eval(), meta
+        return name_variant(found.load(root, meta).eval(), str(root)), meta
     weights = str(root / WEIGHTS)
     tensors = stored_tensors(root, meta)
     model = build_empty(root, meta["head"])
@@ -222,7 +223,7 @@ def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.
     else:
         model = artifact_scheme(root, meta).load(model, tensors, meta["quantization"], weights)
     model.eval()
-    return model, meta
+    return name_variant(model, str(root)), meta
 
 
 def build_empty(root: Path, head: str) -> torch.nn.Module:

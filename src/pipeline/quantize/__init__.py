@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.core.finite import check_finite
 from pipeline.models import families
 from pipeline.models.formats import SCHEMES, Scheme, Tensors, scheme  # noqa: F401  (the registry lives there)
 
@@ -76,11 +77,18 @@ def logit_error(reference: torch.nn.Module, other: torch.nn.Module, data: list[d
 
     Returns:
         ``{"logit_max_abs_error", "logit_mean_abs_error", "compared_logits"}``.
+
+    Raises:
+        PipelineError: either model's logits hold NaN or inf (:func:`pipeline.core.finite.check_finite`, naming
+            that model and the likely cause, e.g. an fp16 cast's range).
     """
     diffs = []
     for batch in data:
         mask = batch["attention_mask"].bool()
-        for ref, out in zip(logits(reference, batch), logits(other, batch)):
+        ref_logits, out_logits = logits(reference, batch), logits(other, batch)
+        check_finite(ref_logits, reference)
+        check_finite(out_logits, other)
+        for ref, out in zip(ref_logits, out_logits):
             d = (ref.float() - out.float()).abs()
             diffs.append(d[mask] if d.shape == mask.shape else d.flatten())
     d = torch.cat(diffs)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.finite import check_finite
 from pipeline.data.features import Batch, Feature, batches, collate
 from pipeline.models.families import model_inputs
 from pipeline.models.structure import check_input_length
@@ -196,11 +197,17 @@ class Task(ABC):
 @torch.inference_mode()
 def all_logits(model, feats: list[Feature], pad_id: int, batch_size: int, device) -> list[np.ndarray]:
     """Logits over ``feats`` in order, one array per model output ``(N, ...)``; per-token outputs of batches
-    of different lengths are padded with -1e4 (never the best span) to a common width."""
+    of different lengths are padded with -1e4 (never the best span) to a common width.
+
+    Raises:
+        PipelineError: logits that are NaN or inf, naming the model and the likely cause
+            (:func:`pipeline.core.finite.check_finite`), before any metric sees them.
+    """
     model.eval()
     chunks: list[list[np.ndarray]] = []
     for batch in batches(feats, batch_size, lambda f: collate(f, pad_id)):
         outs = Task.logits(model, {k: v.to(device) for k, v in batch.items()})
+        check_finite(outs, model)
         chunks.append([o.float().cpu().numpy() for o in outs])
     result = []
     for i in range(len(chunks[0])):

@@ -74,10 +74,17 @@ class QATask(Task):
         return read_split(data_dir, split, "qa")
 
     def check_data(self, data_dir: str | Path, split: str, tokenizer, key: str) -> None:
-        """Unanswerable questions only with ``version_2_with_negative``, and every question short enough to
+        """Distinct question ids (windows are pooled by id), unanswerable questions only with
+        ``version_2_with_negative``, and every question short enough to
         leave a context window longer than ``doc_stride`` within ``max_length`` (else the tokenizer aborts)."""
         rows = self.rows(data_dir, split)
         where = Path(data_dir) / f"{split}.jsonl"
+        lines: dict[str, int] = {}
+        for line, row in enumerate(rows, 1):
+            if lines.setdefault(row["id"], line) != line:
+                raise PipelineError(f"{where}: line {line}: question id {row['id']!r} is already the id of line "
+                                    f"{lines[row['id']]} (prepare refuses such data, or renames them with "
+                                    "prepare.datasets.<name>.duplicate_ids: rename)")
         unanswerable = [r["id"] for r in rows if not r["answers"]["text"]]
         if unanswerable and not self.params.version_2_with_negative:
             more = f" (+{len(unanswerable) - 1} more)" if len(unanswerable) > 1 else ""

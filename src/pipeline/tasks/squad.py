@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pipeline.core.errors import PipelineError
+
 # The keys a model consumes; anything else the tokenizer returns (offsets, overflow mapping) is ours.
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -324,8 +326,21 @@ def _example_best_span(
     return _best_span(spans)
 
 
-def _features_by_example(example_ids: Sequence) -> dict[object, list[int]]:
-    """``{example id: [feature index, ...]}`` in feature order."""
+def _features_by_example(examples: Sequence[dict], example_ids: Sequence) -> dict[object, list[int]]:
+    """``{example id: [feature index, ...]}`` in feature order.
+
+    Raises:
+        PipelineError: two examples share an id: their windows would be pooled under it (an answer cut from
+            one context with the other's offsets, one question missing from the scores). Prepare refuses or
+            renames such ids (``prepare.datasets.<name>.duplicate_ids``); this is the second line of defence.
+    """
+    seen: dict[object, int] = {}
+    for k, example in enumerate(examples):
+        if example["id"] in seen:
+            raise PipelineError(f"question id {example['id']!r} is shared by examples {seen[example['id']] + 1} "
+                                f"and {k + 1}: their windows would be scored as one question (prepare "
+                                "refuses such data; prepare.datasets.<name>.duplicate_ids: rename renames them)")
+        seen[example["id"]] = k
     groups: dict[object, list[int]] = {}
     for i, example_id in enumerate(example_ids):
         groups.setdefault(example_id, []).append(i)
@@ -354,7 +369,7 @@ def postprocess_predictions(
         example's features, or ``""`` when no valid span exists (score = start logit + end logit).
     """
     start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
-    by_example = _features_by_example(features["example_id"])
+    by_example = _features_by_example(examples, features["example_id"])
     predictions: dict[str, str] = {}
     for example in examples:
         best = _example_best_span(
@@ -407,7 +422,7 @@ def postprocess_predictions_v2(
     """
     start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
     cls_index = features.get("cls_index") or [0] * len(features["example_id"])
-    by_example = _features_by_example(features["example_id"])
+    by_example = _features_by_example(examples, features["example_id"])
     out = NullPredictions({}, {}, {})
     for example in examples:
         qid, indices = example["id"], by_example.get(example["id"], [])
@@ -463,7 +478,7 @@ def nbest_predictions(
         example's listed candidates. An example without any valid span gets ``[]`` (v1).
     """
     start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
-    by_example = _features_by_example(features["example_id"])
+    by_example = _features_by_example(examples, features["example_id"])
     out: dict[str, list[dict]] = {}
     for example in examples:
         indices = by_example.get(example["id"], [])

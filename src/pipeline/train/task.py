@@ -11,6 +11,7 @@ import sklearn.metrics
 import torch
 
 from pipeline.config.args import ArchParams, TrainArgs
+from pipeline.core.finite import name_variant
 from pipeline.data.features import Feature, batches, collate
 from pipeline.tasks.base import LABEL_KEYS, Task
 from pipeline.train.loop import LossFn, RunFiles, fit, total_steps
@@ -117,6 +118,7 @@ def train_task(
     Returns:
         ``(history, final validation metrics)``.
     """
+    name_variant(model, desc)  # named in a non-finite validation logits error
     valid = task.rows(data_dir, "validation")
     valid_feats = task.train_features(valid, tokenizer)
     feats = task.train_features(task.rows(data_dir, "train"), tokenizer)
