@@ -4,6 +4,7 @@ fails on the code before its fix."""
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from import_closure import ROOT
@@ -345,14 +346,14 @@ def test_logit_error_and_evaluation_name_the_fp16_variant(overflowing):
     task = tasks.get(ClassificationParams(type="classification", max_length=32, num_labels=2))
     tokenizer = load_tokenizer(source)
     # The dense model's logits are finite and large: the fault is the cast's.
-    measured = task_metrics(task, dense, data, tokenizer, 8, ("cpu",))
+    measured = task_metrics(task, dense, data, tokenizer, 8, torch.device("cpu"))
     assert 0 <= measured.scores["accuracy"] <= 1
     feats = task.train_features(task.rows(data, "validation"), tokenizer)
     batch = list(batches(feats, 32, lambda f: collate(f, tokenizer.pad_token_id)))
     with pytest.raises(PipelineError, match=rf"^{fp16_dir}: \d+ of \d+ logits are NaN or inf: fp16 range"):
         logit_error(dense, fp16, batch, task.logits)
     with pytest.raises(PipelineError, match=rf"^{fp16_dir}: \d+ of 8 logits are NaN or inf: fp16 range.*use bf16"):
-        task_metrics(task, fp16, data, tokenizer, 8, ("cpu",))
+        task_metrics(task, fp16, data, tokenizer, 8, torch.device("cpu"))
 
 
 def test_non_finite_weights_are_named_as_diverged_training(tiny_config):
