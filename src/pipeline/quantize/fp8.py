@@ -4,9 +4,9 @@ Stored names for a Linear at path ``P``: ``P.weight_fp8`` (``(out, in)``) and ``
 other tensors unchanged. On load the weights are dequantized to float32 Linear layers (holding exactly the
 stored grid). Kernel: torchao's fp8 Linear (e4m3 weights and dynamic per-token e4m3 activations, row-wise
 scales, ``torch._scaled_mm``) on CUDA with compute capability >= 8.9, applied to those weights: the per-row
-scales it derives are the stored ones (up to float32 rounding), so it runs the stored values. Its ``fits`` leaves out Linears whose
-dimensions are not multiples of 16 (e.g. a 2-class classifier), listed as ``slow_linears``. None on the CPU
-or older GPUs: accuracy and size only.
+scales it derives are the stored ones (up to float32 rounding), so it runs the stored values. Its ``fits``
+leaves out Linears whose dimensions are not multiples of 16 (e.g. a 2-class classifier), listed as
+``slow_linears``. None on the CPU or older GPUs: accuracy and size only.
 """
 
 from __future__ import annotations
