@@ -11,7 +11,9 @@ from pipeline.models.accel import (
     cuda_capability,
     dequantize_fp8_rows,
     is_2to4,
+    plain_linears,
     quantize_fp8_rows,
+    semi_structured_backend,
     to_fp8_,
     to_semi_structured_,
 )
@@ -46,7 +48,7 @@ def test_fp8_weights_match_the_stored_fp8_scheme():
     model = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
     stored, _ = quantize_model(model, "fp8")
     paths = to_fp8_(model)
-    assert paths == ["0", "2"]
+    assert paths == ["0"] and plain_linears(model) == ["2"]  # 8 outputs: _scaled_mm refuses it, left and listed
     for path in paths:
         layer = model.get_submodule(path)
         assert isinstance(layer, Fp8Linear)
@@ -66,10 +68,26 @@ def test_fp8_linear_fallback_is_close_to_the_float_linear():
 
 
 def test_to_fp8_respects_the_filter():
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
-    assert to_fp8_(model, lambda m, name: m.out_features > 2) == ["0"]
-    assert isinstance(model[0], Fp8Linear) and type(model[1]) is torch.nn.Linear
-    assert model(torch.randn(4, 8)).shape == (4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Linear(32, 16), torch.nn.Linear(16, 2))
+    assert to_fp8_(model, lambda m, name: name != "1") == ["0"]  # "2" picked but unfit: left, never a fallback
+    assert isinstance(model[0], Fp8Linear) and type(model[1]) is type(model[2]) is torch.nn.Linear
+    assert plain_linears(model) == ["1", "2"]
+    assert model(torch.randn(4, 16)).shape == (4, 2)
+
+
+def test_fp8_linear_refuses_shapes_scaled_mm_refuses():
+    with pytest.raises(PipelineError, match="no multiple of 16"):
+        Fp8Linear.from_linear(torch.nn.Linear(32, 2))
+
+
+def test_semi_structured_backend_names_the_library(monkeypatch):
+    from torch.sparse import SparseSemiStructuredTensor
+
+    monkeypatch.setattr(SparseSemiStructuredTensor, "_FORCE_CUTLASS", True)
+    assert semi_structured_backend() == "CUTLASS"
+    monkeypatch.setattr(SparseSemiStructuredTensor, "_FORCE_CUTLASS", False)
+    expected = "cuSPARSELt" if torch.backends.cusparselt.is_available() else "CUTLASS"
+    assert semi_structured_backend() == expected
 
 
 def test_fp8_linear_rejects_a_float_weight():
@@ -103,8 +121,9 @@ def test_semi_structured_matches_dense_on_gpu():
     x = torch.randn(64, 256, device="cuda", dtype=torch.bfloat16)
     ref = linear(x)
     model = torch.nn.Sequential(linear)
-    assert to_semi_structured_(model) == ["0"]
+    assert to_semi_structured_(model) == ["0"] and plain_linears(model) == []
     torch.testing.assert_close(model(x), ref, rtol=2e-2, atol=2e-2)
+    assert semi_structured_backend() in ("cuSPARSELt", "CUTLASS")
 
 
 @pytest.mark.gpu

@@ -59,13 +59,13 @@ def variants(workdir, tiny_config, tokenizer):
     return out, dense
 
 
-def _quantized(root, name, model, tok, record=True):
-    """A dynamic-int8 artifact of ``model`` recording its source's zeros per prunable matrix, as the quantize
-    stage does (``record=False``: an artifact from before that record)."""
-    tensors, scheme = quantize_model(model, "dynamic_int8")
+def _quantized(root, name, model, tok, record=True, scheme_name="dynamic_int8"):
+    """A dynamic-int8 (or ``scheme_name``) artifact of ``model`` recording its source's zeros per prunable
+    matrix, as the quantize stage does (``record=False``: an artifact from before that record)."""
+    tensors, scheme = quantize_model(model, scheme_name)
     if not record:
         del scheme["source_zeros"]
-    return _save(root, name, model, tok, format="dynamic_int8", quantization=scheme, tensors=tensors)
+    return _save(root, name, model, tok, format=scheme_name, quantization=scheme, tensors=tensors)
 
 
 def test_component_names():
@@ -306,13 +306,18 @@ def test_evaluate_stage_writes_its_files_with_lineage(workdir, variants, cls_dat
             "artifact": dir_hash(paths[name]), "data": dir_hash(cls_data), "tokenizer": lineage[2]["sha256"],
             "baseline": dir_hash(paths["finetune"]), "evaluate": None}
         assert lineage[0]["stage"] == name and lineage[4]["params"]["latency_batch_size"] == 32
-        for flat in (metrics, facts, speed):  # flat scalars (readable in dvc metrics diff), each says what it is
-            assert all(isinstance(v, (int, float, str)) for v in flat.values())
+        for flat in (metrics, facts, speed):  # flat scalars or null (readable in dvc metrics diff)
+            assert all(isinstance(v, (int, float, str, type(None))) for v in flat.values())
             assert (flat["task"], flat["variant"]) == ("cls", name)
         # the task view only: no facts, timings or memory in the metrics file, no task metric elsewhere
         assert {"accuracy", "auc", "primary_metric", "eval_device", "format"} <= set(metrics)
         assert not {"params", "size_bytes", "latency_ms_p50"} & set(metrics) and "accuracy" not in speed
         assert 0 <= metrics["auc"] <= 1 and speed["cpu_bs1_speedup"] > 0 and speed["latency_ms_p50"] > 0
+        # what ran: the scheme's own kernel (dynamic int8 Linears: all 2 x 6 + pooler + classifier), or dense GEMMs
+        if not torch.cuda.is_available():
+            assert speed["kernel"] == ("torch.ao dynamic int8 Linear (CPU)" if name == "quantize" else "torch cpu float32")
+            assert (speed["fast_linears"], speed["slow_linears"]) == (14, 0)
+            assert speed["dtype"] == "float32" and speed["compile_s"] is None and speed["kernel_reason"]
         assert speed["cpu_large_peak_rss_mb"] >= speed["cpu_bs1_peak_rss_mb"] > speed["cpu_bs1_forward_rss_mb"] >= 0
         # which device ran what: the run's device, the timing device (int8 kernels: the CPU), calls made
         on_gpu = torch.cuda.is_available() and name != "quantize"
@@ -352,6 +357,26 @@ def test_memory_false_measures_speed_without_memory_runs(workdir, variants, cls_
     speed = json.loads((workdir / "s.json").read_text())
     assert speed["cpu_bs1_speedup"] > 0 and not [k for k in speed if k.endswith("_mb")]
     assert speed["timing_device"] == speed["device"] == "cpu" or torch.cuda.is_available()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+@pytest.mark.parametrize("scheme_name", ["weight_int4", "fp8"])
+def test_a_scheme_without_a_cpu_kernel_is_scored_but_not_timed(workdir, variants, cls_data, capsys, scheme_name):
+    """weight-only int4 / fp8 weights are dequantized on a CPU: accuracy and size only, speed null, one line why."""
+    paths, dense = variants
+    art = _quantized(workdir / "models" / "cls", f"q-{scheme_name}", dense, workdir / "tok", scheme_name=scheme_name)
+    argv = ["--task", "cls", "--baseline", str(paths["finetune"]), "--details", "d.json", "--facts", "f.json",
+            "--speed", "s.json", "--predictions", "p", str(art), str(cls_data), "m.json"]
+    code, err = run_stage("evaluate", argv, capsys)
+    assert code == 0, err
+    speed, metrics = (json.loads((workdir / f).read_text()) for f in ("s.json", "m.json"))
+    assert speed["kernel"] is None and "no CPU kernel" in speed["kernel_reason"]
+    assert "accuracy and size only" in speed["kernel_reason"]
+    assert speed["latency_ms_p50"] is None and speed["speedup"] is None and speed["latency_ms_p90"] is None
+    assert not [k for k in speed if k.startswith("cpu_bs1") or k.startswith("cpu_large_p")]  # nothing timed
+    assert speed["fast_linears"] == 0 and speed["slow_linears"] == 14 and speed["timing_device"] == "cpu"
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["eval_device"] == "cpu"  # still scored
+    assert sum(speed["kernel_reason"] in line for line in err) == 1  # the one line in the log
 
 
 def test_evaluate_stage_missing_baseline_writes_nothing(workdir, variants, cls_data, capsys):

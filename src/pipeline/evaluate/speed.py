@@ -54,9 +54,17 @@ def _cpu_call(model: torch.nn.Module, inputs: Inputs) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def float32_model(model: torch.nn.Module) -> bool:
+    """Whether the model's floating-point parameters are float32 (then CUDA timing runs it under bf16 autocast;
+    a model already in a low-precision kernel's dtype, e.g. torchao's bf16 Linears, runs as it is: autocast
+    would cast its quantized weights)."""
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return first is None or first.dtype == torch.float32
+
+
 def _cuda_call(model: torch.nn.Module, inputs: Inputs) -> float:
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=float32_model(model)):
         start.record()
         Task.logits(model, inputs)
         end.record()
@@ -191,14 +199,30 @@ def run_device(device: torch.device, devices: tuple[str, ...]) -> torch.device:
     return device if device.type in devices else torch.device("cpu")
 
 
+def _headline(device: torch.device, cfg, autocast: str = "none") -> dict:
+    """The keys every speed file has, whatever was timed (:func:`speed_facts`)."""
+    return {"timing_device": device.type, "timing_autocast": autocast,
+            "cpu_timing": cfg.cpu_timing, "latency_budget_s": cfg.latency_budget_s,
+            "large_batch_size": cfg.latency_batch_size,
+            "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else "none"}
+
+
+def absent_speed(device: torch.device, cfg) -> dict:
+    """The speed keys of a variant that no kernel runs on ``device``: :func:`speed_facts`'s identity keys with
+    the headline numbers ``latency_ms_p50``, ``latency_ms_p90``, ``speedup`` null and no per-device timings."""
+    return {**_headline(device, cfg), "latency_ms_p50": None, "latency_ms_p90": None, "speedup": None}
+
+
 def speed_facts(variant: torch.nn.Module, baseline: torch.nn.Module, device: torch.device,
-                make_inputs: Callable[[int], Inputs], cfg) -> dict:
+                make_inputs: Callable[[int], Inputs], cfg, cpu_too: bool = True) -> dict:
     """Speed of ``variant`` against ``baseline`` on ``device`` and, when ``cfg.cpu_timing``, on the CPU.
 
     Args:
         device: where the variant runs (:func:`run_device`); the timing device.
         make_inputs: ``batch_size -> inputs`` of real data; batch 1 and ``cfg.latency_batch_size`` are timed.
         cfg: :class:`pipeline.evaluate.EvaluateParams`.
+        cpu_too: False when the variant's kernel does not run on the CPU (a torchao CUDA kernel): no second
+            timing on the CPU then, whatever ``cfg.cpu_timing`` says.
 
     Returns:
         flat dict of :func:`device_speed` keys for ``device`` (and ``cpu_*`` keys when ``cfg.cpu_timing``: the
@@ -208,15 +232,12 @@ def speed_facts(variant: torch.nn.Module, baseline: torch.nn.Module, device: tor
         ``latency_ms_p50``/``latency_ms_p90``/``speedup`` (timing device, large batch).
     """
     batches = {"bs1": make_inputs(1), "large": make_inputs(cfg.latency_batch_size)}
-    out: dict = {"timing_device": device.type, "timing_autocast": AUTOCAST.get(device.type, "none"),
-                 "cpu_timing": cfg.cpu_timing, "latency_budget_s": cfg.latency_budget_s,
-                 "large_batch_size": cfg.latency_batch_size,
-                 "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else "none"}
+    out: dict = _headline(device, cfg, AUTOCAST.get(device.type, "none") if float32_model(variant) else "none")
     out |= device_speed(variant, baseline, batches, device, cfg)
     out |= {"latency_ms_p50": out[f"{device.type}_large_p50_ms"], "latency_ms_p90": out[f"{device.type}_large_p90_ms"],
             "speedup": out[f"{device.type}_large_speedup"]}
-    if cfg.cpu_timing and device.type != "cpu":
+    if cfg.cpu_timing and cpu_too and device.type != "cpu":
         out |= device_speed(variant, baseline, batches, torch.device("cpu"), cfg)
-    if device.type == "cpu" or cfg.cpu_timing:
+    if device.type == "cpu" or (cfg.cpu_timing and cpu_too):
         out["threads"] = cfg.threads
     return out

@@ -41,4 +41,5 @@ def artifact_state(root: Path, meta: dict) -> Tensors:
     return float_state(onnx_library.load(str(root / GRAPH)), meta["onnx"]["weights"])
 
 
-register(Runtime("onnx", weights=GRAPH, load=load, float_state=artifact_state), __name__)
+register(Runtime("onnx", weights=GRAPH, load=load, float_state=artifact_state,
+                 kernel="onnxruntime CPUExecutionProvider fp32"), __name__)

@@ -96,4 +96,5 @@ def quantize_onnx(source: Path, out: Path, params: Int8Params) -> dict:
             "quantized_weights": quantized}
 
 
-register(Runtime("onnx_int8", weights=GRAPH, load=load, float_state=artifact_state), __name__)
+register(Runtime("onnx_int8", weights=GRAPH, load=load, float_state=artifact_state,
+                 kernel="onnxruntime CPUExecutionProvider int8"), __name__)

@@ -11,9 +11,12 @@ kernels. Both are serving-time transformations (nothing here is saved to an arti
   output row (the format ``quantize.scheme: fp8`` stores, :mod:`pipeline.quantize.fp8`) and activations
   quantized per token at run time, multiplied by ``torch._scaled_mm`` (CUDA compute capability >= 8.9).
 
-On a CPU, or an older GPU, :class:`Fp8Linear` falls back to a *dequantized* float32 matmul of the same
-quantized values: the numbers match the fp8 kernel's up to accumulation order, with no speed-up. The 2:4
-conversion has no fallback and raises :class:`~pipeline.core.errors.PipelineError`.
+No silent fallback: a Linear whose dimensions ``_scaled_mm`` refuses (not multiples of 16, e.g. a 2-class
+classifier) is never converted (:func:`fp8_fits`; :func:`plain_linears` lists what stayed a plain matmul), and
+an :class:`Fp8Linear` on a CUDA GPU below compute capability 8.9 raises. On a CPU it computes the same quantized
+values as a float32 matmul: reference numbers for tests, never a speed. The evaluate stage runs fp8 artifacts
+through torchao's row-wise config instead (:mod:`pipeline.quantize.fp8`). The 2:4 conversion has no fallback
+either; :func:`semi_structured_backend` says which sparse GEMM library runs it (cuSPARSELt or CUTLASS).
 """
 
 from __future__ import annotations
@@ -74,6 +77,25 @@ def _semi_structured_ok(module: torch.nn.Module, name: str) -> bool:
             and is_2to4(w))
 
 
+def semi_structured_backend() -> str:
+    """``cuSPARSELt`` when torch was built with it and is not forced onto CUTLASS
+    (``SparseSemiStructuredTensor._FORCE_CUTLASS``), else ``CUTLASS``: the library the 2:4 GEMMs run in."""
+    from torch.sparse import SparseSemiStructuredTensor
+
+    if torch.backends.cusparselt.is_available() and not SparseSemiStructuredTensor._FORCE_CUTLASS:
+        return "cuSPARSELt"
+    return "CUTLASS"
+
+
+def plain_linears(model: torch.nn.Module) -> list[str]:
+    """Module paths of the ``torch.nn.Linear`` layers still running a plain dense matmul (not converted by
+    :func:`to_fp8_` nor given a semi-structured weight by :func:`to_semi_structured_`)."""
+    from torch.sparse import SparseSemiStructuredTensor
+
+    return [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+            and not isinstance(m.weight, SparseSemiStructuredTensor)]
+
+
 @torch.no_grad()
 def to_semi_structured_(model: torch.nn.Module, filter_fn: FilterFn | None = None) -> list[str]:
     """Replace 2:4-sparse Linear weights by semi-structured sparse tensors, in place (inference only).
@@ -106,6 +128,11 @@ def to_semi_structured_(model: torch.nn.Module, filter_fn: FilterFn | None = Non
 
 
 # ------------------------------------------------------------------------------------------------ fp8
+
+
+def fp8_fits(module: torch.nn.Module) -> bool:
+    """Whether ``_scaled_mm`` takes this Linear: both dimensions multiples of 16."""
+    return isinstance(module, torch.nn.Linear) and module.in_features % 16 == 0 and module.out_features % 16 == 0
 
 
 def _need_fp8_dtype() -> None:
@@ -143,8 +170,9 @@ class Fp8Linear(torch.nn.Module):
     """A Linear with e4m3 weights (per-output-row scales) and per-token dynamic e4m3 activations.
 
     ``y = (q_x @ q_w.T) * s_x[:, None] * s_w[None, :] + bias``, computed by ``torch._scaled_mm`` with
-    float32 accumulation on CUDA with compute capability >= 8.9 (output in bfloat16), else by the
-    dequantized float32 fallback (same quantized values, no speed-up).
+    float32 accumulation on CUDA with compute capability >= 8.9 (output in bfloat16); an older GPU raises; on
+    a CPU the same quantized values are multiplied in float32 (reference numbers, never a speed). Both
+    dimensions must be multiples of 16 (:func:`fp8_fits`).
 
     Buffers: ``weight_fp8`` ``(out, in)`` float8_e4m3fn, ``weight_scale`` ``(out,)`` float32, ``bias``
     ``(out,)`` or None; the same names and format as ``quantize.scheme: fp8`` artifacts.
@@ -155,6 +183,9 @@ class Fp8Linear(torch.nn.Module):
         _need_fp8_dtype()
         if weight_fp8.dtype != FP8_DTYPE or weight_fp8.ndim != 2:
             raise PipelineError(f"Fp8Linear: weight must be a 2-D float8_e4m3fn tensor, got {weight_fp8.dtype}")
+        if weight_fp8.shape[0] % 16 or weight_fp8.shape[1] % 16:
+            raise PipelineError(f"Fp8Linear: weight {tuple(weight_fp8.shape)} has a dimension that is no multiple of "
+                                "16 (_scaled_mm refuses it): leave this Linear out")
         if weight_scale.shape != weight_fp8.shape[:1]:
             raise PipelineError(f"Fp8Linear: weight_scale {tuple(weight_scale.shape)} must be ({weight_fp8.shape[0]},)")
         self.out_features, self.in_features = weight_fp8.shape
@@ -169,9 +200,13 @@ class Fp8Linear(torch.nn.Module):
         return cls(q, scale, linear.bias)
 
     def _fast(self, x: torch.Tensor) -> bool:
-        cc = cuda_capability(x.device) if x.is_cuda else None
-        # _scaled_mm wants the reduction and output dimensions to be multiples of 16
-        return cc is not None and cc >= FP8_MIN_CC and self.in_features % 16 == 0 and self.out_features % 16 == 0
+        """True on a CUDA GPU with fp8 tensor cores; False on a CPU (reference path); raises on an older GPU."""
+        if not x.is_cuda:
+            return False
+        cc = cuda_capability(x.device)
+        if cc < FP8_MIN_CC:
+            raise PipelineError(f"Fp8Linear needs compute capability >= 8.9, this GPU has {cc[0]}.{cc[1]}")
+        return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``(..., in)`` -> ``(..., out)`` in ``x``'s dtype."""
@@ -201,15 +236,15 @@ def to_fp8_(model: torch.nn.Module, filter_fn: FilterFn | None = None) -> list[s
 
     Args:
         model: any float model; each new layer lives on its Linear's device.
-        filter_fn: ``(module, path) -> bool``; defaults to every ``torch.nn.Linear``.
+        filter_fn: ``(module, path) -> bool``; defaults to every ``torch.nn.Linear``. A Linear it picks
+            whose shape ``_scaled_mm`` refuses (:func:`fp8_fits`) is left as it is.
 
     Returns:
-        The module paths swapped. Without a GPU of compute capability >= 8.9 the layers use the
-        dequantized fallback (check with :func:`cuda_capability` before timing anything).
+        The module paths swapped; :func:`plain_linears` gives the ones left (record them beside any timing).
     """
     filter_fn = filter_fn or _linear_filter
     picked = [(name, m) for name, m in model.named_modules()
-              if isinstance(m, torch.nn.Linear) and name and filter_fn(m, name)]
+              if isinstance(m, torch.nn.Linear) and name and filter_fn(m, name) and fp8_fits(m)]
     for name, linear in picked:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -14,13 +14,51 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.registry import Registry
 
 Tensors = dict[str, torch.Tensor]
+
+
+class Kernel(NamedTuple):
+    """Which kernel runs a format on a device: ``name`` (e.g. ``torchao Int8WeightOnlyConfig``), or None when
+    nothing runs it fast there (then the variant is evaluated for accuracy and size only), and ``reason``: one
+    line saying why this kernel, or why none."""
+
+    name: str | None
+    reason: str
+
+
+@dataclass
+class Prepared:
+    """A model made ready for timing on its device by a scheme's ``prepare`` (:attr:`Scheme.prepare`)."""
+
+    model: torch.nn.Module
+    """The model that runs the kernel (the one passed in, converted in place, on the device)."""
+    kernel: str | None
+    """The kernel's name (:class:`Kernel`; None: none, the model as loaded)."""
+    fast_linears: int | None
+    """Linear layers that run the kernel (None: not counted, e.g. a graph for another runtime)."""
+    slow_linears: list[str]
+    """Module paths of the Linears that do not (shapes the kernel refuses), each still a plain matmul."""
+    dtype: str
+    """The activations' dtype (``float32``, ``bfloat16``)."""
+    compile: bool = False
+    """True when the kernel is fast only under ``torch.compile`` (the caller compiles and times it apart)."""
+
+
+def no_kernel(device: torch.device) -> Kernel:
+    """The default of a scheme that registers no kernel: accuracy and size only, everywhere."""
+    return Kernel(None, "no fast kernel is registered for this scheme: accuracy and size only")
+
+
+def no_prepare(model: torch.nn.Module, device: torch.device, description: dict) -> Prepared:
+    """The default ``prepare``: never called, since :func:`no_kernel` names no kernel."""
+    raise PipelineError("this scheme has no fast kernel to prepare (its kernel_for names none)")
 
 
 @dataclass(frozen=True)
@@ -37,10 +75,14 @@ class Scheme:
     float_state: Callable[[Tensors, dict, str], Tensors]
     """``(stored tensors, description, file name) -> state dict of the float weights they stand for``."""
     devices: tuple[str, ...] = ("cpu", "cuda")
-    """Device types the loaded model runs on (dynamic int8 kernels are CPU-only)."""
-    kernels: bool = False
-    """True when the loaded model runs low-precision kernels (a possible speed-up); False when weights are
-    dequantized or cast on load (the scheme then changes size and accuracy only)."""
+    """Device types the loaded model runs on (a model of torch.ao dynamic int8 Linears: the CPU only, unless
+    ``prepare`` rebuilds it for another device)."""
+    kernel_for: Callable[[torch.device], Kernel] = no_kernel
+    """``device -> Kernel``: which kernel runs the scheme there, or None and the reason (a scheme whose weights
+    are dequantized on load has no speed of its own on that device: never time the dequantized model)."""
+    prepare: Callable[[torch.nn.Module, torch.device, dict], Prepared] = no_prepare
+    """``(model from load, device, the artifact's quantization description) -> Prepared``: the model running
+    ``kernel_for(device)``'s kernel, built from the stored tensors; a PipelineError when that names none."""
 
 
 SCHEMES: Registry[Scheme] = Registry("pipeline.quantize", "quantization scheme")
@@ -68,6 +110,8 @@ class Runtime:
     named as in the PyTorch model it was made from (quantized weights dequantized), for the model facts."""
     devices: tuple[str, ...] = ("cpu",)
     """Device types the loaded module runs on."""
+    kernel: str = "onnxruntime CPUExecutionProvider"
+    """The kernel that runs the graph (recorded by the evaluate stage next to its timings)."""
 
 
 RUNTIMES: Registry[Runtime] = Registry("pipeline.export", "runtime format")

@@ -6,18 +6,28 @@ stand for (for the model facts). The artifact's ``format`` in ``pipeline.json`` 
 artifact imports exactly that scheme's module (:func:`scheme`). Schemes: ``dynamic_int8``, ``weight_int8``,
 ``weight_int4``, ``fp16``, ``bf16``, ``fp8``; a new one is a new module here plus its ``quantize.<name>``
 section in ``params.yaml``.
+
+Where a scheme is timed it runs its own kernel (:attr:`Scheme.kernel_for`, :attr:`Scheme.prepare`): on CUDA
+through torchao's configs (the optional ``gpu`` extra, imported only there: :func:`torchao_quantization`), on
+the CPU through torch's dynamic int8 Linears; a scheme without a kernel on a device says so in one line and is
+evaluated there for accuracy and size only.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.finite import check_finite
 from pipeline.models import families
-from pipeline.models.formats import SCHEMES, Scheme, Tensors, scheme  # noqa: F401  (the registry lives there)
+from pipeline.models.formats import SCHEMES, Kernel, Prepared, Scheme, Tensors, scheme  # noqa: F401  (registry)
+
+GPU_EXTRA = "pip install 'bert-compress-pipeline[gpu]'"
+"""How to get torchao, the library of the CUDA kernels (``[project.optional-dependencies] gpu``)."""
 
 
 def register(entry: Scheme, module: str) -> Scheme:
@@ -99,3 +109,79 @@ def logit_error(reference: torch.nn.Module, other: torch.nn.Module, data: list[d
 @dataclass
 class NoParams:
     """A scheme without knobs (its ``quantize.<name>`` section is ``{}``)."""
+
+
+# ---------------------------------------------------------------------------------------- kernels
+
+
+def torchao_quantization():
+    """``torchao.quantization`` (``quantize_`` and the configs), imported on first use.
+
+    Raises:
+        PipelineError: torchao is not installed (one line naming the ``gpu`` extra).
+    """
+    try:
+        import torchao.quantization as quantization
+    except ImportError as err:
+        raise PipelineError(f"torchao is not installed ({err}): {GPU_EXTRA}, for the CUDA kernels of "
+                            "the quantization schemes") from None
+    return quantization
+
+
+def cuda_kernel(device: torch.device, name: str, min_cc: tuple[int, int]) -> Kernel:
+    """The torchao kernel ``name`` on ``device`` when it is a CUDA device of compute capability >= ``min_cc``
+    and torchao is installed; else no kernel and the line saying which of the three is missing."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return Kernel(None, f"{name} runs on CUDA only, not on {device.type}: accuracy and size only")
+    cc = torch.cuda.get_device_capability(device)
+    if cc < min_cc:
+        return Kernel(None, f"{name} needs compute capability >= {min_cc[0]}.{min_cc[1]}, "
+                            f"this GPU has {cc[0]}.{cc[1]}: accuracy and size only")
+    if importlib.util.find_spec("torchao") is None:
+        return Kernel(None, f"torchao is not installed ({GPU_EXTRA}): accuracy and size only")
+    return Kernel(name, f"CUDA compute capability {cc[0]}.{cc[1]}, torchao installed")
+
+
+def linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
+    """Every ``torch.nn.Linear`` of ``model`` by module path, in module order."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+@torch.no_grad()
+def torchao_prepare(model: torch.nn.Module, device: torch.device, make_config: Callable,
+                    fits: Callable[[torch.nn.Linear], bool], kernel: Kernel) -> Prepared:
+    """``model`` in bfloat16 on ``device`` with a torchao config applied (``quantize_``, in place) to every
+    Linear whose shape ``fits`` the kernel; the others stay bf16 Linears and are listed.
+
+    Args:
+        make_config: ``torchao.quantization -> config``, e.g. ``lambda q: q.Int8WeightOnlyConfig()``.
+        kernel: the scheme's ``kernel_for(device)``.
+
+    torchao quantizes the weights it is given: the stored values rebuilt by the scheme's ``load`` (float
+    weights holding exactly the stored grid), so per-row schemes (fp8 rows, per-row int8) keep their values
+    and group-wise ones are rounded once more onto torchao's grid (the logit error of that is the task
+    metric's change, measured on the same model that is timed).
+
+    Raises:
+        PipelineError: ``kernel`` names none (the reason), or torchao is missing.
+    """
+    if kernel.name is None:
+        raise PipelineError(kernel.reason)
+    quantization = torchao_quantization()
+    model = model.to(device=device, dtype=torch.bfloat16).eval()
+    fast = {n for n, m in linears(model).items() if fits(m)}
+    slow = [n for n in linears(model) if n not in fast]
+    quantization.quantize_(model, make_config(quantization), filter_fn=lambda m, path: path in fast)
+    return Prepared(model, kernel.name, len(fast), slow, "bfloat16", compile=True)
+
+
+def multiple_of(n: int) -> Callable[[torch.nn.Linear], bool]:
+    """A ``fits`` test: both dimensions of the Linear's weight are multiples of ``n`` (tensor-core GEMMs)."""
+    return lambda m: m.in_features % n == 0 and m.out_features % n == 0
+
+
+def with_kernels(result: tuple[Tensors, dict], kernels: dict[str, str | None]) -> tuple[Tensors, dict]:
+    """A scheme's ``quantize`` result with ``kernels`` (``{device type: the config that runs it, or None}``)
+    recorded in its description (``pipeline.json``'s ``quantization.kernels``)."""
+    tensors, description = result
+    return tensors, {**description, "kernels": kernels}

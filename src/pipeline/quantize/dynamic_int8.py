@@ -13,6 +13,10 @@ Stored names, for a quantized Linear at module path ``P``:
 - ``P.bias``: float32, ``(out_features,)``, only when the layer has a bias
 
 Everything else keeps its ordinary ``state_dict`` name (embeddings, LayerNorms, the MLM output bias...).
+
+Kernels (:func:`kernel_for`): on the CPU, torch's dynamic int8 Linears (``torch.ao``, deprecated upstream and
+kept while it exists; the ONNX Runtime int8 export is the maintained CPU path); on CUDA, torchao's int8 dynamic
+activation + int8 weight Linear (``_int_mm``) on the weights the stored int8 values stand for.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
 from pipeline.core.errors import PipelineError
-from pipeline.quantize import NoParams, Scheme, Tensors, register
+from pipeline.quantize import (Kernel, NoParams, Prepared, Scheme, Tensors, cuda_kernel, linears, multiple_of,
+                               register, torchao_prepare)
 
 SCHEME = "dynamic_int8"
+CPU_KERNEL = "torch.ao dynamic int8 Linear (CPU)"
+CUDA_KERNEL = "torchao Int8DynamicActivationInt8WeightConfig (int8 _int_mm)"
 
 
 @contextlib.contextmanager
@@ -302,9 +309,49 @@ def float_weights(tensors: Tensors, scheme: dict, source: str) -> Tensors:
     return tensors
 
 
+# ------------------------------------------------------------------------------------------- kernels
+
+
+def kernel_for(device: torch.device) -> Kernel:
+    """torch's dynamic int8 Linears on the CPU (while ``torch.ao`` has them); torchao's int8 x int8 kernel on
+    CUDA (compute capability >= 8.0)."""
+    if device.type == "cpu":
+        if not hasattr(torch.ao.quantization, "quantize_dynamic"):
+            return Kernel(None, "this torch has no torch.ao dynamic int8 any more: use the onnx_int8 export")
+        return Kernel(CPU_KERNEL, f"quantized engine {torch.backends.quantized.engine}")
+    return cuda_kernel(device, CUDA_KERNEL, (8, 0))
+
+
+@torch.no_grad()
+def _dequantized_(qmodel: torch.nn.Module) -> torch.nn.Module:
+    """Swap every dynamic int8 Linear for a float32 Linear holding the weights its int8 values stand for."""
+    for path, module in quantized_modules(qmodel).items():
+        weight, bias = module._weight_bias()
+        linear = torch.nn.Linear(module.in_features, module.out_features, bias=bias is not None)
+        linear.weight.copy_(weight.dequantize())
+        if bias is not None:
+            linear.bias.copy_(bias)
+        parent, _, child = path.rpartition(".")
+        setattr(qmodel.get_submodule(parent) if parent else qmodel, child, linear)
+    return qmodel
+
+
+def prepare(model: torch.nn.Module, device: torch.device, description: dict) -> Prepared:
+    """The loaded model as it is on the CPU (its dynamic int8 Linears are the kernel); on CUDA, rebuilt with
+    float Linears of the stored int8 values and handed to torchao's int8 dynamic-activation config (Linears
+    with a dimension that is no multiple of 16 stay bf16 matmuls, listed)."""
+    kernel = kernel_for(device)
+    if device.type != "cpu":
+        return torchao_prepare(_dequantized_(model), device, lambda q: q.Int8DynamicActivationInt8WeightConfig(),
+                               multiple_of(16), kernel)
+    if kernel.name is None:
+        raise PipelineError(kernel.reason)
+    return Prepared(model, kernel.name, len(quantized_modules(model)), list(linears(model)), "float32")
+
+
 register(Scheme(
     "dynamic_int8", NoParams,
     quantize=lambda model, params: int8_tensors(quantize_dynamic_int8(model)),
     load=lambda model, tensors, scheme, source: load_int8_(model, tensors, scheme),
-    float_state=float_weights, devices=("cpu",), kernels=True,
+    float_state=float_weights, devices=("cpu",), kernel_for=kernel_for, prepare=prepare,
 ), __name__)

@@ -1,9 +1,8 @@
 """Group-wise asymmetric integer weight quantization, shared by ``weight_int8`` and ``weight_int4``.
 
-These schemes change how weights are *stored*; they bring no kernels of their own. On load the weights are
-dequantized into ordinary float Linear layers, so the evaluate stage measures exactly the accuracy effect of
-the rounding and the size on disk of the compact format (a speed-up needs a serving kernel, e.g. a GPU int4
-GEMM, which this project does not claim).
+On load the weights are dequantized into ordinary float Linear layers: on the CPU that is all (no kernel,
+so the evaluate stage reports accuracy and size only, never the dequantized model's speed); on CUDA each
+scheme hands them to torchao's weight-only kernel (``weight_int8``, ``weight_int4``: their ``prepare``).
 
 Stored names for a quantized Linear at module path ``P`` (weight ``(out, in)``, groups of ``g`` consecutive
 input weights per output row):
@@ -155,7 +154,7 @@ def quantize_weights(model: torch.nn.Module, bits: int, params: GroupParams) -> 
         tensors[f"{path}.weight_zero_point"] = zero
     return tensors, {"scheme": f"weight_int{bits}", "bits": bits, "group_size": params.group_size,
                      "symmetric": False, "quantized_modules": paths,
-                     "note": "weights dequantized to float32 on load; no int kernels are used"}
+                     "note": "weights dequantized to float32 on load; timed only through torchao on CUDA"}
 
 
 @torch.no_grad()
