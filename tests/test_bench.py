@@ -109,3 +109,17 @@ def test_family_speed_small():
     for family in ("bert", "modernbert"):
         assert params[family, "heads"] < params[family, "dense"] and params[family, "ffn"] < params[family, "dense"]
     assert "ALBERT shares layer weights" in next(r for r in records if "skipped" in r)["skipped"]
+
+
+def test_features_scale_small():
+    """Generated data in the real layouts, prepared and encoded as a stage does, one fresh process per case."""
+    records = run_bench("features_scale.py", "--small", "--cases", "mnli", "squad")
+    assert [r["case"] for r in records] == ["mnli", "squad"]
+    mnli, squad = records
+    assert mnli["rows"] == round(392_702 * 0.002) and mnli["features"] == mnli["rows"]  # one feature per pair
+    assert squad["rows"] == round(87_599 * 0.002) and squad["features"] >= squad["rows"]  # windows per question
+    for r in records:
+        assert r["bench"] == "features_scale" and r["tokens"] > 10 * r["features"]
+        assert r["features_s"] > 0 and r["cpu_s"] > 0
+        assert 0 < r["rss_start_mb"] <= r["rss_after_read_mb"] <= r["peak_rss_mb"]
+        assert r["within_target"] == (r["read_s"] + r["features_s"] <= 60 and r["peak_rss_mb"] <= 2048)

@@ -143,3 +143,55 @@ def test_collate_of_columnar_features_equals_lists(toks):
     old = [dict(f) for f in feats]
     a, b = collate([feats[i] for i in (4, 0, 7)], 0), collate([old[i] for i in (4, 0, 7)], 0)
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+
+
+@pytest.mark.parametrize("kind", ["classification", "qa"])
+def test_a_training_run_encodes_each_split_once(tmp_path, kind):
+    """trainer() counts steps and trains on one encoding of the train split; the epochs' scoring and validation
+    loss share one encoding of the validation split (QA: one labelled and one with offsets)."""
+    from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification
+
+    from pipeline import tasks
+    from pipeline.config.args import TrainArgs
+    from pipeline.data.io import write_jsonl
+    from pipeline.data.vocab import build_tokenizer
+    from pipeline.tasks.classification import ClassificationParams
+    from pipeline.tasks.qa import QAParams
+    from pipeline.train.task import trainer
+
+    tok = build_tokenizer(tmp_path / "tok")
+    make = synthetic.generate_classification if kind == "classification" else synthetic.generate_qa
+    write_jsonl(tmp_path / "train.jsonl", make(24, 1))
+    write_jsonl(tmp_path / "validation.jsonl", make(8, 2))
+    params = ClassificationParams(max_length=48) if kind == "classification" else QAParams(type="qa", max_length=64, doc_stride=16)
+    task = tasks.get(params)
+    encoded: list[int] = []  # rows of every tokenizer pass: train_features and QA's eval windows
+    for name in ("train_features", "eval_features"):
+        original = getattr(task, name)
+
+        def counted(rows, tokenizer, *rest, _original=original, _name=name):
+            out = _original(rows, tokenizer, *rest)
+            if _name == "train_features" or kind == "qa":
+                encoded.append(len(rows))
+            return out
+
+        setattr(task, name, counted)
+    head = BertForSequenceClassification if kind == "classification" else BertForQuestionAnswering
+    torch.manual_seed(0)
+    model = head(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=128, pad_token_id=tok.pad_token_id))
+    train = trainer(task, tmp_path, tok, TrainArgs(epochs=3, batch_size=8, seed=0), torch.device("cpu"), "t")
+    history = train(model, lambda total: (lambda m: None))["history"]
+    assert len(history) == 3 and all("val_loss" in h for h in history)
+    assert sorted(encoded) == ([8, 24] if kind == "classification" else [8, 8, 24])
+
+
+@pytest.mark.parametrize("count", [1, 5, 16, 100])
+def test_first_features_encode_only_the_rows_they_need(toks, count):
+    tok = toks["wordpiece"]
+    cls_task = classification.ClassificationTask(classification.ClassificationParams(max_length=32))
+    qa_task = qa.QATask(qa.QAParams(type="qa", max_length=40, doc_stride=12))
+    for task, rows in ((cls_task, synthetic.generate_classification(20, 3)), (qa_task, synthetic.generate_qa(20, 3))):
+        whole = task.train_features(rows, tok)
+        first = task.first_features(rows, tok, count)
+        assert list(first) == list(whole[:count]) and len(first) == min(count, len(whole))

@@ -97,6 +97,11 @@ class Task(ABC):
         """Labelled model inputs for training (QA: one feature per context window), tokenised in batches and
         held column by column (:class:`~pipeline.data.features.Features`)."""
 
+    def first_features(self, rows: list[dict], tokenizer, count: int) -> Features:
+        """``train_features(rows, tokenizer)[:count]``, encoding only the first ``count`` rows (every row gives at
+        least one feature, QA one per window), for a stage that needs a few batches of a large split."""
+        return self.train_features(rows[:count], tokenizer)[:count]
+
     def eval_features(self, rows: list[dict], tokenizer, train_feats: Features | None = None):
         """What :meth:`score` runs the model on for ``rows``; give it back as ``score(..., features=)`` so that
         a split scored every epoch is encoded once. Here (classification): the labelled training features,
