@@ -111,15 +111,22 @@ def main(argv=None) -> None:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "features_scale",
                    help="where the generated and prepared data are kept between runs")
     p.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one case in this (fresh) process
+    p.add_argument("--prepare", type=float, help=argparse.SUPPRESS)  # internal: prepare at this scale
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(args.measure, args.data), allow_nan=False))
         return
+    if args.prepare:
+        print(prepare(args.work, args.prepare, args.cases))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work, scale = (Path(tmp), 0.002) if args.small else (args.work, 1.0)
-        data = prepare(work, scale, args.cases)
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        # Linux carries a process's peak RSS over exec (ru_maxrss): this launcher stays small (no torch, no
+        # data) and the preparation runs in its own process, so each case's peak is its own.
+        data = Path(subprocess.run([sys.executable, __file__, "--prepare", str(scale), "--work", str(work), "--cases",
+                                    *args.cases], env=env, check=True, capture_output=True, text=True).stdout.strip())
         for case in args.cases:
             out = subprocess.run([sys.executable, __file__, "--measure", case, "--data", str(data)], env=env,
                                  check=True, capture_output=True, text=True)
