@@ -43,7 +43,7 @@ def main(argv=None):
         raise PipelineError(f"{args.source}: already quantized ({meta['format']}); quantize a dense artifact")
     task.check(args.task, {args.source: model}, tokenizer, args.data, splits=("validation",))
     tensors, description = quantize_model(model, scheme.name, cfg)
-    feats = task.train_features(task.rows(args.data, "validation"), tokenizer)[: 32 * error.batches]
+    feats = task.first_features(task.rows(args.data, "validation"), tokenizer, 32 * error.batches)
     data = list(batches(feats, 32, lambda f: collate(f, tokenizer.pad_token_id)))
     out_meta = {"stage": "quantize", "head": meta["head"], "format": scheme.name, "method": scheme.name,
                 "task": meta.get("task"), "quantization": description, "parents": parents(args.source, args.data),

@@ -124,3 +124,17 @@ def test_evaluate_overhead_small():
     # a budget of 0 s: one timed call per model and batch, on the run's device (the CPU here)
     assert summary["timing_calls"] == {"bs1": 1, "large": 1} and summary["latency_budget_s"] == 0
     assert summary["timing_device"] == ("cuda" if torch.cuda.is_available() else "cpu") == summary["device"]
+
+
+def test_features_scale_small():
+    """Generated data in the real layouts, prepared and encoded as a stage does, one fresh process per case."""
+    records = run_bench("features_scale.py", "--small", "--cases", "mnli", "squad")
+    assert [r["case"] for r in records] == ["mnli", "squad"]
+    mnli, squad = records
+    assert mnli["rows"] == round(392_702 * 0.002) and mnli["features"] == mnli["rows"]  # one feature per pair
+    assert squad["rows"] == round(87_599 * 0.002) and squad["features"] >= squad["rows"]  # windows per question
+    for r in records:
+        assert r["bench"] == "features_scale" and r["tokens"] > 10 * r["features"]
+        assert r["features_s"] > 0 and r["cpu_s"] > 0
+        assert 0 < r["rss_start_mb"] <= r["rss_after_read_mb"] <= r["peak_rss_mb"]
+        assert r["within_target"] == (r["read_s"] + r["features_s"] <= 60 and r["peak_rss_mb"] <= 2048)

@@ -58,7 +58,7 @@ def validation_batches(task: Task, data_dir: str | os.PathLike, tokenizer,
                        count: int) -> list[dict[str, torch.Tensor]]:
     """The first ``count`` collated batches of 32 validation features (targets included, :meth:`Task.logits`
     drops them): the inputs both graphs are checked on, and the exporter's example."""
-    feats = task.train_features(task.rows(data_dir, "validation"), tokenizer)[: 32 * count]
+    feats = task.first_features(task.rows(data_dir, "validation"), tokenizer, 32 * count)
     if not feats:
         raise PipelineError(f"{Path(data_dir) / 'validation.jsonl'}: no rows to check the exported graphs on")
     return list(batches(feats, 32, lambda f: collate(f, tokenizer.pad_token_id)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ EVAL_MASK_SEED = 1234
 
 
 @torch.inference_mode()
-def perplexity(model, feats: list[Feature], tokenizer, probability: float, device, batch_size: int = 64) -> float:
+def perplexity(model, feats: Sequence[Feature], tokenizer, probability: float, device, batch_size: int = 64) -> float:
     """``exp`` of the mean masked-token cross-entropy over ``feats`` with a fixed masking pattern."""
     model.to(device).eval()
     collator = MlmCollator(tokenizer, probability, EVAL_MASK_SEED)
@@ -109,6 +110,9 @@ def check_mlm(mlm: MlmParams, model: torch.nn.Module, tokenizer, where: str) -> 
 def pretrain(model, train_rows, valid_rows, tokenizer, mlm: MlmParams, args: TrainArgs, device, desc: str,
              files: RunFiles | None = None) -> list[dict]:
     """Masked-LM training; returns per-epoch ``{"epoch", "loss", "perplexity"}`` on ``valid_rows``.
+
+    Both splits are encoded once (in batches, held as :class:`~pipeline.data.features.Features`): every epoch
+    reuses them.
 
     ``files``: curves and checkpoint locations (:class:`pipeline.train.RunFiles`), both optional.
     """

@@ -10,6 +10,7 @@ SQuAD v1.1/v2.0) implement it; :func:`pipeline.tasks.get` picks one from the ``t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.finite import check_finite
-from pipeline.data.features import Batch, Feature, batches, collate
+from pipeline.data.features import Batch, Feature, Features, batches, collate
 from pipeline.models.families import model_inputs
 from pipeline.models.structure import check_input_length
 
@@ -93,8 +94,20 @@ class Task(ABC):
         """The prepared rows of ``split`` (``<data_dir>/<split>.jsonl``), checked against the task's columns."""
 
     @abstractmethod
-    def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
-        """Labelled model inputs for training (QA: one feature per context window)."""
+    def train_features(self, rows: list[dict], tokenizer) -> Features:
+        """Labelled model inputs for training (QA: one feature per context window), tokenised in batches and
+        held column by column (:class:`~pipeline.data.features.Features`)."""
+
+    def first_features(self, rows: list[dict], tokenizer, count: int) -> Features:
+        """``train_features(rows, tokenizer)[:count]``, encoding only the first ``count`` rows (every row gives at
+        least one feature, QA one per window), for a stage that needs a few batches of a large split."""
+        return self.train_features(rows[:count], tokenizer)[:count]
+
+    def eval_features(self, rows: list[dict], tokenizer, train_feats: Features | None = None):
+        """What :meth:`score` runs the model on for ``rows``; give it back as ``score(..., features=)`` so that
+        a split scored every epoch is encoded once. Here (classification): the labelled training features,
+        ``train_feats`` itself when given (the features of the same ``rows``)."""
+        return train_feats if train_feats is not None else self.train_features(rows, tokenizer)
 
     @property
     def num_labels(self) -> int:
@@ -164,10 +177,12 @@ class Task(ABC):
         return ""
 
     @abstractmethod
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False,
+              features=None) -> Scored:
         """Task metrics of ``model`` on ``rows``, where the task has per-example class logits those logits
         ``(N, C)`` in row order, and with ``predictions`` the predictions as files (:class:`Scored`); one
-        forward pass serves all three."""
+        forward pass serves all three. ``features``: :meth:`eval_features` of ``rows``, computed once by a
+        caller that scores the same rows repeatedly (default: encoded here)."""
 
     def class_labels(self, rows: list[dict]) -> np.ndarray | None:
         """Gold class ids ``(N,)`` of ``rows`` for per-class diagnostics (confusion matrix, ROC) of
@@ -195,7 +210,7 @@ class Task(ABC):
 
 
 @torch.inference_mode()
-def all_logits(model, feats: list[Feature], pad_id: int, batch_size: int, device) -> list[np.ndarray]:
+def all_logits(model, feats: Sequence[Feature], pad_id: int, batch_size: int, device) -> list[np.ndarray]:
     """Logits over ``feats`` in order, one array per model output ``(N, ...)``; per-token outputs of batches
     of different lengths are padded with -1e4 (never the best span) to a common width.
 

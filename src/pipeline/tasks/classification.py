@@ -16,7 +16,7 @@ import scipy.special
 import torch
 
 from pipeline.core.errors import PipelineError
-from pipeline.data.features import Batch, Feature
+from pipeline.data.features import ENCODE_BATCH, Batch, Features
 from pipeline.data.io import read_split
 from pipeline.tasks import glue
 from pipeline.tasks.base import Scored, Task, TaskParams, all_logits, register
@@ -50,7 +50,7 @@ class ClassificationParams(TaskParams):
 
 
 def encode(rows: list[dict], tokenizer, max_length: int, text_columns: tuple[str, ...] = ("sentence",),
-           regression: bool = False) -> list[Feature]:
+           regression: bool = False, batch_size: int = ENCODE_BATCH) -> Features:
     """Tokenise single sentences or sentence pairs with their labels; no padding (batches pad dynamically).
 
     Args:
@@ -58,19 +58,22 @@ def encode(rows: list[dict], tokenizer, max_length: int, text_columns: tuple[str
         max_length: longest encoding in tokens; pairs are truncated longest-first.
         text_columns: one column, or two encoded as a pair ``[CLS] a [SEP] b [SEP]`` with segment ids 0/1.
         regression: keep labels as floats (one-output models trained with MSE) instead of class ids.
+        batch_size: rows per tokenizer call (each row is encoded on its own: the result does not depend on it).
 
     Returns:
-        One feature per row: ``input_ids``, ``attention_mask`` (and ``token_type_ids``), ``labels``.
+        One feature per row (:class:`~pipeline.data.features.Features`): ``input_ids``, ``attention_mask``
+        (and ``token_type_ids``) in the tokenizer's key order, then ``labels``.
     """
-    first = [r[text_columns[0]] for r in rows]
-    second = [r[text_columns[1]] for r in rows] if len(text_columns) > 1 else None
-    enc = tokenizer(first, second, truncation=True, max_length=max_length)
-    feats = []
-    for i, row in enumerate(rows):
-        feat = {k: enc[k][i] for k in enc.keys()}
-        feat["labels"] = float(row["label"]) if regression else int(row["label"])
-        feats.append(feat)
-    return feats
+    def parts():
+        for start in range(0, len(rows), batch_size):
+            part = rows[start : start + batch_size]
+            first = [r[text_columns[0]] for r in part]
+            second = [r[text_columns[1]] for r in part] if len(text_columns) > 1 else None
+            enc = tokenizer(first, second, truncation=True, max_length=max_length)
+            labels = [float(r["label"]) if regression else int(r["label"]) for r in part]
+            yield {**{k: enc[k] for k in enc.keys()}, "labels": labels}
+
+    return Features.from_batches(parts(), {"labels": np.float64 if regression else np.int64})
 
 
 @register("classification")
@@ -121,7 +124,7 @@ class ClassificationTask(Task):
                     )
         self.rows(data_dir, split)
 
-    def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
+    def train_features(self, rows: list[dict], tokenizer) -> Features:
         return encode(rows, tokenizer, self.params.max_length, self.glue.text_columns, self.regression)
 
     def hard_loss(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
@@ -142,12 +145,13 @@ class ClassificationTask(Task):
     def glue_task(self) -> str:
         return self.params.glue
 
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False,
+              features: Features | None = None) -> Scored:
         """The GLUE task's metrics (fractions/correlations; by default ``accuracy`` and ``f1``), the logits
         ``(N, C)`` they were computed from (``C == 1`` for regression) and, with ``predictions``,
-        ``{"predictions.json": per_example(rows, logits)}``."""
-        (logits,) = all_logits(model, self.train_features(rows, tokenizer), tokenizer.pad_token_id, batch_size,
-                               device)
+        ``{"predictions.json": per_example(rows, logits)}``. ``features``: those of ``rows``, if encoded already."""
+        feats = features if features is not None else self.train_features(rows, tokenizer)
+        (logits,) = all_logits(model, feats, tokenizer.pad_token_id, batch_size, device)
         files = {"predictions.json": self.per_example(rows, logits)} if predictions else None
         return Scored(glue.score(self.glue, logits, [r["label"] for r in rows]), logits, files)
 

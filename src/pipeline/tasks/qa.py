@@ -18,7 +18,7 @@ import scipy.special
 import torch
 
 from pipeline.core.errors import PipelineError
-from pipeline.data.features import Batch, Feature
+from pipeline.data.features import ENCODE_BATCH, Batch, Feature, Features
 from pipeline.data.io import read_split
 from pipeline.tasks import metrics, squad, text_metrics
 from pipeline.tasks.base import Scored, Task, TaskParams, all_logits, register
@@ -63,6 +63,23 @@ def encode_features(features: dict[str, list], with_labels: bool) -> list[Featur
     return [{k: features[k][i] for k in keys} for i in range(len(features["input_ids"]))]
 
 
+def train_windows(rows: list[dict], tokenizer, max_length: int, doc_stride: int,
+                  batch_size: int = ENCODE_BATCH) -> Features:
+    """Labelled windows of :func:`pipeline.tasks.squad.prepare_train_features`, ``batch_size`` questions per
+    tokenizer call (a question's windows depend on it alone, so the result does not depend on the batch size).
+
+    Returns:
+        One feature per window, in row order: the model inputs of :data:`pipeline.tasks.squad.MODEL_KEYS`
+        that the tokenizer makes, then ``start_positions`` and ``end_positions``.
+    """
+    def parts():
+        for start in range(0, len(rows), batch_size):
+            feats = squad.prepare_train_features(rows[start : start + batch_size], tokenizer, max_length, doc_stride)
+            yield {k: feats[k] for k in (*squad.MODEL_KEYS, "start_positions", "end_positions") if k in feats}
+
+    return Features.from_batches(parts(), {"start_positions": np.int64, "end_positions": np.int64})
+
+
 @register("qa")
 class QATask(Task):
     """Extractive QA scored with SQuAD's official exact match and F1 (v2: the full official metric set)."""
@@ -98,10 +115,8 @@ class QATask(Task):
         except ValueError as err:
             raise PipelineError(f"{key}: {where}: {err} (raise {key}.max_length or lower {key}.doc_stride)") from None
 
-    def train_features(self, rows: list[dict], tokenizer) -> list[Feature]:
-        p = self.params
-        feats = squad.prepare_train_features(rows, tokenizer, p.max_length, p.doc_stride)
-        return encode_features(feats, with_labels=True)
+    def train_features(self, rows: list[dict], tokenizer) -> Features:
+        return train_windows(rows, tokenizer, self.params.max_length, self.params.doc_stride)
 
     def hard_loss(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
         """Mean of the start and end cross-entropies (unanswerable windows point at the CLS token)."""
@@ -112,11 +127,18 @@ class QATask(Task):
     def primary_metric(self) -> str:
         return "f1"
 
-    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False) -> Scored:
+    def eval_features(self, rows: list[dict], tokenizer, train_feats: Features | None = None) -> dict[str, list]:
+        """The windows of :func:`pipeline.tasks.squad.prepare_eval_features` (with the offsets that map spans
+        back to text; ``train_feats`` cannot serve, they have none)."""
+        return squad.prepare_eval_features(rows, tokenizer, self.params.max_length, self.params.doc_stride)
+
+    def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False,
+              features: dict[str, list] | None = None) -> Scored:
         """``{"exact_match", "f1"}`` (0-100) of the ``squad`` metric module, or with ``version_2_with_negative``
         the SQuAD v2 set of the ``squad_v2`` module (:func:`pipeline.tasks.metrics.squad_v2`); plus
         ``bleu``/``rouge1``/``rouge2``/``rougeL``/``meteor`` (0-100) when ``text_metrics`` asks for them. No
-        per-example class logits. With ``predictions``, the files of :func:`prediction_files`."""
+        per-example class logits. With ``predictions``, the files of :func:`prediction_files`. ``features``:
+        :meth:`eval_features` of ``rows``, if prepared already."""
         p = self.params
         refs = {r["id"]: list(r["answers"]["text"]) for r in rows}
         if not p.version_2_with_negative:
@@ -126,7 +148,8 @@ class QATask(Task):
                     f"question {unanswerable[0]!r} (+{len(unanswerable) - 1} more) has no answer: for SQuAD v2 "
                     "data set tasks.<task>.version_2_with_negative: true"
                 )
-        features = squad.prepare_eval_features(rows, tokenizer, p.max_length, p.doc_stride)
+        if features is None:
+            features = self.eval_features(rows, tokenizer)
         start, end = all_logits(model, encode_features(features, with_labels=False), tokenizer.pad_token_id,
                                 batch_size, device)
         spans = {"n_best_size": p.n_best_size, "max_answer_length": p.max_answer_length}

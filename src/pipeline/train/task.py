@@ -3,6 +3,7 @@ methods and distillation run (their losses and hooks plugged into the same loop)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 
 from pipeline.config.args import ArchParams, TrainArgs
 from pipeline.core.finite import name_variant
-from pipeline.data.features import Feature, batches, collate
+from pipeline.data.features import Feature, Features, batches, collate
 from pipeline.tasks.base import LABEL_KEYS, Task
 from pipeline.train.loop import LossFn, RunFiles, fit, total_steps
 
@@ -44,7 +45,7 @@ def macro_scores(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dic
 
 
 @torch.inference_mode()
-def validation_loss(task: Task, model: torch.nn.Module, feats: list[Feature], pad_id: int, batch_size: int,
+def validation_loss(task: Task, model: torch.nn.Module, feats: Sequence[Feature], pad_id: int, batch_size: int,
                     device, logits: np.ndarray | None = None) -> float:
     """The task's hard loss (:meth:`pipeline.tasks.base.Task.hard_loss`) on labelled validation features, the
     mean per feature (classification: per example; QA: per context window), in eval mode (no dropout).
@@ -74,8 +75,8 @@ def validation_loss(task: Task, model: torch.nn.Module, feats: list[Feature], pa
     return total / len(feats)
 
 
-def epoch_scores(task: Task, model: torch.nn.Module, rows: list[dict], feats: list[Feature], tokenizer,
-                 batch_size: int, device) -> dict:
+def epoch_scores(task: Task, model: torch.nn.Module, rows: list[dict], feats: Sequence[Feature], tokenizer,
+                 batch_size: int, device, eval_feats=None) -> dict:
     """What training logs after each epoch on the validation split: the task's metrics
     (:meth:`~pipeline.tasks.base.Task.score`), ``val_loss`` (:func:`validation_loss`) and, for classification
     with classes, :func:`macro_scores` (its ``accuracy`` only where the task's metrics lack one).
@@ -83,9 +84,10 @@ def epoch_scores(task: Task, model: torch.nn.Module, rows: list[dict], feats: li
     Reads no random numbers and changes no weight, so training is the same with or without it.
 
     Args:
-        rows: the validation rows; ``feats``: the same rows as labelled features.
+        rows: the validation rows; ``feats``: the same rows as labelled features; ``eval_feats``: their
+            :meth:`~pipeline.tasks.base.Task.eval_features` (default: encoded here).
     """
-    scores, logits, _ = task.score(model, rows, tokenizer, batch_size, device)
+    scores, logits, _ = task.score(model, rows, tokenizer, batch_size, device, features=eval_feats)
     out = {**scores, "val_loss": validation_loss(task, model, feats, tokenizer.pad_token_id, batch_size, device,
                                                  logits)}
     labels = task.class_labels(rows)
@@ -107,13 +109,18 @@ def train_task(
     after_step=None,
     eval_batch_size: int = 64,
     files: RunFiles | None = None,
+    train_feats: Features | None = None,
 ) -> tuple[list[dict], dict]:
     """Train on the task's train split, scoring the validation split after every epoch (:func:`epoch_scores`).
+
+    Each split is encoded once for the whole run: the epochs reuse the training features, and every
+    epoch's scoring and validation loss reuse the validation split's.
 
     Args:
         loss_fn: ``(model, batch) -> loss``; defaults to the task's hard-label loss.
         after_step: called after each optimiser step (e.g. to keep pruning masks applied).
         files: where the curves and the resumable checkpoint go (see :class:`pipeline.train.loop.RunFiles`).
+        train_feats: the train split's features when the caller has encoded them already.
 
     Returns:
         ``(history, final validation metrics)``.
@@ -121,7 +128,8 @@ def train_task(
     name_variant(model, desc)  # named in a non-finite validation logits error
     valid = task.rows(data_dir, "validation")
     valid_feats = task.train_features(valid, tokenizer)
-    feats = task.train_features(task.rows(data_dir, "train"), tokenizer)
+    valid_eval = task.eval_features(valid, tokenizer, valid_feats)
+    feats = train_feats if train_feats is not None else task.train_features(task.rows(data_dir, "train"), tokenizer)
     pad_id = tokenizer.pad_token_id
     history = fit(
         model,
@@ -132,7 +140,8 @@ def train_task(
         desc,
         loss_fn=loss_fn or task.loss,
         after_step=after_step,
-        on_epoch=lambda epoch, m: epoch_scores(task, m, valid, valid_feats, tokenizer, eval_batch_size, device),
+        on_epoch=lambda epoch, m: epoch_scores(task, m, valid, valid_feats, tokenizer, eval_batch_size, device,
+                                               valid_eval),
         files=files,
     )
     return history, {k: v for k, v in history[-1].items() if k not in ("epoch", "loss")}
@@ -148,10 +157,10 @@ def trainer(task: Task, data_dir: str | Path, tokenizer, args: TrainArgs, device
     """
 
     def train(model: torch.nn.Module, make_hook, loss_fn: LossFn | None = None) -> dict:
-        total = total_steps(len(task.train_features(task.rows(data_dir, "train"), tokenizer)), args)
-        hook = make_hook(total)
+        feats = task.train_features(task.rows(data_dir, "train"), tokenizer)  # counts the steps, then trains
+        hook = make_hook(total_steps(len(feats), args))
         history, _ = train_task(model, task, data_dir, tokenizer, args, device, desc, loss_fn=loss_fn,
-                                after_step=hook, files=files)
+                                after_step=hook, files=files, train_feats=feats)
         return {"history": history, "pruner": hook}
 
     return train
