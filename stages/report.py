@@ -32,16 +32,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    return {"prepare": PrepareParams, "tasks": dict[str, TaskParams], "quantize.sources": list[str],
-            "export.sources": list[str], "prune.sweep": list[Any], "report": ReportParams}
+    return {"prepare": PrepareParams, "tasks": dict[str, TaskParams], "quantize.schemes": list[str],
+            "quantize.sources": list[str], "export.sources": list[str], "prune.sweep": list[Any],
+            "report": ReportParams}
 
 
 @stage_main("report")
 def main(argv=None):
     args = parser().parse_args(argv)
-    prepare, task_params, quantized, exported, sweep, params = loader.load(reads(args))
-    # dvc.yaml's variants, the quantized ones, the ONNX exports, the sweep points
-    variants = current_variants(args.variants, quantized, exported, sweep)
+    prepare, task_params, schemes, quantized, exported, sweep, params = loader.load(reads(args))
+    # dvc.yaml's variants, the quantized ones (schemes x sources), the ONNX exports, the sweep points
+    variants = current_variants(args.variants, (schemes, quantized), exported, sweep)
     found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
     check_cited(params.cited, found.results)
     inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited)
