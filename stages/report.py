@@ -13,6 +13,7 @@ from pipeline.core.errors import stage_main
 from pipeline.data.params import PrepareParams
 from pipeline.report.cited import ReportParams, check_cited
 from pipeline.report.collect import Pipeline, collect, current_variants
+from pipeline.report.deploy import DeployInputs, points
 from pipeline.report.describe import read_counts
 from pipeline.report.write import ReportInputs, write_report
 from pipeline.tasks import TaskParams
@@ -45,7 +46,8 @@ def main(argv=None):
     variants = current_variants(args.variants, (schemes, quantized), exported, sweep)
     found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
     check_cited(params.cited, found.results)
-    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited)
+    deploy = DeployInputs(params.budget, points({t: p.type for t, p in task_params.items()}), args.models)
+    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited, deploy)
     write_report(args.out, found, inputs)
 
 
