@@ -12,7 +12,7 @@ One JSON line each: ``{bench, run, seconds, stages_run, stages, change, tiny, ta
 checkout is touched.
 
     python bench/dvc_repro_time.py                          # the embedded default (minutes to tens of minutes)
-    python bench/dvc_repro_time.py --change quantize.scheme=weight_int8
+    python bench/dvc_repro_time.py --change "quantize.schemes=[weight_int8]"
     python bench/dvc_repro_time.py --tiny                   # tests/test_e2e.py's tiny params (needs pytest)
 """
 

@@ -1,5 +1,6 @@
-"""Stage quantize: post-training quantization with one registered scheme (``src/pipeline/quantize/<scheme>.py``),
-stored as SafeTensors, with the logit error of the reloaded model against its source measured."""
+"""Stage quantize: post-training quantization with one registered scheme (``src/pipeline/quantize/<scheme>.py``,
+one of ``quantize.schemes``, given by dvc.yaml's matrix), stored as SafeTensors, with the logit error of the
+reloaded model against its source measured."""
 
 import argparse
 import sys
@@ -20,6 +21,7 @@ from pipeline.quantize import SCHEMES, LogitErrorParams, logit_error, quantize_m
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--task", required=True, help="task name in params.yaml tasks")
+    p.add_argument("--scheme", required=True, help="registered scheme (an entry of params.yaml quantize.schemes)")
     p.add_argument("source", type=Path, help="artifact to quantize")
     p.add_argument("data", type=Path, help="task data directory (validation inputs for the logit error)")
     p.add_argument("out", type=Path, help="output artifact directory")
@@ -27,16 +29,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    (scheme,) = loader.load({"quantize.scheme": str})  # the scheme's own knobs are quantize.<scheme>
-    return {f"tasks.{args.task}": tasks.TaskParams, "quantize.scheme": str,
-            f"quantize.{scheme}": SCHEMES.get(scheme, "quantize.scheme").params, "quantize.logit_error": LogitErrorParams}
+    # Only this scheme's own knobs (quantize.<scheme>): a change to another scheme's section reruns nothing here.
+    knobs = SCHEMES.get(args.scheme, "quantize.schemes").params
+    return {f"tasks.{args.task}": tasks.TaskParams, f"quantize.{args.scheme}": knobs, "quantize.logit_error": LogitErrorParams}
 
 
 @stage_main("quantize")
 def main(argv=None):
     args = parser().parse_args(argv)
-    task_params, name, cfg, error = loader.load(reads(args))
-    task, scheme = tasks.get(task_params), SCHEMES.get(name)
+    task_params, cfg, error = loader.load(reads(args))
+    task, scheme = tasks.get(task_params), SCHEMES.get(args.scheme)
     setup(0)
     (model, meta), tokenizer = load_model(args.source, task.head), load_tokenizer(args.source)
     if meta["format"] != "dense":

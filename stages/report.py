@@ -13,6 +13,7 @@ from pipeline.core.errors import stage_main
 from pipeline.data.params import PrepareParams
 from pipeline.report.cited import ReportParams, check_cited
 from pipeline.report.collect import Pipeline, collect, current_variants
+from pipeline.report.deploy import DeployInputs, points
 from pipeline.report.describe import read_counts
 from pipeline.report.write import ReportInputs, write_report
 from pipeline.tasks import TaskParams
@@ -32,19 +33,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    return {"prepare": PrepareParams, "tasks": dict[str, TaskParams], "quantize.sources": list[str],
-            "export.sources": list[str], "prune.sweep": list[Any], "report": ReportParams}
+    return {"prepare": PrepareParams, "tasks": dict[str, TaskParams], "quantize.schemes": list[str],
+            "quantize.sources": list[str], "export.sources": list[str], "prune.sweep": list[Any],
+            "report": ReportParams}
 
 
 @stage_main("report")
 def main(argv=None):
     args = parser().parse_args(argv)
-    prepare, task_params, quantized, exported, sweep, params = loader.load(reads(args))
-    # dvc.yaml's variants, the quantized ones, the ONNX exports, the sweep points
-    variants = current_variants(args.variants, quantized, exported, sweep)
+    prepare, task_params, schemes, quantized, exported, sweep, params = loader.load(reads(args))
+    # dvc.yaml's variants, the quantized ones (schemes x sources), the ONNX exports, the sweep points
+    variants = current_variants(args.variants, (schemes, quantized), exported, sweep)
     found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
     check_cited(params.cited, found.results)
-    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited)
+    deploy = DeployInputs(params.budget, points({t: p.type for t, p in task_params.items()}), args.models)
+    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited, deploy)
     write_report(args.out, found, inputs)
 
 

@@ -27,6 +27,10 @@ def make_inputs(root: Path, task: str, variants, run: str = "run-1") -> None:
         model = root / "models" / task / variant
         model.mkdir(parents=True, exist_ok=True)
         (model / "model.safetensors").write_text(f"{run} {task} {variant}")
+        head = "qa" if task == "qa" else "classification"  # what the deployment choice reads to say how it loads
+        (model / "pipeline.json").write_text(json.dumps({"stage": variant.split("-")[0], "head": head,
+                                                         "format": "dense"}))
+        (model / "config.json").write_text("{}")
         (model / "vocab.txt").write_text(f"[PAD]\n[UNK]\n{run}\n")
 
 

@@ -66,8 +66,9 @@ def branch(method: str) -> set[str]:
                                          f"evaluate@{t}-prune-{method}", f"evaluate@{t}-distill-{method}")}
 
 
-# quantize.sources is [distill-heads]: one quantized variant per task, quantize-distill-heads
-QUANTIZE = {f"quantize@{t}-distill-heads" for t in TASKS} | {f"evaluate-quantize@{t}-distill-heads" for t in TASKS}
+# quantize.schemes x quantize.sources is [dynamic_int8] x [distill-heads]: one quantized variant per task,
+# quantize-dynamic_int8-distill-heads
+QUANTIZE = {f"{s}@{t}-dynamic_int8-distill-heads" for s in ("quantize", "evaluate-quantize") for t in TASKS}
 
 
 def export(source: str) -> set[str]:

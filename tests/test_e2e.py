@@ -133,7 +133,7 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
 
     for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
         methods = prune_methods(repo)
-        for variant in ("finetune", "teacher", "quantize-distill-heads",
+        for variant in ("finetune", "teacher", "quantize-dynamic_int8-distill-heads",
                         *(f"{k}-{m}" for k in ("prune", "distill") for m in methods)):
             art = repo / "models" / task / variant
             for name in ("model.safetensors", "config.json", "pipeline.json", "tokenizer.json", "vocab.txt"):
@@ -151,7 +151,7 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     dense = evaluation(repo, "cls", "finetune")
     assert gradual["size_bytes"] < dense["size_bytes"]  # compact storage follows sparsity
     summary = json.loads((repo / "reports" / "summary.json").read_text())
-    assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize-distill-heads"}
+    assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize-dynamic_int8-distill-heads"}
 
 
 def evaluation(repo: Path, task: str, variant: str) -> dict:
@@ -174,7 +174,9 @@ def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restore
     out = sh(repo, "dvc", "repro")
     expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
-    expected |= {f"{s}@{t}-distill-heads" for s in ("quantize", "evaluate-quantize") for t in ("cls", "qa")} | {"report"}
+    expected |= {f"{s}@{t}-dynamic_int8-distill-heads" for s in ("quantize", "evaluate-quantize")
+                 for t in ("cls", "qa")}
+    expected |= {"report"}
     # the ONNX exports of distill-heads (export.sources) and their evaluations
     expected |= {f"export@{t}-distill-heads" for t in ("cls", "qa")}
     expected |= {f"evaluate-export@{t}-{fmt}-distill-heads" for t in ("cls", "qa") for fmt in ("onnx", "onnx_int8")}

@@ -167,7 +167,8 @@ def test_num_labels_differs_from_the_artifacts_head(workdir, artifact, cls_split
     assert_one_line(*run("prune", ["--task", "cls", "--method", "magnitude", str(artifact), "data/cls", str(out)],
                          capsys, PruneContext=TrippedContext), *words)
     q = workdir / "models" / "cls" / "quantize"
-    assert_one_line(*run("quantize", ["--task", "cls", str(artifact), "data/cls", str(q)], capsys), *words)
+    argv = ["--task", "cls", "--scheme", "dynamic_int8", str(artifact), "data/cls", str(q)]
+    assert_one_line(*run("quantize", argv, capsys), *words)
     metrics = workdir / "metrics" / "eval.json"
     assert_one_line(*run("evaluate", ["--task", "cls", "--baseline", str(artifact), "--details", "d.json", "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                                       str(artifact), "data/cls", str(metrics)], capsys,
@@ -176,9 +177,9 @@ def test_num_labels_differs_from_the_artifacts_head(workdir, artifact, cls_split
 
 
 def test_quantize_group_size_that_does_not_divide(workdir, artifact, cls_split, capsys):  # noqa: F811
-    edit_params(workdir, lambda d: d["quantize"].update(scheme="weight_int8", weight_int8={"group_size": 48}))
+    edit_params(workdir, lambda d: d["quantize"].update(weight_int8={"group_size": 48}))
     q = workdir / "models" / "cls" / "quantize"
-    code, err = run("quantize", ["--task", "cls", str(artifact), "data/cls", str(q)], capsys)
+    code, err = run("quantize", ["--task", "cls", "--scheme", "weight_int8", str(artifact), "data/cls", str(q)], capsys)
     assert_one_line(code, err, "quantize.weight_int8.group_size=48", "input dimension 32")
     assert not q.exists()
 

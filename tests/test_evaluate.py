@@ -121,6 +121,14 @@ def test_percentile_is_nearest_rank():
     assert percentile(times, 0.5) == 5 and percentile(times, 0.9) == 9 and percentile([3.0], 0.9) == 3
 
 
+def test_speedup_spread_is_the_percentiles_of_the_per_round_ratios():
+    from pipeline.evaluate.speed import _ratios
+
+    # per-round ratios baseline / variant: 2, 1, 0.5, 2, 4 -> median 2, nearest-rank p10 0.5 and p90 4
+    out = _ratios("cpu_bs1", [1.0, 2.0, 4.0, 1.0, 0.5], [2.0] * 5, 1)
+    assert (out["cpu_bs1_speedup_p10"], out["cpu_bs1_speedup"], out["cpu_bs1_speedup_p90"]) == (0.5, 2.0, 4.0)
+
+
 def test_paired_speedup_is_the_median_of_back_to_back_ratios():
     # repeat 2 ran under load (both slow): the paired ratio still says 2x
     assert paired_speedup([1.0, 5.0, 1.0], [2.0, 10.0, 2.0]) == 2.0
@@ -181,6 +189,9 @@ def test_speed_is_measured_against_the_baseline(tiny_config):
     assert out["cpu_large_speedup"] > 1  # a much smaller model is faster than the baseline
     assert out["cpu_large_seq_per_s"] == pytest.approx(8 / (out["cpu_large_p50_ms"] / 1000))
     assert out["speedup"] == out["cpu_large_speedup"] and out["large_batch_size"] == 8
+    for label in ("bs1", "large"):  # the spread of the per-round ratios brackets their median
+        assert out[f"cpu_{label}_speedup_p10"] <= out[f"cpu_{label}_speedup"] <= out[f"cpu_{label}_speedup_p90"]
+    assert (out["speedup_p10"], out["speedup_p90"]) == (out["cpu_large_speedup_p10"], out["cpu_large_speedup_p90"])
     # where and how it was timed: on a CPU run the CPU is the timing device, with the configured threads
     assert (out["timing_device"], out["timing_autocast"], out["threads"]) == ("cpu", "none", 1)
     assert out["cuda_device"] == "none"

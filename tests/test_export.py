@@ -262,7 +262,7 @@ def test_stage_exports_and_evaluate_scores_both(workdir, artifacts, cls_data, ca
             assert scores["accuracy"] == pytorch["accuracy"] and scores["auc"] == pytest.approx(pytorch["auc"])
     assert scores["quantization"] == "onnx_int8" and scores["size_bytes"] < pytorch["size_bytes"]
     # The report keeps both graphs: export.sources names them, and their files' lineage matches the artifacts.
-    variants = current_variants(["finetune", "prune-heads"], [], ["prune-heads"], [])
+    variants = current_variants(["finetune", "prune-heads"], ([], []), ["prune-heads"], [])
     found = collect(workdir / "metrics", workdir / "metrics/details",
                     Pipeline(["cls"], variants, workdir / "data", workdir / "models"))
     assert {"prune-heads", "onnx-prune-heads", "onnx_int8-prune-heads"} <= set(found.results["cls"].index)
@@ -341,6 +341,6 @@ def test_every_export_source_is_evaluated_and_reported():
     assert stages["export"]["outs"] == [f"models/${{item.task}}/{f}-${{item.source}}" for f in formats_]
     assert "export.sources" in stages["report"]["params"]
     assert not [v for v in variants if v.split("-", 1)[0] in formats_]
-    assert current_variants(["finetune"], ["distill-heads"], ["finetune", "distill-heads"], []) == [
-        "finetune", "quantize-distill-heads", "onnx-finetune", "onnx-distill-heads", "onnx_int8-finetune",
-        "onnx_int8-distill-heads"]
+    assert current_variants(["finetune"], (["dynamic_int8"], ["distill-heads"]), ["finetune", "distill-heads"],
+                            []) == ["finetune", "quantize-dynamic_int8-distill-heads", "onnx-finetune",
+                                    "onnx-distill-heads", "onnx_int8-finetune", "onnx_int8-distill-heads"]

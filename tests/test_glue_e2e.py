@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 # no ONNX export (export.sources: []), which tests/test_export.py covers.
 METHODS = ["heads"]
 VARIANTS = ["finetune", "prune-heads", "distill-heads"]
-QUANTIZED = "quantize-distill-heads"
+QUANTIZED = "quantize-dynamic_int8-distill-heads"
 
 
 def tsv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -151,7 +151,7 @@ def evals(repo: Path, task: str) -> dict[str, dict]:
 def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
     repo = glue_repo
     assert ran((repo / "repro.log").read_text()) == all_stages(repo)
-    assert {"prepare@sst2", "prepare@squad", "finetune@mnli", "evaluate-quantize@squad-distill-heads"} <= all_stages(repo)
+    assert {"prepare@sst2", "prepare@squad", "finetune@mnli", "evaluate-quantize@squad-dynamic_int8-distill-heads"} <= all_stages(repo)
     mnli = json.loads((repo / "metrics" / "prepare" / "mnli.json").read_text())["mnli"]
     assert (mnli["train"]["rows"], mnli["validation"]["rows"], mnli["validation_mismatched"]["rows"]) == (160, 40, 40)
     squad = evals(repo, "squad")["finetune"]
@@ -172,7 +172,7 @@ def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
     assert table["average"] == pytest.approx({v: sum(s) / 3 for v, s in expected.items()})
 
     text = (repo / "reports" / "glue.md").read_text()
-    assert "| task | metric | finetune | distill-heads | prune-heads | quantize-distill-heads |" in text
+    assert "| task | metric | finetune | distill-heads | prune-heads | quantize-dynamic_int8-distill-heads |" in text
     for label in ("| sst2 (SST-2) | acc. |", "| mrpc (MRPC) | F1/acc. |", "| mnli (MNLI-m/mm) | acc. matched/mismatched |"):
         assert label in text
     assert f"| GLUE average (3 tasks) |  | {100 * table['average']['finetune']:.1f} |" in text

@@ -74,9 +74,9 @@ def test_metrics_diff_between_branches_has_a_row_per_variant(tmp_path):
 
 # Tiny hand-made long-format files, one per view, at the paths dvc.yaml's cls plots read.
 LONG = {
-    "reports/cls/data/pareto.csv": ["variant,accuracy,size_mb,latency_ms_p50,size_front,latency_front",
-                                    "finetune,0.875,4.0,10.0,1,1", "prune-heads,0.8125,3.0,6.5,1,1",
-                                    "quantize,0.86,1.1,7.0,1,0"],
+    "reports/cls/data/pareto.csv": ["variant,accuracy,size_mb,speedup,speedup_p10,speedup_p90,latency_ms_p50,"
+                                    "size_front,speedup_front", "finetune,0.875,4.0,1.0,0.9,1.1,10.0,1,1",
+                                    "prune-heads,0.8125,3.0,1.5,1.4,1.6,6.5,1,1", "quantize,0.86,1.1,1.4,1.3,1.5,7.0,1,0"],
     "reports/cls/data/layers.csv": ["variant,layer,sparsity", "finetune,0,0.0", "finetune,1,0.0",
                                     "prune-heads,0,0.1", "prune-heads,1,0.2", "quantize,0,0.0", "quantize,1,0.0"],
     "reports/cls/data/roc.csv": ["variant,fpr,tpr", "finetune,0.0,0.0", "finetune,0.5,1.0", "finetune,1.0,1.0",

@@ -112,7 +112,9 @@ def test_stages_expand_over_the_tasks_in_params_yaml(tmp_path):
     expected |= {f"{s}@{t}" for s in ("finetune", "teacher") for t in tasks}
     expected |= {f"{s}@{t}-{m}" for s in ("prune", "distill") for t in tasks for m in methods}
     expected |= {f"evaluate@{t}-{v}" for t in tasks for v in variants}
-    expected |= {f"{s}@{t}-{q}" for s in ("quantize", "evaluate-quantize") for t in tasks for q in sources}
+    schemes = params["quantize"]["schemes"]
+    expected |= {f"{s}@{t}-{q}-{src}" for s in ("quantize", "evaluate-quantize") for t in tasks for q in schemes
+                 for src in sources}
     exported = params["export"]["sources"]
     expected |= {f"export@{t}-{s}" for t in tasks for s in exported}
     expected |= {f"evaluate-export@{t}-{f}-{s}" for t in tasks for f in ("onnx", "onnx_int8") for s in exported}
@@ -268,8 +270,8 @@ def task_stages(repo: Path, task: str) -> set[str]:
 def test_a_data_set_change_reruns_only_its_task(placeholder_repo):
     repo = placeholder_repo
     cls = task_stages(repo, "cls")
-    assert {"prepare@cls", "finetune@cls", "teacher@cls", "quantize@cls-distill-heads",
-            "evaluate-quantize@cls-distill-heads", "evaluate@cls-finetune"} <= cls
+    assert {"prepare@cls", "finetune@cls", "teacher@cls", "quantize@cls-dynamic_int8-distill-heads",
+            "evaluate-quantize@cls-dynamic_int8-distill-heads", "evaluate@cls-finetune"} <= cls
     assert rerun_after_setting(repo, "prepare.datasets.cls.train_size", 10) == cls | {"report"}
     assert rerun_after_setting(repo, "prepare.datasets.qa.source", "sources/squad") == task_stages(repo, "qa") | {"report"}
     assert rerun_after_setting(repo, "tasks.cls.max_length", 32) == cls - {"prepare@cls"} | {"report"}

@@ -215,7 +215,7 @@ ARGV = {
     "teacher": ["--task", "cls", "data/tokenizer", "data/cls", "models/cls/teacher"],
     "prune": ["--task", "cls", "--method", "magnitude", "models/cls/finetune", "data/cls", "models/cls/p"],
     "distill": ["--task", "cls", "models/cls/p", "models/cls/teacher", "data/cls", "models/cls/d"],
-    "quantize": ["--task", "cls", "models/cls/d", "data/cls", "models/cls/q"],
+    "quantize": ["--task", "cls", "--scheme", "dynamic_int8", "models/cls/d", "data/cls", "models/cls/q"],
     "evaluate": ["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json", "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                  "models/cls/q", "data/cls", "metrics/eval.json"],
     "export": ["--task", "cls", "--metrics", "metrics/export.json", "models/cls/d", "data/cls", "models/cls/o",

@@ -12,7 +12,8 @@ from evaluation_files import make_inputs, report_argv, write_evaluation
 from import_closure import ROOT
 
 from pipeline.report.collect import frame
-from pipeline.report.tables import markdown, pareto, pareto_front, records, summary
+from pipeline.report.pareto import pareto
+from pipeline.report.tables import markdown, pareto_front, records, summary
 from test_stage_errors import run_stage
 
 # Hand-made measurements of three classification variants and two QA variants.
@@ -125,7 +126,7 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     assert code == 0, err
     reports = tmp_path / "reports"
     for task in ("cls", "qa"):
-        for png in ("pareto_size", "pareto_latency", "key_metrics", "loss_per_epoch", "metric_per_epoch", "paper_2x2"):
+        for png in ("pareto_size", "pareto_speedup", "key_metrics", "loss_per_epoch", "metric_per_epoch", "paper_2x2"):
             with Image.open(reports / task / "figures" / f"{png}.png") as im:
                 im.verify()
                 assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 200
@@ -144,13 +145,20 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
     diag = _row(card.split("## Classification diagnostics")[1], "prune-heads")
     assert diag[:3] == ["0.8125", "0.8100", "0.8801"]
     assert "Pareto-optimal (accuracy vs size): prune-heads, finetune." in card
-    assert "Pareto-optimal (accuracy vs CPU large-batch latency): prune-heads, finetune." in card
+    assert "Pareto-optimal (accuracy vs interleaved speed-up, ties within the p10-p90 spread): prune-heads, " \
+           "finetune." in card
     for png in ("loss", "loss_per_epoch", "metric_per_epoch", "precision_recall_f1", "key_metrics", "roc"):
         assert f"figures/{png}.png" in card
     assert "No training logs" not in card
+    # the deployment choice: within 1 point (0.01) of finetune only finetune itself; QA was timed on no device
+    deploy = json.loads((reports / "deploy.json").read_text())
+    assert [(c["device"], c["variant"], c["loads"]) for c in deploy["choices"]["cls"]] == [
+        ("cpu", "finetune", "transformers")] and deploy["choices"]["qa"] == []
+    assert "### cls on cpu: `finetune`" in (reports / "summary.md").read_text() and "## Deployment choice" in card
     pareto = (reports / "cls" / "data" / "pareto.csv").read_text().splitlines()
-    assert pareto[0] == "variant,accuracy,size_mb,latency_ms_p50,size_front,latency_front"
-    assert "prune-magnitude,0.8,3.5,10.5,0,0" in pareto
+    assert pareto[0] == ("variant,accuracy,size_mb,speedup,speedup_p10,speedup_p90,latency_ms_p50,size_front,"
+                         "speedup_front")
+    assert "prune-magnitude,0.8,3.5,0.9524,0.9524,0.9524,10.5,0,0" in pareto  # no recorded spread: zero width
     loss = (reports / "cls" / "data" / "loss.csv").read_text().splitlines()
     # pretrain/a is not a cls run; distill/cls-heads made no reported variant (its curve would mix in another model)
     assert loss[1:] == ["finetune/cls,0.0,0.7", "finetune/cls,1.0,0.5", "finetune/cls,2.0,0.3"]
@@ -233,8 +241,8 @@ def test_summary_without_baseline_has_no_deltas():
 
 def test_pareto_table_flags_the_fronts():
     table, fronts = pareto(_frame({n: dict(accuracy=CLS[n]["accuracy"], size_bytes=CLS[n]["size_bytes"],
-                                           latency_ms_p50=CLS[n]["latency_ms_p50"]) for n in CLS}))
-    assert fronts == {"size": ["prune-heads", "finetune"], "latency": ["prune-heads", "finetune"]}
+                                           speedup=CLS[n]["speedup"]) for n in CLS}))
+    assert fronts == {"size": ["prune-heads", "finetune"], "speedup": ["prune-heads", "finetune"]}
     assert table["size_front"].to_dict() == {"finetune": 1, "prune-heads": 1, "prune-magnitude": 0}
 
 

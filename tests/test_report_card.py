@@ -21,7 +21,7 @@ from pipeline.report.plotdata import layers_frame
 from test_report import _row
 from test_stage_errors import run_stage
 
-FRONTS = {"size": ["quantize"], "latency": ["quantize"]}
+FRONTS = {"size": ["quantize"], "speedup": ["quantize"]}
 CITED = [CitedResult("qa", "BERT-base (uncased)", "F1 (SQuAD v1.1 dev)", 88.5, "Devlin et al. 2019, Table 2"),
          CitedResult("cls", "BERT-base (uncased)", "accuracy (SST-2 test)", 93.5, "Devlin et al. 2019, Table 1")]
 

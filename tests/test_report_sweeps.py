@@ -26,7 +26,7 @@ VARIANTS = {  # name: (accuracy, params_attention, nonzero_attention, params_ffn
     "distill-magnitude-0.9": (0.70, 1000, 100, 3000, 300),
     "prune-heads": (0.87, 500, 500, 3000, 3000),               # structural: 3500 / 4000 = 87.5%
     "distill-heads-1": (0.80, 250, 250, 3000, 3000),           # 81.25%
-    "quantize-distill-heads": (0.86, 500, 500, 3000, 3000),    # no pruning method: not a point
+    "quantize-dynamic_int8-distill-heads": (0.86, 500, 500, 3000, 3000),    # no pruning method: not a point
 }
 
 

@@ -80,9 +80,12 @@ def test_unknown_param_key(workdir, artifact, capsys):
     assert not out.exists()
 
 
+Q = ["--task", "cls", "--scheme", "dynamic_int8"]  # the quantize stage's first arguments
+
+
 def test_missing_input_artifact(workdir, capsys):
     out = workdir / "models" / "cls" / "quantize"
-    code, err = run_stage("quantize", ["--task", "cls", "models/cls/nothing", "data/cls", str(out)], capsys)
+    code, err = run_stage("quantize", [*Q, "models/cls/nothing", "data/cls", str(out)], capsys)
     assert code == 2 and len(err) == 1 and "models/cls/nothing" in err[0]
     assert not out.exists()
 
@@ -93,18 +96,18 @@ def test_corrupt_safetensors(workdir, artifact, capsys):
     with pytest.raises(PipelineError, match="model.safetensors: corrupt"):
         load_model(artifact)
     out = workdir / "models" / "cls" / "quantize"
-    code, err = run_stage("quantize", ["--task", "cls", str(artifact), "data/cls", str(out)], capsys)
+    code, err = run_stage("quantize", [*Q, str(artifact), "data/cls", str(out)], capsys)
     assert code == 2 and len(err) == 1 and "model.safetensors" in err[0]
     assert not out.exists()
 
 
 def test_quantizing_a_quantized_artifact(workdir, artifact, cls_data, capsys):
     q1 = workdir / "models" / "cls" / "quantize"
-    assert run_stage("quantize", ["--task", "cls", str(artifact), "data/cls", str(q1)], capsys)[0] == 0
+    assert run_stage("quantize", [*Q, str(artifact), "data/cls", str(q1)], capsys)[0] == 0
     results = json.loads((q1 / "pipeline.json").read_text())["results"]
     assert 0 < results["logit_max_abs_error"] < 0.5 and results["compared_logits"] == 8
     q2 = workdir / "models" / "cls" / "quantize2"
-    code, err = run_stage("quantize", ["--task", "cls", str(q1), "data/cls", str(q2)], capsys)
+    code, err = run_stage("quantize", [*Q, str(q1), "data/cls", str(q2)], capsys)
     assert code == 2 and "already quantized" in err[0] and not q2.exists()
 
 
@@ -130,14 +133,13 @@ def test_tokenizer_vocab_mismatch(workdir, artifact, tiny_config, capsys):
 
 
 def test_cli_exit_code_and_single_line(workdir, artifact):
-    edit_params(workdir, lambda d: d["quantize"].update(scheme="int3"))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "quantize.py"), "--task", "cls", str(artifact),
-                           "data/cls", "out"],
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "quantize.py"), "--task", "cls", "--scheme", "int3",
+                           str(artifact), "data/cls", "out"],
                           capture_output=True, text=True, cwd=workdir,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: quantize: params.yaml: 'quantize.scheme': unknown quantization scheme 'int3' (known: bf16, "
+        "error: quantize: params.yaml: 'quantize.schemes': unknown quantization scheme 'int3' (known: bf16, "
         "dynamic_int8, fp16, fp8, weight_int4, weight_int8)"
     ]
     assert not (workdir / "out").exists()

@@ -93,9 +93,10 @@ def test_points_and_sources_expand_into_branches(repo):
                 evaluate = every[f"evaluate-sweep@{t}-{kind}-point{i}"]
                 assert f"models/{t}/{kind}-{m}-{v}" in evaluate["deps"]
         for source in SOURCES:
-            assert every[f"quantize@{t}-{source}"]["outs"] == {f"models/{t}/quantize-{source}"}
-            assert f"models/{t}/{source}" in every[f"quantize@{t}-{source}"]["deps"]
-            assert f"models/{t}/quantize-{source}" in every[f"evaluate-quantize@{t}-{source}"]["deps"]
+            name = f"dynamic_int8-{source}"
+            assert every[f"quantize@{t}-{name}"]["outs"] == {f"models/{t}/quantize-{name}"}
+            assert f"models/{t}/{source}" in every[f"quantize@{t}-{name}"]["deps"]
+            assert f"models/{t}/quantize-{name}" in every[f"evaluate-quantize@{t}-{name}"]["deps"]
 
 
 def test_sweep_and_quantized_stages_mirror_their_base_stages(repo):
@@ -111,8 +112,8 @@ def test_sweep_and_quantized_stages_mirror_their_base_stages(repo):
             for kind in ("prune", "distill"):
                 assert every[f"evaluate-sweep@{t}-{kind}-point{i}"] == renamed(
                     every[f"evaluate@{t}-{kind}-{m}"], f"/{kind}-{m}", f"/{kind}-{m}-{v}")
-        assert every[f"evaluate-quantize@{t}-distill-heads"] == renamed(
-            every[f"evaluate@{t}-distill-heads"], "/distill-heads", "/quantize-distill-heads")
+        assert every[f"evaluate-quantize@{t}-dynamic_int8-distill-heads"] == renamed(
+            every[f"evaluate@{t}-distill-heads"], "/distill-heads", "/quantize-dynamic_int8-distill-heads")
         for fmt in ("onnx", "onnx_int8"):  # the ONNX exports of export.sources (distill-heads among them)
             assert every[f"evaluate-export@{t}-{fmt}-distill-heads"] == renamed(
                 every[f"evaluate@{t}-distill-heads"], "/distill-heads", f"/{fmt}-distill-heads")

@@ -112,18 +112,19 @@ def test_sweep_points_are_checked_against_the_method():
 @pytest.mark.parametrize("scheme", ["dynamic_int8", "weight_int8"])
 def test_quantize_combinations_of_pruned_variants(workdir, scheme):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["quantize"]["scheme"] = scheme
+    params["quantize"]["schemes"] = [scheme]
     params["quantize"]["weight_int8"]["group_size"] = 8  # a head of the tiny model is 8 wide
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     assert prune("magnitude", "prune-magnitude") == 0 and prune("heads", "prune-heads") == 0
     for source in ("prune-magnitude", "prune-heads"):
-        out = f"models/cls/quantize-{source}"
-        assert stage("quantize").main(["--task", "cls", f"models/cls/{source}", "data/cls", out]) == 0
+        out = f"models/cls/quantize-{scheme}-{source}"
+        assert stage("quantize").main(["--task", "cls", "--scheme", scheme, f"models/cls/{source}", "data/cls",
+                                       out]) == 0
         model, q = load_model(out)
         assert q["format"] == scheme and q["results"]["logit_max_abs_error"] < 0.5
         (qf, qlayers), (sf, slayers) = model_facts(out), model_facts(f"models/cls/{source}")
         # the pruned structure survives quantization: heads per layer, and (weights dequantized) no new non-zeros
         assert [r["heads"] for r in qlayers] == [r["heads"] for r in slayers]
         assert qf["nonzero_attention"] <= sf["nonzero_attention"] and qf["nonzero_ffn"] <= sf["nonzero_ffn"]
-    heads, quantized = model_facts("models/cls/prune-heads")[0], model_facts("models/cls/quantize-prune-heads")[0]
+    heads, quantized = model_facts("models/cls/prune-heads")[0], model_facts(f"models/cls/quantize-{scheme}-prune-heads")[0]
     assert quantized["size_bytes"] < heads["size_bytes"]  # quantization shrinks the pruned model further

@@ -46,7 +46,7 @@ FIXED: dict[str, Any] = {
     "prune.sweep": list[SweepPoint],
     "distill.kd": KDParams,
     "distill.train": dict[str, TrainArgs],
-    "quantize.scheme": str,
+    "quantize.schemes": list[str],
     "quantize.sources": list[str],
     "quantize.logit_error": LogitErrorParams,
     "export.sources": list[str],
@@ -100,7 +100,22 @@ def check_file(file: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     found = sections(data)
     values = dict(zip(found, load(found, file=file)))
     check_task_lists(data)
+    check_schemes(values.get("quantize.schemes", []), data)
     return values
+
+
+def check_schemes(schemes: list[str], data: dict) -> None:
+    """Each entry of ``quantize.schemes`` is a registered scheme with its ``quantize.<scheme>`` section, once.
+
+    Raises:
+        PipelineError: the first unknown, repeated or section-less scheme, named.
+    """
+    for i, name in enumerate(schemes):
+        SCHEMES.get(name, f"quantize.schemes[{i}]")
+        if name in schemes[:i]:
+            raise PipelineError(f"{PARAMS_FILE}: 'quantize.schemes[{i}]': {name!r} is listed twice")
+        if not _present(data, f"quantize.{name}"):
+            raise PipelineError(f"{PARAMS_FILE}: 'quantize.schemes[{i}]': {name!r} has no 'quantize.{name}' section")
 
 
 def section_type(path: str, file: str | os.PathLike = PARAMS_FILE) -> Any:

@@ -137,6 +137,9 @@ def _ratios(prefix: str, variant: list[float], baseline: list[float], batch_size
     out = {f"{prefix}_{k}": x for k, x in v.items()}
     out[f"{prefix}_baseline_p50_ms"] = b["p50_ms"]
     out[f"{prefix}_speedup"] = paired_speedup(variant, baseline)
+    # The spread of the per-round ratios: how far apart two variants' speed-ups must be to differ.
+    ratios = [b / v for v, b in zip(variant, baseline)]
+    out[f"{prefix}_speedup_p10"], out[f"{prefix}_speedup_p90"] = percentile(ratios, 0.1), percentile(ratios, 0.9)
     return out
 
 
@@ -172,7 +175,8 @@ def device_speed(variant: torch.nn.Module, baseline: torch.nn.Module, batches: d
 
     Returns:
         flat ``{"<device>_<label>_p10_ms", "_p50_ms", "_p90_ms", "_seq_per_s", "_calls", "_baseline_p50_ms",
-        "_speedup"}`` (speedup: :func:`paired_speedup`, > 1 when the variant is faster).
+        "_speedup", "_speedup_p10", "_speedup_p90"}`` (speedup: :func:`paired_speedup`, > 1 when the variant is
+        faster; ``_speedup_p10``/``_p90``: nearest-rank percentiles of the per-round ratios ``baseline / variant``).
 
     Raises:
         KeyError: a device type without a timer in :data:`CALLS`.
@@ -209,8 +213,10 @@ def _headline(device: torch.device, cfg, autocast: str = "none") -> dict:
 
 def absent_speed(device: torch.device, cfg) -> dict:
     """The speed keys of a variant that no kernel runs on ``device``: :func:`speed_facts`'s identity keys with
-    the headline numbers ``latency_ms_p50``, ``latency_ms_p90``, ``speedup`` null and no per-device timings."""
-    return {**_headline(device, cfg), "latency_ms_p50": None, "latency_ms_p90": None, "speedup": None}
+    the headline numbers ``latency_ms_p50``, ``latency_ms_p90``, ``speedup`` (and its spread) null and no
+    per-device timings."""
+    return {**_headline(device, cfg), "latency_ms_p50": None, "latency_ms_p90": None, "speedup": None,
+            "speedup_p10": None, "speedup_p90": None}
 
 
 def speed_facts(variant: torch.nn.Module, baseline: torch.nn.Module, device: torch.device,
@@ -229,13 +235,15 @@ def speed_facts(variant: torch.nn.Module, baseline: torch.nn.Module, device: tor
         same measurement when ``device`` is the CPU, else a second one on the CPU), plus ``timing_device``,
         ``timing_autocast``, ``cpu_timing``, ``latency_budget_s``, ``large_batch_size``, ``threads`` (only when
         something was timed on the CPU), ``cuda_device`` (GPU name, or "none") and the headline numbers
-        ``latency_ms_p50``/``latency_ms_p90``/``speedup`` (timing device, large batch).
+        ``latency_ms_p50``/``latency_ms_p90``/``speedup`` with ``speedup_p10``/``speedup_p90`` (timing device,
+        large batch).
     """
     batches = {"bs1": make_inputs(1), "large": make_inputs(cfg.latency_batch_size)}
     out: dict = _headline(device, cfg, AUTOCAST.get(device.type, "none") if float32_model(variant) else "none")
     out |= device_speed(variant, baseline, batches, device, cfg)
     out |= {"latency_ms_p50": out[f"{device.type}_large_p50_ms"], "latency_ms_p90": out[f"{device.type}_large_p90_ms"],
-            "speedup": out[f"{device.type}_large_speedup"]}
+            "speedup": out[f"{device.type}_large_speedup"], "speedup_p10": out[f"{device.type}_large_speedup_p10"],
+            "speedup_p90": out[f"{device.type}_large_speedup_p90"]}
     if cfg.cpu_timing and cpu_too and device.type != "cpu":
         out |= device_speed(variant, baseline, batches, torch.device("cpu"), cfg)
     if device.type == "cpu" or (cfg.cpu_timing and cpu_too):

@@ -241,7 +241,7 @@ def model_card(task: str, variants: pd.DataFrame, details: dict[str, dict], laye
         details: ``{variant: details JSON}`` (may lack variants).
         layers: long per-layer facts (:func:`pipeline.report.plotdata.layers_frame`).
         figures: ``{title: relative path}`` of the PNGs written.
-        fronts: ``{"size": [...], "latency": [...]}`` Pareto-optimal variants.
+        fronts: ``{"size": [...], "speedup": [...]}`` Pareto-optimal variants (:func:`pipeline.report.pareto.pareto`).
         inputs: per-epoch records, data description and cited numbers (:class:`CardInputs`).
         logged: whether any training log was found (their absence is stated, not hidden).
 
@@ -257,7 +257,8 @@ def model_card(task: str, variants: pd.DataFrame, details: dict[str, dict], laye
                       "As each variant's stage recorded them in its `pipeline.json` ('-': that stage does not train).")
     lines += _section("Results", results_table(variants), "variant")
     lines += [f"Pareto-optimal ({metric} vs size): {', '.join(fronts['size'])}.",
-              f"Pareto-optimal ({metric} vs CPU large-batch latency): {', '.join(fronts['latency'])}.", ""]
+              f"Pareto-optimal ({metric} vs interleaved speed-up, ties within the p10-p90 spread): "
+              f"{', '.join(fronts['speedup'])}.", ""]
     lines += _section("Size, speed and memory", speed_table(variants), "variant")
     lines += _section("Task metrics (official set)", task_metrics_table(variants), "variant")
     lines += _section("Published reference numbers (cited, not measured)", cited_table(inputs.cited, task), "model",

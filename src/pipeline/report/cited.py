@@ -41,6 +41,13 @@ class ReportParams:
 
     cited: list[CitedResult] = field(default_factory=list)
     """Published reference numbers shown under each card's measured tables, labelled cited, not measured."""
+    budget: float = 1.0
+    """The deployment choice's metric budget: points of the primary metric (0.01 accuracy for classification,
+    1 F1 for QA) a variant may lose against the dense model (:mod:`pipeline.report.deploy`)."""
+
+    def __post_init__(self):
+        if not 0 <= self.budget < 100:
+            raise ValueError(f"budget must be in [0, 100) points, got {self.budget}")
 
 
 def check_cited(cited: list[CitedResult], tasks: Iterable[str]) -> None:

@@ -87,14 +87,23 @@ EXPORT_FORMATS = ("onnx", "onnx_int8")
 ``format`` axis of ``evaluate-export``; the runtime formats :mod:`pipeline.export` registers)."""
 
 
-def current_variants(variants: list[str], quantize_sources: list[str], export_sources: list[str],
+def quantized_variant(scheme: str, source: str) -> str:
+    """The name of ``source`` quantized with ``scheme``: ``quantize-<scheme>-<source>`` (dvc.yaml's ``quantize``
+    matrix; e.g. ``quantize-dynamic_int8-distill-heads``). Scheme names are identifiers (no ``-``), so the name
+    splits back at its second ``-``."""
+    return f"quantize-{scheme}-{source}"
+
+
+def current_variants(variants: list[str], quantize: tuple[list[str], list[str]], export_sources: list[str],
                      sweep: list[dict]) -> list[str]:
-    """Every variant the current pipeline evaluates: ``dvc.yaml``'s ``variants``, one ``quantize-<source>`` per
-    ``quantize.sources`` entry, ``onnx-<source>`` and ``onnx_int8-<source>`` (:data:`EXPORT_FORMATS`) per
+    """Every variant the current pipeline evaluates: ``dvc.yaml``'s ``variants``, one
+    ``quantize-<scheme>-<source>`` (:func:`quantized_variant`) per pair of ``quantize = (quantize.schemes,
+    quantize.sources)``, ``onnx-<source>`` and ``onnx_int8-<source>`` (:data:`EXPORT_FORMATS`) per
     ``export.sources`` entry and, per ``prune.sweep`` point ``{method, value}``, ``prune-<method>-<value>`` and
     ``distill-<method>-<value>`` (the names ``dvc.yaml``'s matrices give them; the value as YAML wrote it)."""
     points = [f"{p['method']}-{p['value']}" for p in sweep]
-    return [*variants, *(f"quantize-{s}" for s in quantize_sources),
+    schemes, sources = quantize
+    return [*variants, *(quantized_variant(q, s) for q in schemes for s in sources),
             *(f"{fmt}-{s}" for fmt in EXPORT_FORMATS for s in export_sources),
             *(f"{kind}-{point}" for point in points for kind in ("prune", "distill"))]
 

@@ -79,6 +79,29 @@ def pareto_axes(ax, points: dict[str, tuple[float, float]], front: list[str], xl
     _legend(ax)
 
 
+def speedup_axes(ax, table: pd.DataFrame, metric: str, front: list[str], xlabel: str,
+                 styles: dict[str, Style]) -> None:
+    """Metric against the interleaved speed-up, one point per variant (rows of
+    :func:`pipeline.report.pareto.pareto`: ``speedup``, ``speedup_p10``, ``speedup_p90``, ``<metric>``) with a
+    horizontal bar over its p10-p90 spread of per-round speed-ups; front points have a black edge and are
+    joined fastest first; a dotted line marks 1x (the dense model's speed)."""
+    for name, row in table.sort_index().iterrows():
+        on = name in front
+        x, y = float(row["speedup"]), float(row[metric])
+        ax.errorbar([x], [y], xerr=[[x - float(row["speedup_p10"])], [float(row["speedup_p90"]) - x]], fmt="none",
+                    ecolor=styles[name].color, elinewidth=1, capsize=2, zorder=2)
+        ax.scatter([x], [y], s=60 if on else 36, color=styles[name].color, marker=styles[name].marker,
+                   edgecolors="black" if on else "none", linewidths=1.2, zorder=3, label=name)
+    if front:
+        ax.plot(table.loc[front, "speedup"], table.loc[front, metric], color="black", lw=0.8, ls="--",
+                label="Pareto front (black edge)", zorder=2)
+    ax.axvline(1.0, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    _legend(ax)
+
+
 def roc_axes(ax, curves: dict[str, dict], styles: dict[str, Style], zoom: float = 0.1) -> None:
     """ROC curves ``{variant: {"fpr", "tpr", "auc"}}`` with the chance diagonal, and an inset magnifying the
     low-false-positive region ``fpr <= zoom`` (where a detector is usually operated)."""

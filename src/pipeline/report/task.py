@@ -9,9 +9,10 @@ import pandas as pd
 
 from pipeline.report.card import CardInputs, model_card
 from pipeline.report.epochs import KEYS, run_variant
+from pipeline.report.pareto import pareto
 from pipeline.report.plotdata import (binary_rocs, confusion_frame, confusion_matrices, curves_frame, layers_frame,
                                       roc_frame, write_csv)
-from pipeline.report.tables import BASELINE, measured, pareto, primary_metric
+from pipeline.report.tables import BASELINE, measured, primary_metric
 
 # (metrics column, panel title, scale) of the key-metrics figure, after the primary metric; a column no variant
 # has measured gets no panel.
@@ -25,7 +26,7 @@ KEY_METRICS = (
 )
 
 # The figures in the order the card lists them (each drawn when its data exist).
-FIGURE_ORDER = ("pareto_size", "pareto_latency", "key_metrics", "precision_recall_f1", "roc", "confusion", "loss",
+FIGURE_ORDER = ("pareto_size", "pareto_speedup", "key_metrics", "precision_recall_f1", "roc", "confusion", "loss",
                 "loss_per_epoch", "metric_per_epoch", "paper_2x2")
 
 
@@ -38,9 +39,10 @@ class TaskData:
     metric: str
     """The task's primary metric (``accuracy``, ``f1``, ...)."""
     pareto: pd.DataFrame
-    """Metric, size and latency per variant with frontier flags (:func:`pipeline.report.tables.pareto`)."""
+    """Metric, size and interleaved speed-up (with its spread) per variant with front flags
+    (:func:`pipeline.report.pareto.pareto`)."""
     fronts: dict[str, list[str]]
-    """Pareto-optimal variants by cost: ``{"size": [...], "latency": [...]}``."""
+    """Pareto-optimal variants: ``{"size": [...] by size, "speedup": [...] fastest first}``."""
     speedups: dict[str, float]
     """Measured speedup against ``finetune`` (on each variant's timing device) of the variants that have one."""
     nonzero: dict[str, int]
@@ -172,9 +174,9 @@ def _panels(data: TaskData, fig, styles) -> dict[str, tuple[str, object, tuple]]
     panels = {
         "pareto_size": (f"{m} vs size", fig.pareto_axes,
                         (data.points("size_mb"), data.fronts["size"], "weights on disk (MB)", m, styles)),
-        "pareto_latency": (f"{m} vs latency", fig.pareto_axes,
-                           (data.points("latency_ms_p50"), data.fronts["latency"], "latency p50, large batch (ms)",
-                            m, styles)),
+        "pareto_speedup": (f"{m} vs speed-up (interleaved)", fig.speedup_axes,
+                           (data.pareto.dropna(subset=["speedup"]), m, data.fronts["speedup"],
+                            f"speed-up vs {BASELINE}, large batch (x; bars: p10-p90 of rounds)", styles)),
     }
     if data.rocs:
         panels["roc"] = ("ROC curves", fig.roc_axes, (data.rocs, styles))
@@ -203,7 +205,7 @@ def draw_figures(root: Path, data: TaskData) -> dict[str, str]:
     fourth = panels.get("loss_per_epoch") or (
         ("training loss per step", fig.loss_axes, (data.curves, styles)) if data.curves else
         (f"speedup vs {BASELINE}", fig.bar_axes, (data.speedups, "speedup (x)", 1.0, styles)))
-    drawn["paper_2x2"] = ("combined 2x2 (paper)", fig.grid_2x2([panels["pareto_size"], panels["pareto_latency"],
+    drawn["paper_2x2"] = ("combined 2x2 (paper)", fig.grid_2x2([panels["pareto_size"], panels["pareto_speedup"],
                                                                  third, fourth]))
     figures = {}
     for name, (title, figure) in sorted(drawn.items(), key=lambda item: FIGURE_ORDER.index(item[0])):

@@ -11,6 +11,7 @@ from pipeline.report import glue_table
 from pipeline.report.card import CardInputs
 from pipeline.report.cited import CitedResult
 from pipeline.report.collect import Collected, eval_curves, left_out_markdown, loss_curves
+from pipeline.report.deploy import DeployInputs, choice_markdown, choices
 from pipeline.report.epochs import epoch_frame
 from pipeline.report.sweeps import sweep_report
 from pipeline.report.tables import markdown, records, summarize
@@ -29,14 +30,22 @@ class ReportInputs:
     """Rows per data set and split (:func:`pipeline.report.describe.read_counts`)."""
     cited: list[CitedResult] = field(default_factory=list)
     """``report.cited``: published numbers, shown labelled as cited."""
+    deploy: DeployInputs | None = None
+    """The deployment choice's budget, metric points and artifacts (None: no choice is written)."""
 
 
 def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> None:
     """Write ``out`` atomically: ``<task>/`` (card, figures, plot data, the sweeps by remaining weights) for every
     task with reported variants,
     ``summary.md``/``summary.json`` (every task side by side), ``glue.md``/``glue.json`` (the GLUE table), and
-    what was left out and why (in the summary and each card)."""
+    what was left out and why (in the summary and each card); with ``inputs.deploy``, the deployment choice
+    (``deploy.json``, and a section of the summary and of each card)."""
     tables, glue = summarize(found.results), glue_table.build(found.results)
+    picked = choices(found.results, inputs.deploy) if inputs.deploy else None
+
+    def choice(task: str | None = None) -> str:
+        return choice_markdown(picked, inputs.deploy.budget, task) if picked is not None else ""
+
     with atomic_dir(out) as tmp:
         for task, variants in found.results.items():
             kept = set(variants.index)
@@ -47,9 +56,12 @@ def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> Non
                         eval_curves(inputs.train, task, kept), card)
             sweep_report(tmp / task, task, variants)
             with open(tmp / task / "MODEL_CARD.md", "a") as fh:
-                fh.write(left_out_markdown(found.left_out, task))
+                fh.write(choice(task) + left_out_markdown(found.left_out, task))
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
         glue_table.write(tmp, glue)
+        if picked is not None:
+            write_json(tmp / "deploy.json", {"budget_points": inputs.deploy.budget, "choices": picked})
         link = f"GLUE table ({len(glue['tasks'])} GLUE task(s) of this run): [glue.md](glue.md)"
-        summary = markdown(tables).replace("\n\n", f"\n\n{link}\n\n", 1) + left_out_markdown(found.left_out)
+        summary = markdown(tables).replace("\n\n", f"\n\n{link}\n\n", 1)
+        summary += choice() + left_out_markdown(found.left_out)
         (tmp / "summary.md").write_text(summary)
