@@ -45,10 +45,13 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
     activation-times-gradient criterion. A module run several times per forward (ALBERT's shared layers)
     sums the gradients of every use.
 
+    The gates and the sums stay on the modules' device (a GPU's gradients are not copied per batch).
+
     Returns:
-        One ``(n,)`` float tensor per module, ``n`` its entry in ``sizes``.
+        One ``(n,)`` float tensor per module, ``n`` its entry in ``sizes``, on the CPU.
     """
-    gates = [torch.ones(n, requires_grad=True) for n in sizes]
+    devices = [next(m.parameters()).device for m in modules]
+    gates = [torch.ones(n, requires_grad=True, device=d) for n, d in zip(sizes, devices)]
     hooks = []
     for module, gate in zip(modules, gates):
 
@@ -59,7 +62,7 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
             return ((tensor.view(b, t, g.numel(), -1) * g.view(1, 1, -1, 1)).view(b, t, -1), *args[1:])
 
         hooks.append(module.register_forward_pre_hook(hook))
-    scores = [torch.zeros(n) for n in sizes]
+    scores = [torch.zeros(n, device=d) for n, d in zip(sizes, devices)]
     was_training = model.training
     model.eval()  # no dropout: importance of the deterministic network
     try:
@@ -75,7 +78,7 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
             h.remove()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return scores
+    return [score.cpu() for score in scores]
 
 
 @torch.no_grad()

@@ -128,10 +128,11 @@ def zero_masks(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def apply_masks_(model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Multiply the named prunable weights by their masks, in place."""
+    """Multiply the named prunable weights by their masks, in place (a bool mask multiplies as 0/1 without a
+    float copy of it; masks made on the weights' device are not copied at all)."""
     weights = prunable_weights(model)
     for name, mask in masks.items():
-        weights[name].mul_(mask.to(weights[name].device, weights[name].dtype))
+        weights[name].mul_(mask.to(weights[name].device))
 
 
 def sparsity_report(model: torch.nn.Module) -> dict:
