@@ -15,7 +15,8 @@ FFN 3072, 84.9M prunable encoder weights) on the run's device (CUDA when there i
   encoding the whole split, as before, takes.
 
 Prints one JSON line per measurement, with ``device``, ``threads`` and ``loadavg`` (``/proc/loadavg``, the
-1-minute load: these are wall-clock times, so note how busy the machine was).
+1-minute load): ``seconds`` are wall-clock times, ``cpu_s`` the process's CPU seconds over the same span (on a
+CPU with one thread, what the wall time would be on an idle machine; on a GPU, only the host's share).
 
     python bench/prune_scale.py               # BERT-base (the stable sort alone takes ~25 s on one CPU thread)
     python bench/prune_scale.py --small       # a tiny config and split, a smoke test
@@ -72,17 +73,21 @@ def mask_update(model, device: torch.device, sparsity: float, repeats: int, old:
     weights = prunable_weights(model)
     n = sum(w.numel() for w in weights.values())
     times = time_call(lambda: magnitude_masks(weights, sparsity, "global"), device, warmup=1, repeats=repeats)
+    c0 = time.process_time()
     masks = magnitude_masks(weights, sparsity, "global")
+    cpu_s = time.process_time() - c0
     before = None
     if old:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         before = stable_sort_masks(weights, sparsity)
         emit({"bench": "prune_scale", "what": "mask_update", "impl": "stable_sort", "device": device_name(device),
-              "weights": n, "sparsity": sparsity, "seconds": time.perf_counter() - t0, "repeats": 1, **context()})
+              "weights": n, "sparsity": sparsity, "seconds": time.perf_counter() - t0,
+              "cpu_s": time.process_time() - c0, "repeats": 1, **context()})
     apply_s = time_call(lambda: apply_masks_(model, masks), device, warmup=0, repeats=1)[0]
     emit({"bench": "prune_scale", "what": "mask_update", "impl": "device", "device": device_name(device),
           "weights": n, "sparsity": sparsity, "seconds": statistics.median(times) + apply_s,
-          "masks_s": statistics.median(times), "masks_min_s": min(times), "apply_s": apply_s, "repeats": repeats,
+          "masks_s": statistics.median(times), "masks_min_s": min(times), "masks_cpu_s": cpu_s, "apply_s": apply_s,
+          "repeats": repeats,
           "masks_equal": None if before is None else all(torch.equal(masks[k].cpu(), before[k]) for k in before),
           **context()})
 
@@ -94,7 +99,7 @@ def importance_setup(model, device: torch.device, rows: list[dict], tokenizer, t
         method = METHODS.get(name)
         params = method.params(**batches[name])
         sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ctx = PruneContext.for_task(task, rows, tokenizer, method.examples(params), device=device)
         sync(device)
         t1 = time.perf_counter()
@@ -109,11 +114,12 @@ def importance_setup(model, device: torch.device, rows: list[dict], tokenizer, t
         tokens = sum(int(b["attention_mask"].sum()) for b in ctx.data)
         emit({"bench": "prune_scale", "what": "importance_setup", "method": name, "device": device_name(device),
               "rows": len(rows), "batches": params.batches, "examples": method.examples(params),
-              "tokens": tokens, "encode_s": t1 - t0, "importance_s": t2 - t1, "seconds": t2 - t0, **context()})
-    t0 = time.perf_counter()
+              "tokens": tokens, "encode_s": t1 - t0, "importance_s": t2 - t1, "seconds": t2 - t0,
+              "cpu_s": time.process_time() - c0, **context()})
+    t0, c0 = time.perf_counter(), time.process_time()
     task.train_features(rows, tokenizer)
     emit({"bench": "prune_scale", "what": "old_encode", "rows": len(rows), "old_encode_s": time.perf_counter() - t0,
-          **context()})
+          "cpu_s": time.process_time() - c0, **context()})
 
 
 def main() -> None:

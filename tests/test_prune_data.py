@@ -144,3 +144,25 @@ def test_prune_moves_the_model_to_the_contexts_device(tiny_config):
     model.to = lambda device: seen.append(device) or model  # records the move (a CPU-only check)
     prune_(model, "magnitude", MagnitudeParams(sparsity=0.5), context)
     assert seen == [CPU]
+
+
+def test_importance_computes_no_weight_gradients_and_restores_the_flags(tiny_config):
+    from pipeline.prune.importance import gate_importance
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config)
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)  # a frozen weight stays frozen
+    flags = {k: p.requires_grad for k, p in model.named_parameters()}
+    layers = model.bert.encoder.layer
+    seen = []
+
+    def loss(m, batch):
+        seen.append([p.requires_grad for p in m.parameters()])
+        return m(**batch).loss
+
+    g = torch.Generator().manual_seed(0)
+    data = [{"input_ids": torch.randint(5, 64, (4, 9), generator=g), "labels": torch.randint(0, 2, (4,), generator=g)}]
+    scores = gate_importance(model, [layer.output.dense for layer in layers], [64] * len(layers), data, loss)
+    assert seen == [[False] * len(flags)] and all(s.shape == (64,) and bool((s > 0).any()) for s in scores)
+    assert {k: p.requires_grad for k, p in model.named_parameters()} == flags
+    assert all(p.grad is None for p in model.parameters())

@@ -65,6 +65,10 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
     scores = [torch.zeros(n, device=d) for n, d in zip(sizes, devices)]
     was_training = model.training
     model.eval()  # no dropout: importance of the deterministic network
+    # Only the gates' gradients are needed: the backward skips every weight gradient (about a third of its work)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         for batch in data:
             model.zero_grad(set_to_none=True)
@@ -76,6 +80,8 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
     finally:
         for h in hooks:
             h.remove()
+        for p in trainable:
+            p.requires_grad_(True)
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return [score.cpu() for score in scores]
