@@ -138,3 +138,15 @@ def test_features_scale_small():
         assert r["features_s"] > 0 and r["cpu_s"] > 0
         assert 0 < r["rss_start_mb"] <= r["rss_after_read_mb"] <= r["peak_rss_mb"]
         assert r["within_target"] == (r["read_s"] + r["features_s"] <= 60 and r["peak_rss_mb"] <= 2048)
+
+
+def test_prune_scale_small():
+    records = run_bench("prune_scale.py", "--small", "--repeats", "2")
+    updates = {r["impl"]: r for r in records if r["what"] == "mask_update"}
+    assert set(updates) == {"device", "stable_sort"} and updates["device"]["masks_equal"] is True
+    assert all(r["seconds"] > 0 and r["weights"] == 2 * (4 * 64 * 64 + 2 * 64 * 128) for r in updates.values())
+    setups = {r["method"]: r for r in records if r["what"] == "importance_setup"}
+    assert set(setups) == {"heads", "ffn"}
+    for r in setups.values():  # the params' batches of 32 rows, not the split's 2,000
+        assert r["examples"] == 32 * r["batches"] and r["rows"] == 2000
+        assert r["seconds"] == pytest.approx(r["encode_s"] + r["importance_s"]) and r["tokens"] > r["examples"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +42,16 @@ from pipeline.models.store import write_artifact
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 
 
+IMPORTANCE_BATCH_SIZE = 32
+"""Examples per importance batch of the one-shot structured methods (``prune.<method>.batches`` counts these)."""
+
+
 @dataclass
 class PruneContext:
     """What a method may use besides the model and its params."""
 
     data: list[Batch]
-    """Training batches (importance estimates of one-shot structured methods)."""
+    """Training batches (importance estimates of one-shot structured methods), on the model's device."""
     loss_fn: LossFn
     """``(model, batch) -> task loss``."""
     train: Callable | None = None
@@ -55,12 +59,59 @@ class PruneContext:
     fine-tunes ``model`` on the task, building its after-step hook with ``make_hook(total_steps)``; methods with
     a penalty pass ``loss_fn`` (task loss plus their term) in place of the task loss
     (:func:`pipeline.train.task.trainer`)."""
+    device: torch.device | None = None
+    """Where the method works: :func:`prune_` moves the model there first (importance, masks and training on
+    the run's GPU when there is one); None leaves the model where it is."""
 
     @classmethod
-    def for_task(cls, task, rows: list[dict], tokenizer, examples: int = 512, batch_size: int = 32) -> PruneContext:
-        """Batches of the first ``examples`` training features of ``task`` and its loss (no training)."""
-        feats = task.train_features(rows, tokenizer)[:examples]
-        return cls(list(batches(feats, batch_size, lambda f: collate(f, tokenizer.pad_token_id))), task.loss)
+    def for_task(cls, task, rows: Sequence[dict], tokenizer, examples: int = 512,
+                 batch_size: int = IMPORTANCE_BATCH_SIZE, device: torch.device | None = None) -> PruneContext:
+        """Batches of the first ``examples`` training features of ``task`` and its loss (no training).
+
+        Only the first ``examples`` rows are encoded, not the split: every row gives at least one feature (QA:
+        one per context window) and a row's features do not depend on the other rows, so these are the first
+        ``examples`` features of the whole split, as before. ``examples=0`` encodes nothing (``data=[]``).
+
+        Args:
+            rows: the train split's rows (or only its first ``examples``).
+            device: where the batches go (the model's); None leaves them on the CPU.
+        """
+        feats = task.train_features(rows[:examples], tokenizer)[:examples] if examples and len(rows) else []
+        data = batches(feats, batch_size, lambda f: collate(f, tokenizer.pad_token_id))
+        return cls([{k: v.to(device) for k, v in b.items()} if device is not None else b for b in data], task.loss,
+                   device=device)
+
+
+class EncodedOnce:
+    """A task whose splits are read once and whose rows are encoded once: a training pruning stage counts its
+    steps, trains and scores (lottery: every round) on the same splits, and each reads and encodes them
+    through this view (:func:`pipeline.train.task.trainer`); every other attribute is the task's own.
+
+    The features are shared between those uses: callers only read them (the training loop indexes them,
+    collate functions build new tensors).
+    """
+
+    def __init__(self, task):
+        self.task = task
+        self._rows: dict[tuple[str, str], Any] = {}
+        self._features: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["task"], name)
+
+    def rows(self, data_dir: str | os.PathLike, split: str):
+        """The task's rows of ``split``, read on the first call."""
+        key = (str(data_dir), split)
+        if key not in self._rows:
+            self._rows[key] = self.task.rows(data_dir, split)
+        return self._rows[key]
+
+    def train_features(self, rows, tokenizer):
+        """The task's training features of ``rows``, encoded on the first call with these rows and tokenizer."""
+        key = (id(rows), id(tokenizer))  # ids stay unique: the entry keeps both alive
+        if key not in self._features:
+            self._features[key] = (rows, tokenizer, self.task.train_features(rows, tokenizer))
+        return self._features[key][2]
 
 
 PruneFn = Callable[[torch.nn.Module, Any, PruneContext], dict]
@@ -86,21 +137,30 @@ class Method:
     target: str | None = None
     """The field of :attr:`params` that sets how much is pruned (e.g. ``sparsity``, ``keep_heads``): the value a
     sweep point sets (``prune.sweep``, :mod:`.sweep`). None: the method cannot be swept."""
+    batches: str | None = None
+    """The field of :attr:`params` holding how many training batches (of :data:`IMPORTANCE_BATCH_SIZE`) the
+    method reads from :attr:`PruneContext.data`; None: it reads none (the stage then encodes no rows for it)."""
+
+    def examples(self, params: Any) -> int:
+        """Training examples the method's importance batches need: ``batches * IMPORTANCE_BATCH_SIZE`` (0: none)."""
+        return getattr(params, self.batches) * IMPORTANCE_BATCH_SIZE if self.batches else 0
 
 
 METHODS: Registry[Method] = Registry("pipeline.prune", "pruning method")
 
 
-def register(name: str, params: type, zeroing: bool, trains: bool = False,
-             check: CheckFn | None = None, target: str | None = None) -> Callable[[PruneFn], PruneFn]:
+def register(name: str, params: type, zeroing: bool, trains: bool = False, check: CheckFn | None = None,
+             target: str | None = None, batches: str | None = None) -> Callable[[PruneFn], PruneFn]:
     """Register the decorated function as pruning method ``name`` (call it from ``pipeline/prune/<name>.py``);
     ``check`` is its early check of the params against the model (see :attr:`Method.check`), ``target`` names
-    the field of ``params`` a sweep sets (:attr:`Method.target`)."""
+    the field of ``params`` a sweep sets (:attr:`Method.target`), ``batches`` the field with its number of
+    importance batches (:attr:`Method.batches`)."""
 
     def add(fn: PruneFn) -> PruneFn:
-        if target is not None and target not in {f.name for f in dataclasses.fields(params)}:
-            raise ValueError(f"pruning method '{name}': target '{target}' is not a field of {params.__name__}")
-        METHODS.add(name, Method(name, params, fn, zeroing, trains, check, target), fn.__module__)
+        for role, field_name in (("target", target), ("batches", batches)):
+            if field_name is not None and field_name not in {f.name for f in dataclasses.fields(params)}:
+                raise ValueError(f"pruning method '{name}': {role} '{field_name}' is not a field of {params.__name__}")
+        METHODS.add(name, Method(name, params, fn, zeroing, trains, check, target, batches), fn.__module__)
         return fn
 
     return add
@@ -126,6 +186,8 @@ def prune_(model: torch.nn.Module, method: Method | str, params: Any, context: P
     check_method(model, method, params)
     if method.trains and context.train is None:
         raise PipelineError(f"prune.{method.name} prunes while training: the stage must provide training")
+    if context.device is not None:
+        model.to(context.device)
     return method.fn(model, params, context)
 
 

@@ -29,7 +29,7 @@ class FFNParams:
             raise ValueError("batches must be >= 1")
 
 
-@register("ffn", FFNParams, zeroing=False, target="keep_ratio")
+@register("ffn", FFNParams, zeroing=False, target="keep_ratio", batches="batches")
 def ffn(model: torch.nn.Module, params: FFNParams, context: PruneContext) -> dict:
     """Keep the ``keep_ratio`` most important intermediate neurons of every layer, physically."""
     if not context.data:

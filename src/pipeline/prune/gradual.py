@@ -60,9 +60,8 @@ class GradualPruner:
         p = self.params
         target = cubic_sparsity(self.step, self.total, p.sparsity, p.initial_sparsity, p.begin, p.end)
         if target > 0:
-            weights = prunable_weights(model)
-            self.masks = {k: m.to(w.device) for (k, m), w in
-                          zip(magnitude_masks(weights, target, self.params.scope).items(), weights.values())}
+            # on the weights' device: no copy of the weights leaves it (a GPU's masks never touch the CPU)
+            self.masks = magnitude_masks(prunable_weights(model), target, self.params.scope)
         self.schedule.append((self.step, round(target, 6)))
 
     def __call__(self, model: torch.nn.Module) -> None:

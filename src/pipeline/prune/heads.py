@@ -37,7 +37,7 @@ def check_heads(model: torch.nn.Module, params: HeadsParams) -> None:
         )
 
 
-@register("heads", HeadsParams, zeroing=False, check=check_heads, target="keep_heads")
+@register("heads", HeadsParams, zeroing=False, check=check_heads, target="keep_heads", batches="batches")
 def heads(model: torch.nn.Module, params: HeadsParams, context: PruneContext) -> dict:
     """Keep the ``params.keep_heads`` most important heads of every layer, physically."""
     counts = heads_per_layer(model)

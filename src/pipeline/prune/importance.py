@@ -45,10 +45,13 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
     activation-times-gradient criterion. A module run several times per forward (ALBERT's shared layers)
     sums the gradients of every use.
 
+    The gates and the sums stay on the modules' device (a GPU's gradients are not copied per batch).
+
     Returns:
-        One ``(n,)`` float tensor per module, ``n`` its entry in ``sizes``.
+        One ``(n,)`` float tensor per module, ``n`` its entry in ``sizes``, on the CPU.
     """
-    gates = [torch.ones(n, requires_grad=True) for n in sizes]
+    devices = [next(m.parameters()).device for m in modules]
+    gates = [torch.ones(n, requires_grad=True, device=d) for n, d in zip(sizes, devices)]
     hooks = []
     for module, gate in zip(modules, gates):
 
@@ -59,9 +62,13 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
             return ((tensor.view(b, t, g.numel(), -1) * g.view(1, 1, -1, 1)).view(b, t, -1), *args[1:])
 
         hooks.append(module.register_forward_pre_hook(hook))
-    scores = [torch.zeros(n) for n in sizes]
+    scores = [torch.zeros(n, device=d) for n, d in zip(sizes, devices)]
     was_training = model.training
     model.eval()  # no dropout: importance of the deterministic network
+    # Only the gates' gradients are needed: the backward skips every weight gradient (about a third of its work)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         for batch in data:
             model.zero_grad(set_to_none=True)
@@ -73,9 +80,11 @@ def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], size
     finally:
         for h in hooks:
             h.remove()
+        for p in trainable:
+            p.requires_grad_(True)
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return scores
+    return [score.cpu() for score in scores]
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ def check_layers(model: torch.nn.Module, params: LayersParams) -> None:
         raise PipelineError(f"prune.layers.keep_layers={params.keep_layers} exceeds the model's {count} layers")
 
 
-@register("layers", LayersParams, zeroing=False, check=check_layers, target="keep_layers")
+@register("layers", LayersParams, zeroing=False, check=check_layers, target="keep_layers", batches="batches")
 def layers(model: torch.nn.Module, params: LayersParams, context: PruneContext) -> dict:
     """Drop middle layers by measured importance until ``keep_layers`` remain (first and last kept)."""
     count = len(families.of(model).layers(model))

@@ -114,9 +114,7 @@ def lottery(model: torch.nn.Module, params: LotteryParams, context: PruneContext
             break
         # Pruned weights are zero, the smallest magnitudes: ranking all weights prunes them again plus the
         # smallest survivors, exactly round(target * n) in all.
-        weights = prunable_weights(model)
-        masks = {k: m.to(weights[k].device) for k, m in
-                 magnitude_masks(weights, round_sparsity(params, done + 1), params.scope).items()}
+        masks = magnitude_masks(prunable_weights(model), round_sparsity(params, done + 1), params.scope)
         rewind_(model, rewind, masks)
     return {"target_sparsity": params.sparsity, "rewind_step": rewind_step, "rounds": record,
             **sparsity_report(model)}

@@ -20,37 +20,104 @@ def prunable_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
 
 
 def magnitude_masks(weights: dict[str, torch.Tensor], sparsity: float, scope: str = "global") -> dict[str, torch.Tensor]:
-    """Keep-masks that zero exactly ``round(sparsity * n)`` smallest-magnitude entries.
+    """Keep-masks that zero exactly ``round(sparsity * n)`` smallest-magnitude entries, on the weights' device.
+
+    The masks equal those of a stable sort of all magnitudes (the smallest ``k`` pruned, equal magnitudes in
+    flat index order: tensors in ``weights`` order, row-major inside each), but no weight is copied to the CPU
+    or concatenated: :func:`kth_smallest_key` finds the ``k``-th smallest magnitude by a radix select with a
+    few histogram passes over the tensors, then one pass prunes every magnitude below it and the first ties.
 
     Args:
-        weights: name -> tensor (any shapes).
+        weights: name -> tensor (any shapes, floating point, all on one device).
         sparsity: fraction to remove, in [0, 1).
         scope: ``global`` ranks all entries together; ``layer`` ranks each tensor separately.
 
     Returns:
-        name -> bool tensor of the same shape, True where the weight is kept. Ties are broken by position,
-        so the count is exact.
+        name -> bool tensor of the same shape and device, True where the weight is kept.
+
+    Raises:
+        PipelineError: a sparsity outside [0, 1) or an unknown scope.
     """
     if not 0 <= sparsity < 1:
         raise PipelineError(f"sparsity must be in [0, 1), got {sparsity}")
+    if scope not in ("global", "layer"):
+        raise PipelineError(f"scope must be 'global' or 'layer', got {scope!r}")
+    groups = [[k] for k in weights] if scope == "layer" else [list(weights)]
+    out = {}
+    for names in groups:
+        tensors = [weights[k].detach() for k in names]
+        keep = keep_smallest_out(tensors, round(sparsity * sum(t.numel() for t in tensors)))
+        out.update(zip(names, keep))
+    return out
 
-    def keep_mask(flat: torch.Tensor) -> torch.Tensor:
-        n_prune = round(sparsity * flat.numel())
-        mask = torch.ones(flat.numel(), dtype=torch.bool)
-        if n_prune:
-            # stable sort: equal magnitudes are pruned in index order, deterministically
-            order = torch.sort(flat.abs(), stable=True).indices
-            mask[order[:n_prune]] = False
-        return mask
 
-    if scope == "layer":
-        return {k: keep_mask(w.detach().flatten().cpu()).view(w.shape) for k, w in weights.items()}
-    flat = torch.cat([w.detach().flatten().cpu() for w in weights.values()])
-    mask = keep_mask(flat)
-    out, offset = {}, 0
-    for k, w in weights.items():
-        out[k] = mask[offset : offset + w.numel()].view(w.shape)
-        offset += w.numel()
+def magnitude_keys(weight: torch.Tensor) -> torch.Tensor:
+    """``|w|`` as integers ordered like the magnitudes: the bit pattern of an IEEE float without its sign bit
+    grows with the magnitude, so comparing keys compares magnitudes exactly (``-0.0`` and ``0.0`` are equal).
+
+    Returns:
+        ``(numel,)`` int32 keys for 16- and 32-bit floats, int64 for float64, on the weight's device.
+    """
+    flat = weight.detach().flatten()
+    if flat.element_size() == 2:
+        return flat.view(torch.int16).to(torch.int32) & 0x7FFF
+    if flat.element_size() == 4:
+        return flat.view(torch.int32) & 0x7FFFFFFF
+    return flat.view(torch.int64) & 0x7FFFFFFFFFFFFFFF
+
+
+_DIGIT = 16  # bits of the key resolved per histogram pass (65,536 bins)
+
+
+def _digit_counts(keys: torch.Tensor, shift: int, prefix: int | None) -> torch.Tensor:
+    """``(65536,)`` counts of the digit ``keys >> shift & 0xFFFF`` over the keys whose higher digits equal
+    ``prefix`` (None: all keys, the first pass, where there are no higher digits)."""
+    digits = keys >> shift if shift else keys
+    if prefix is None:
+        return torch.bincount(digits, minlength=1 << _DIGIT)
+    # bin 0 and the last bin collect the keys outside the prefix's range; no copy of the selected keys
+    digits = (digits - ((prefix << _DIGIT) - 1)).clamp_(0, (1 << _DIGIT) + 1)
+    return torch.bincount(digits, minlength=(1 << _DIGIT) + 2)[1:-1]
+
+
+def kth_smallest_key(tensors: list[torch.Tensor], k: int) -> tuple[int, int, list[int]]:
+    """The ``k``-th smallest magnitude key (1-based) over all ``tensors``, by most-significant-digit radix
+    select: each pass histograms the next 16 bits of the keys that share the digits found so far
+    (``torch.bincount`` per tensor on its device, summed), so 16-bit floats take one pass, 32-bit two and
+    float64 four. The extra memory is one tensor's keys and one histogram per tensor.
+
+    Returns:
+        ``(key, ties, equal)``: ``key`` as from :func:`magnitude_keys`; ``ties`` in ``[1, count(key)]``, how
+        many entries equal to it are among the ``k`` smallest; ``equal[i]``: the entries of ``tensors[i]``
+        equal to it.
+    """
+    bits = 16 if tensors[0].element_size() == 2 else 8 * tensors[0].element_size()
+    prefix, rank = None, k
+    for shift in range(bits - _DIGIT, -1, -_DIGIT):
+        counts = torch.stack([_digit_counts(magnitude_keys(t), shift, prefix) for t in tensors])
+        hist = counts.sum(0)
+        cum = hist.cumsum(0)
+        digit = int(torch.searchsorted(cum, torch.tensor([rank], device=cum.device)))
+        rank -= int(cum[digit]) - int(hist[digit])
+        prefix = (prefix or 0) << _DIGIT | digit
+    return prefix, rank, counts[:, digit].tolist()
+
+
+def keep_smallest_out(tensors: list[torch.Tensor], k: int) -> list[torch.Tensor]:
+    """Keep-masks (bool, each tensor's shape and device) pruning the ``k`` smallest magnitudes of all
+    ``tensors`` together, ties in flat order (a stable sort's choice)."""
+    if k == 0:
+        return [torch.ones_like(t, dtype=torch.bool) for t in tensors]
+    threshold, ties, equal = kth_smallest_key(tensors, k)
+    out = []
+    for t, count in zip(tensors, equal):
+        keys = magnitude_keys(t)
+        keep = keys > threshold
+        if count and ties < count:  # some entries equal to the threshold stay: all but the first ``ties``
+            same = keys == threshold
+            keep |= same & (same.cumsum(0) > ties)
+        ties = max(0, ties - count)
+        out.append(keep.view(t.shape))
     return out
 
 
@@ -61,10 +128,11 @@ def zero_masks(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def apply_masks_(model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Multiply the named prunable weights by their masks, in place."""
+    """Multiply the named prunable weights by their masks, in place (a bool mask multiplies as 0/1 without a
+    float copy of it; masks made on the weights' device are not copied at all)."""
     weights = prunable_weights(model)
     for name, mask in masks.items():
-        weights[name].mul_(mask.to(weights[name].device, weights[name].dtype))
+        weights[name].mul_(mask.to(weights[name].device))
 
 
 def sparsity_report(model: torch.nn.Module) -> dict:

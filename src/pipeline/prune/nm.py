@@ -36,7 +36,7 @@ def nm_masks(weights: dict[str, torch.Tensor], n: int, m: int) -> dict[str, torc
         rows, cols = w.shape
         if cols % m:
             raise PipelineError(f"{name}: input dimension {cols} is not a multiple of m={m}")
-        groups = w.detach().abs().cpu().reshape(rows, cols // m, m)
+        groups = w.detach().abs().reshape(rows, cols // m, m)  # on the weights' device
         # stable ranking: sort descending by magnitude, keep the first n of each group
         order = torch.sort(groups, dim=-1, descending=True, stable=True).indices
         mask = torch.zeros_like(groups, dtype=torch.bool)
