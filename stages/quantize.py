@@ -1,5 +1,6 @@
 """Stage quantize: post-training quantization with one registered scheme (``src/pipeline/quantize/<scheme>.py``,
-one of ``quantize.schemes``, given by dvc.yaml's matrix), stored as SafeTensors, with the logit error of the
+one of ``quantize.schemes``, given by dvc.yaml's matrix; only its own knobs ``quantize.<scheme>`` are read, so a
+change to another scheme's section reruns nothing here), stored as SafeTensors, with the logit error of the
 reloaded model against its source measured."""
 
 import argparse
@@ -29,7 +30,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    # Only this scheme's own knobs (quantize.<scheme>): a change to another scheme's section reruns nothing here.
     knobs = SCHEMES.get(args.scheme, "quantize.schemes").params
     return {f"tasks.{args.task}": tasks.TaskParams, f"quantize.{args.scheme}": knobs, "quantize.logit_error": LogitErrorParams}
 
