@@ -1,7 +1,5 @@
-"""Stage quantize: post-training quantization with one registered scheme (``src/pipeline/quantize/<scheme>.py``,
-one of ``quantize.schemes``, given by dvc.yaml's matrix; only its own knobs ``quantize.<scheme>`` are read, so a
-change to another scheme's section reruns nothing here), stored as SafeTensors, with the logit error of the
-reloaded model against its source measured."""
+"""Stage quantize: one registered scheme of ``quantize.schemes`` (given by dvc.yaml's matrix; only its own
+``quantize.<scheme>`` knobs are read), stored as SafeTensors, with the reloaded model's logit error measured."""
 
 import argparse
 import sys
