@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_pre_hook
-from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+from transformers import BertConfig, BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification
 
 from pipeline import tasks
 from pipeline.config.args import TrainArgs
@@ -15,6 +15,7 @@ from pipeline.core.runtime import autocast_dtype, loader_workers, set_numerics
 from pipeline.data.features import collate
 from pipeline.distill.kd import KDParams, kd_loss_fn
 from pipeline.tasks.classification import ClassificationParams
+from pipeline.tasks.qa import QAParams
 from pipeline.train.batches import rank_microbatches
 from pipeline.train.loop import RunFiles, default_items, fit
 from test_train import parity_feats
@@ -86,6 +87,36 @@ def test_kd_hidden_and_attention_gradients_are_the_same_for_batch_8_and_batch_4_
         student = BertForSequenceClassification(no_dropout(BertConfig(**CONFIG)))
         grads.append(first_gradient(student, feats, args, loss_fn=kd_loss_fn(teacher, task, kd, student)))
     assert relative(grads[1], grads[0]) < 1e-5
+
+
+def qa_feats(n=8, seed=0):
+    """QA windows of lengths 4..20 (very uneven padding per batch) with start <= end inside each window."""
+    g = torch.Generator().manual_seed(seed)
+    feats = []
+    for _ in range(n):
+        length = int(torch.randint(4, 21, (1,), generator=g))
+        start = int(torch.randint(1, length - 1, (1,), generator=g))
+        end = min(length - 2, start + int(torch.randint(0, 3, (1,), generator=g)))
+        feats.append({"input_ids": torch.randint(5, 64, (length,), generator=g).tolist(),
+                      "attention_mask": [1] * length, "start_positions": start, "end_positions": end})
+    return feats
+
+
+@pytest.mark.parametrize("distill", [False, True], ids=["hard", "kd"])
+def test_qa_gradient_is_the_same_for_batch_8_and_batch_4_accumulated_twice(distill):
+    """Padded positions are out of the start/end softmax (hard loss and logit KD): with them in, a window's
+    loss depended on its batch's padding and these gradients were 5% apart."""
+    task = tasks.get(QAParams(max_length=32, doc_stride=8))
+    teacher = BertForQuestionAnswering(no_dropout(BertConfig(**CONFIG))).eval()
+    feats, grads = qa_feats(8), []
+    for args in ({"batch_size": 8}, {"batch_size": 4, "grad_accum_steps": 2}):
+        torch.manual_seed(2)
+        student = BertForQuestionAnswering(no_dropout(BertConfig(**CONFIG)))
+        loss_fn = kd_loss_fn(teacher, task, KDParams(alpha=0.5), student) if distill else task.loss
+        grads.append(first_gradient(student, feats, args, loss_fn=loss_fn))
+    assert relative(grads[1], grads[0]) < 1e-5
+    lengths = [len(f["input_ids"]) for f in feats]
+    assert max(lengths[:4]) != max(lengths[4:])  # the two micro-batches pad to different widths
 
 
 def test_kd_terms_count_their_own_items():

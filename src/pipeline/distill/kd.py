@@ -235,7 +235,9 @@ def kd_loss_fn(teacher: torch.nn.Module, task: Task, kd: KDParams,
         with torch.no_grad():
             t_out = _forward(teacher, batch, hidden, attention)
         s_out = _forward(model, batch, hidden, attention)
-        s_logits, t_logits = _task_logits(s_out), _task_logits(t_out)
+        # QA: padded positions out of both softmaxes, so a window's loss does not depend on its batch's padding.
+        s_logits = task.mask_padding(_task_logits(s_out), batch)
+        t_logits = task.mask_padding(_task_logits(t_out), batch)
         total = sum(logit_term(s, t) for s, t in zip(s_logits, t_logits)) / len(s_logits)
         if kd.alpha < 1.0:
             total = kd.alpha * total + (1 - kd.alpha) * task.hard_loss(s_logits, batch)

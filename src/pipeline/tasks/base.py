@@ -152,6 +152,11 @@ class Task(ABC):
             return out.start_logits, out.end_logits
         return (out.logits,)
 
+    def mask_padding(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> tuple[torch.Tensor, ...]:
+        """``outputs`` with the positions of padding tokens out of every softmax, for losses over positions
+        (QA); per-sequence outputs (classification) are returned as they are."""
+        return outputs
+
     @abstractmethod
     def hard_loss(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
         """The supervised loss of :meth:`logits` outputs against the batch's targets (a scalar mean)."""

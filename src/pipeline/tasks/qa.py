@@ -118,10 +118,20 @@ class QATask(Task):
     def train_features(self, rows: list[dict], tokenizer) -> Features:
         return train_windows(rows, tokenizer, self.params.max_length, self.params.doc_stride)
 
+    def mask_padding(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> tuple[torch.Tensor, ...]:
+        """Start and end logits ``(B, T)`` with padded positions (``attention_mask == 0``) at the dtype's lowest
+        value, so a softmax over positions gives them zero probability. Without it a window's loss depends on
+        how much padding its batch added (dynamic padding), so batch 8 and batch 4 accumulated twice gave
+        gradients 5% apart; with it they agree to float rounding (``tests/test_train_items.py``)."""
+        pad = batch["attention_mask"] == 0
+        return tuple(o.masked_fill(pad, torch.finfo(o.dtype).min) for o in outputs)
+
     def hard_loss(self, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
-        """Mean of the start and end cross-entropies (unanswerable windows point at the CLS token)."""
+        """Mean of the start and end cross-entropies over the real (unpadded) positions (unanswerable windows
+        point at the CLS token)."""
         ce = torch.nn.functional.cross_entropy
-        return (ce(outputs[0], batch["start_positions"]) + ce(outputs[1], batch["end_positions"])) / 2
+        start, end = self.mask_padding(outputs, batch)
+        return (ce(start, batch["start_positions"]) + ce(end, batch["end_positions"])) / 2
 
     @property
     def primary_metric(self) -> str:
