@@ -10,11 +10,15 @@ from pipeline.data.params import PrepareParams
 from pipeline.report import glue_table
 from pipeline.report.card import CardInputs
 from pipeline.report.cited import CitedResult
-from pipeline.report.collect import Collected, eval_curves, left_out_markdown, loss_curves
+from pipeline.report.collect import Collected, eval_curves, left_out_line, left_out_markdown, loss_curves
 from pipeline.report.epochs import epoch_frame
 from pipeline.report.sweeps import sweep_report
 from pipeline.report.tables import markdown, records, summarize
 from pipeline.report.task import task_report
+
+
+LEFT_OUT_FILE = "left_out.md"
+"""Every evaluation the report left out, with its reason (the summary's one line links it)."""
 
 
 @dataclass
@@ -34,8 +38,8 @@ class ReportInputs:
 def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> None:
     """Write ``out`` atomically: ``<task>/`` (card, figures, plot data, the sweeps by remaining weights) for every
     task with reported variants,
-    ``summary.md``/``summary.json`` (every task side by side), ``glue.md``/``glue.json`` (the GLUE table), and
-    what was left out and why (in the summary and each card)."""
+    ``summary.md``/``summary.json`` (every task side by side; one line on what was left out), ``glue.md``/``glue.json``
+    (the GLUE table), and what was left out and why (:data:`LEFT_OUT_FILE`, and each card its task's)."""
     tables, glue = summarize(found.results), glue_table.build(found.results)
     with atomic_dir(out) as tmp:
         for task, variants in found.results.items():
@@ -51,5 +55,6 @@ def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> Non
         write_json(tmp / "summary.json", {task: records(table) for task, table in tables.items()})
         glue_table.write(tmp, glue)
         link = f"GLUE table ({len(glue['tasks'])} GLUE task(s) of this run): [glue.md](glue.md)"
-        summary = markdown(tables).replace("\n\n", f"\n\n{link}\n\n", 1) + left_out_markdown(found.left_out)
-        (tmp / "summary.md").write_text(summary)
+        head = f"{link}\n\n{left_out_line(found.left_out, LEFT_OUT_FILE)}"
+        (tmp / "summary.md").write_text(markdown(tables).replace("\n\n", f"\n\n{head}\n\n", 1))
+        (tmp / LEFT_OUT_FILE).write_text(left_out_markdown(found.left_out, heading="# Left out").lstrip())
