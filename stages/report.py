@@ -44,7 +44,7 @@ def main(argv=None):
     variants = current_variants(args.variants, quantized, exported, sweep)
     found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
     check_cited(params.cited, found.results)
-    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited)
+    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited, args.models)
     write_report(args.out, found, inputs)
 
 

@@ -11,6 +11,7 @@ from pipeline.report import glue_table
 from pipeline.report.card import CardInputs
 from pipeline.report.cited import CitedResult
 from pipeline.report.collect import Collected, eval_curves, left_out_line, left_out_markdown, loss_curves
+from pipeline.report.describe import read_configs
 from pipeline.report.epochs import epoch_frame
 from pipeline.report.sweeps import sweep_report
 from pipeline.report.tables import markdown, records, summarize
@@ -33,6 +34,8 @@ class ReportInputs:
     """Rows per data set and split (:func:`pipeline.report.describe.read_counts`)."""
     cited: list[CitedResult] = field(default_factory=list)
     """``report.cited``: published numbers, shown labelled as cited."""
+    models: Path | None = None
+    """The artifacts, ``<models>/<task>/<variant>/``: each card describes a model from its own ``config.json``."""
 
 
 def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> None:
@@ -46,7 +49,8 @@ def write_report(out: str | Path, found: Collected, inputs: ReportInputs) -> Non
             kept = set(variants.index)
             epochs = epoch_frame(inputs.train, task)
             epochs = epochs[epochs["variant"].isin(kept)]  # as the curves: only runs of reported variants
-            card = CardInputs(epochs, inputs.prepare, inputs.counts.get(task), inputs.cited)
+            card = CardInputs(epochs, inputs.prepare, inputs.counts.get(task), inputs.cited,
+                              read_configs(inputs.models, task, list(variants.index)))
             task_report(tmp, task, variants, found.details[task], loss_curves(inputs.train, task, kept),
                         eval_curves(inputs.train, task, kept), card)
             sweep_report(tmp / task, task, variants)
