@@ -110,3 +110,14 @@ def test_the_distill_stage_warns_of_a_teacher_below_its_student(teacher, student
     assert (note is not None) == warned
     if warned:
         assert "teacher scores below its student (accuracy 0.8180 vs 0.8500" in note
+
+
+def test_a_tiny_share_of_quantization_zeros_is_not_printed_as_zero():
+    variants = frame([{"variant": n, "primary_metric": "accuracy", "accuracy": 0.85, "size_bytes": 1_000_000,
+                       "latency_ms_p50": 1.0, "pruned_sparsity": 0.0, "quantization_zero_fraction": q}
+                      for n, q in (("finetune", 0.0), ("quantize", 2.4e-05))], index="variant")
+    card = _card(variants, {})
+    header = next(x for x in card.split("## Results\n")[1].splitlines() if x.startswith("|"))
+    column = [c.strip() for c in header.strip("|").split("|")].index("quantization zeros") - 1
+    assert _row(card, "Results", "quantize")[column] == "2.4e-05"
+    assert _row(card, "Results", "finetune")[column] == "0"

@@ -28,10 +28,11 @@ RESULT_COLUMNS = (
     ("params", "params", "{:,}"),
     ("non-zero", "nonzero_params", "{:,}"),
 )
-# Zeros of the float weights the artifact was made from, and the zeros quantization rounding added; the single
+# Zeros of the float weights the artifact was made from, and the zeros quantization rounding added (a fraction that
+# can be tiny: significant digits); the single
 # ``sparsity`` (both together) is shown only when the evaluate stage recorded neither.
 SPARSITY_COLUMNS = (("pruned sparsity", "pruned_sparsity", "{:.3f}"),
-                    ("quantization zeros", "quantization_zero_fraction", "{:.3f}"))
+                    ("quantization zeros", "quantization_zero_fraction", SIG))
 # The size, speed and memory table; memory columns are always there ('-' until measured).
 SPEED_COLUMNS = (
     ("size MB", "size_mb", "{:.3f}"),
