@@ -6,13 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from transformers import BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_dir
+from pipeline.models.store import save_model
 from pipeline.distill.kd import weaker_teacher
 from pipeline.report.card import CardInputs, model_card, teacher_note
 from pipeline.report.collect import frame
 from pipeline.report.describe import architecture, read_configs, training_table
 from pipeline.report.plotdata import layers_frame
+from test_early_errors import cls_split, run  # noqa: F401 (fixture)
+from test_stage_errors import workdir  # noqa: F401 (fixture)
 
 MINILM = {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
           "intermediate_size": 1536, "vocab_size": 30522}
@@ -121,3 +127,26 @@ def test_a_tiny_share_of_quantization_zeros_is_not_printed_as_zero():
     column = [c.strip() for c in header.strip("|").split("|")].index("quantization zeros") - 1
     assert _row(card, "Results", "quantize")[column] == "2.4e-05"
     assert _row(card, "Results", "finetune")[column] == "0"
+
+
+@pytest.mark.parametrize("teacher_score, warned", [(0.818, True), (0.9, False)])
+def test_the_distill_stage_logs_the_warning(workdir, cls_split, tiny_config, tokenizer, capsys, teacher_score,
+                                            warned):
+    """The stage with its training replaced by a fixed result (student accuracy 0.85)."""
+    tokenizer.save_pretrained(workdir / "tok")
+    paths = {}
+    for name, meta in (("prune-magnitude", {"stage": "prune", "method": "magnitude"}),
+                       ("teacher", {"stage": "teacher", "method": "scratch", "results": {"accuracy": teacher_score}})):
+        torch.manual_seed(0)
+        paths[name] = workdir / "models" / "cls" / name
+        with atomic_dir(paths[name]) as tmp:
+            save_model(tmp, BertForSequenceClassification(tiny_config), workdir / "tok",
+                       {**meta, "head": "classification", "format": "dense", "task": "cls"})
+    out = workdir / "models" / "cls" / "distill-magnitude"
+    code, err = run("distill", ["--task", "cls", str(paths["prune-magnitude"]), str(paths["teacher"]), "data/cls",
+                                str(out)], capsys, distill_student=lambda *a, **k: ([], {"accuracy": 0.85}))
+    assert code == 0, err
+    lines = [x for x in err if "teacher scores below its student" in x]
+    assert len(lines) == int(warned)
+    if warned:
+        assert lines[0].startswith("distill cls: warning: ") and "accuracy 0.8180 vs 0.8500" in lines[0]
