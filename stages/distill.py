@@ -11,7 +11,7 @@ from pipeline.core.errors import stage_main
 from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.distill.kd import KDParams, check_distillation, distill_student, kd_method
+from pipeline.distill.kd import KDParams, check_distillation, distill_student, kd_method, weaker_teacher
 from pipeline.models.store import load_model
 from pipeline.prune import write_pruned
 from pipeline.prune.masks import sparsity_report
@@ -42,10 +42,12 @@ def main(argv=None):
     device = setup(train.seed, launch)
     files = RunFiles.beside(args.out, args.live)
     student, student_meta = load_model(args.student, task.head)
-    teacher, tokenizer = load_model(args.teacher, task.head)[0], load_tokenizer(args.student)
+    (teacher, teacher_meta), tokenizer = load_model(args.teacher, task.head), load_tokenizer(args.student)
     check_distillation(task, args.task, kd, {args.student: student, args.teacher: teacher}, tokenizer, args.data)
     history, scores = distill_student(student, teacher, task, kd, args.data, tokenizer, train, device,
                                       f"distill {args.task}", files)
+    if note := weaker_teacher(teacher_meta, scores, task.primary_metric):
+        print(f"distill {args.task}: {note}", file=sys.stderr)
     meta = {"stage": "distill", "head": task.head, "format": "dense", "method": kd_method(kd), "task": args.task,
             "pruning": student_meta["method"], "parents": parents(args.student, args.teacher, args.data),
             "history": history, "results": {**scores, "sparsity": sparsity_report(student)["sparsity"]},

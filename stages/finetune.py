@@ -10,6 +10,7 @@ from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.errors import stage_main
 from pipeline.core.files import parents
 from pipeline.core.runtime import setup
+from pipeline.data.labels import name_labels_
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.build import with_head
 from pipeline.models.store import load_model, write_artifact
@@ -40,6 +41,7 @@ def main(argv=None):
     files = RunFiles.beside(args.out, args.live)
     encoder, _ = load_model(args.source, "mlm")
     model, tokenizer = with_head(encoder, task.head, task.num_labels, train.seed), load_tokenizer(args.source)
+    name_labels_(model.config, args.data, task_params)  # class names into config.json
     task.check(args.task, {args.source: model}, tokenizer, args.data)  # before any training
     history, scores = train_task(model, task, args.data, tokenizer, train, device, f"finetune {args.task}",
                                  files=files)

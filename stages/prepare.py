@@ -13,6 +13,7 @@ from pipeline.config import loader
 from pipeline.core.errors import stage_main
 from pipeline.core.files import atomic_dir, write_json
 from pipeline.data.io import write_jsonl
+from pipeline.data.labels import write_labels
 from pipeline.data.params import TOKENIZER, DataSource, PrepareParams
 from pipeline.data.sources import fetch_counted
 from pipeline.data.vocab import check_tokenizer, save_tokenizer
@@ -50,6 +51,7 @@ def main(argv=None):
         with atomic_dir(args.out / name) as tmp:
             for split, rows in splits.items():
                 write_jsonl(tmp / f"{split}.jsonl", rows)
+            write_labels(tmp, cfg.datasets[name])  # class names, when known
     if args.metrics:
         write_json(args.metrics, {name: counts for name, (_, counts) in fetched.items()})
 

@@ -47,7 +47,7 @@ def main(argv=None):
     found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
     check_cited(params.cited, found.results)
     deploy = DeployInputs(params.budget, points({t: p.type for t, p in task_params.items()}), args.models)
-    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited, deploy)
+    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited, args.models, deploy)
     write_report(args.out, found, inputs)
 
 

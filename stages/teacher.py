@@ -10,6 +10,7 @@ from pipeline.config.args import LaunchParams
 from pipeline.core.errors import stage_main
 from pipeline.core.files import parents
 from pipeline.core.runtime import setup
+from pipeline.data.labels import name_labels_
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.build import init_model
 from pipeline.models.store import write_artifact
@@ -41,6 +42,7 @@ def main(argv=None):
     tokenizer = load_tokenizer(args.tokenizer)
     model = init_model(cfg.arch, task.head, len(tokenizer), tokenizer.pad_token_id, task.num_labels,
                        key=f"teacher.{args.task}.arch")
+    name_labels_(model.config, args.data, task_params)  # class names into config.json
     task.check(args.task, {f"teacher.{args.task}.arch": model}, tokenizer, args.data)
     history, scores = train_task(model, task, args.data, tokenizer, cfg.train, device, f"teacher {args.task}",
                                  files=files)

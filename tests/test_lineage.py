@@ -87,7 +87,10 @@ def test_stale_files_from_another_run_are_left_out_and_named(two_runs, capsys):
     assert set(summary) == {"cls"}  # qa: nothing of it matches the new tokenizer, so no qa card either
     assert {r["variant"] for r in summary["cls"]} == {"finetune", "prune-heads"}
     assert not (root / "reports" / "qa").exists()
-    md = (root / "reports" / "summary.md").read_text().split("## Left out")[1]
+    line = next(x for x in (root / "reports" / "summary.md").read_text().splitlines() if x.startswith("Left out:"))
+    assert "of tasks not in dvc.yaml" not in line and "2 evaluation(s) of variants not in dvc.yaml (cls, qa;" in line
+    assert "made from other data, tokenizer, baseline or artifacts (cls, qa; to clear: `dvc repro`)" in line
+    md = (root / "reports" / "left_out.md").read_text()  # the list the line links
     lines = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in md.splitlines()
              if line.startswith("| cls |") or line.startswith("| qa |")}
     assert "data differs" in lines[("cls", "distill-heads")]  # run 1's file, evaluated on the old data

@@ -187,7 +187,7 @@ def test_report_files_cards_and_figures(tmp_path, capsys):
                      "latency_ms_p50": 6.5, "speedup": 1.5385}
     assert isinstance(heads["params"], int)
     md = (reports / "summary.md").read_text()
-    assert "| prune-heads | accuracy 0.8125 | -0.0625 | 3.000 | 1.33x | 750,000 | 745,000 | 6.50 | 1.54x |" in md
+    assert "| prune-heads | accuracy 0.8125 | -0.0625 | 3.000 | 1.33x | 750,000 | 745,000 | - | 6.50 | 1.54x |" in md
 
 
 def test_without_training_logs_no_loss_figure_and_the_card_says_so(tmp_path, capsys):
@@ -229,7 +229,7 @@ def test_summary_deltas_ratios_and_speedup_from_latencies_when_not_measured():
     assert "latency_ms_p50" not in rows["teacher"] and "speedup" not in rows["teacher"]  # not measured: absent
     assert isinstance(rows["quantize"]["params"], int) and rows["quantize"]["nonzero_params"] == 9
     teacher = next(line for line in markdown({"cls": table}).splitlines() if line.startswith("| teacher |"))
-    assert teacher == "| teacher | accuracy 0.95 | +0.05 | 8.000 | 0.50x | 20 | 20 | - | - |"
+    assert teacher == "| teacher | accuracy 0.9500 | +0.0500 | 8.000 | 0.50x | 20 | 20 | - | - | - |"
 
 
 def test_summary_without_baseline_has_no_deltas():

@@ -137,7 +137,7 @@ def test_split_sparsity_and_memory_columns():
     card = _card(new)
     results = _section(card, "Results")
     assert "| sparsity |" not in results and "| pruned sparsity | quantization zeros |" in results
-    assert _row(results, "quantize")[6:8] == ["0.050", "0.250"] and _row(results, "finetune")[6:8] == ["0.000", "-"]
+    assert _row(results, "quantize")[6:8] == ["0.050", "0.25"] and _row(results, "finetune")[6:8] == ["0.000", "-"]
     speed = _section(card, "Size, speed and memory")
     header = [c.strip() for c in _header(speed).strip("|").split("|")]
     assert header[1] == "size MB" and header[-5:] == ["CPU bs1 peak RSS MB", "CPU large peak RSS MB",

@@ -17,6 +17,7 @@ student of a BERT teacher): every term compares them position by position, so th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -81,6 +82,19 @@ def load_teacher(path, head: str, student_tokenizer, student_path) -> torch.nn.M
     teacher, _ = load_model(path, head)
     check_same_tokenizer(student_tokenizer, load_tokenizer(path), str(student_path), str(path))
     return teacher
+
+
+def weaker_teacher(teacher_meta: dict, student_scores: dict, metric: str) -> str | None:
+    """A warning when the teacher scored below the distilled student on the task's primary ``metric`` (both on
+    the validation split: the teacher's last epoch as its ``pipeline.json`` ``results`` recorded it, the student's
+    last epoch); None when it did not, or when either score is missing. Every primary metric here is maximised.
+    """
+    results = teacher_meta.get("results") if isinstance(teacher_meta.get("results"), dict) else {}
+    teacher, student = results.get(metric), student_scores.get(metric)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (teacher, student)) or teacher >= student:
+        return None
+    return (f"warning: the teacher scores below its student ({metric} {teacher:.4f} vs {student:.4f} on the "
+            "validation split): it pulls the student toward a weaker model; train a stronger teacher")
 
 
 def logit_kd_term(task: Task, temperature: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -15,8 +15,11 @@ import pandas as pd
 
 from pipeline.data.params import PrepareParams
 from pipeline.report.cited import CitedResult, cited_table
-from pipeline.report.describe import label_balance, source_line, split_table, training_table
-from pipeline.report.tables import BASELINE, cells, fmt, markdown_table, measured, primary_metric
+from pipeline.report.describe import architecture, label_balance, source_line, split_table, training_table
+from pipeline.report.tables import BASELINE, SIG, cells, fmt, markdown_table, measured, primary_metric
+
+TEACHER = "teacher"
+"""The distillation teacher's variant name (dvc.yaml's ``teacher`` stage)."""
 
 # (header, metrics column, format) of the results table after the metric and its delta.
 RESULT_COLUMNS = (
@@ -25,10 +28,11 @@ RESULT_COLUMNS = (
     ("params", "params", "{:,}"),
     ("non-zero", "nonzero_params", "{:,}"),
 )
-# Zeros of the float weights the artifact was made from, and the zeros quantization rounding added; the single
+# Zeros of the float weights the artifact was made from, and the zeros quantization rounding added (a fraction that
+# can be tiny: significant digits); the single
 # ``sparsity`` (both together) is shown only when the evaluate stage recorded neither.
 SPARSITY_COLUMNS = (("pruned sparsity", "pruned_sparsity", "{:.3f}"),
-                    ("quantization zeros", "quantization_zero_fraction", "{:.3f}"))
+                    ("quantization zeros", "quantization_zero_fraction", SIG))
 # The size, speed and memory table; memory columns are always there ('-' until measured).
 SPEED_COLUMNS = (
     ("size MB", "size_mb", "{:.3f}"),
@@ -76,6 +80,8 @@ class CardInputs:
     """The task's data set in ``metrics/prepare/``: ``{split: {"rows", ...}}``."""
     cited: list[CitedResult] = field(default_factory=list)
     """``report.cited``: published numbers (those of this task are shown, labelled cited)."""
+    configs: dict[str, dict] = field(default_factory=dict)
+    """``{variant: its artifact's config.json}`` (:func:`pipeline.report.describe.read_configs`): what each model is."""
 
 
 def _first(variants: pd.DataFrame, *columns: str, default: str = "?"):
@@ -96,12 +102,21 @@ def _eval_devices(variants: pd.DataFrame) -> str:
     return ", ".join(f"{d} ({', '.join(n)})" for d, n in sorted(by_device.items()))
 
 
+def _method(artifact: dict) -> str | None:
+    """What the stage did, in words: the teacher records the model it started from as its method."""
+    method = artifact.get("method")
+    if not method or method == artifact.get("stage"):
+        return None
+    if artifact.get("stage") == TEACHER:
+        return "trained from a random init" if method == "scratch" else f"trained from `{method}`"
+    return f"method {method}"
+
+
 def _what(details: dict) -> str:
-    """One line on what a variant is, from its pipeline.json as recorded by evaluate."""
+    """One line on what a variant is, from its pipeline.json as recorded by evaluate: stage, what it did, format,
+    storage, quantization, heads kept, and the logit error against its source (significant digits, :data:`SIG`)."""
     a = details.get("artifact", {})
-    parts = [a.get("stage", "?")]
-    if a.get("method") and a.get("method") != a.get("stage"):
-        parts.append(f"method {a['method']}")
+    parts = [a.get("stage", "?")] + list(filter(None, [_method(a)]))
     parts.append(f"format {a.get('format', '?')}")
     if a.get("storage"):
         parts.append(f"storage {a['storage']}")
@@ -110,7 +125,24 @@ def _what(details: dict) -> str:
     heads = a.get("results", {}).get("heads_per_layer")
     if heads:
         parts.append(f"heads per layer {heads}")
+    error = a.get("results", {}).get("logit_max_abs_error")
+    if measured(error):
+        parts.append(f"max logit error vs its source {fmt(error, SIG)}")
     return ", ".join(parts)
+
+
+def teacher_note(variants: pd.DataFrame) -> str | None:
+    """A warning when the teacher scored below its student (the fine-tuned :data:`BASELINE`) on the primary
+    metric, which every task here maximises; None otherwise or when either was not measured."""
+    metric = primary_metric(variants)
+    if TEACHER not in variants.index or BASELINE not in variants.index or metric not in variants:
+        return None
+    teacher, student = variants.at[TEACHER, metric], variants.at[BASELINE, metric]
+    if not (measured(teacher) and measured(student)) or teacher >= student:
+        return None
+    return (f"**Warning: the teacher scores below its student** ({metric} {teacher:.4f} vs {BASELINE} "
+            f"{student:.4f}): distilled variants learn from a weaker model; train a stronger teacher "
+            "(`teacher.<task>`) before reading the distill rows.")
 
 
 def sparsity_columns(frame: pd.DataFrame) -> tuple[tuple[str, str, str], ...]:
@@ -250,12 +282,15 @@ def model_card(task: str, variants: pd.DataFrame, details: dict[str, dict], laye
     """
     inputs = inputs or CardInputs()
     metric = primary_metric(variants)
-    what = pd.DataFrame({"what it is": [_what(details.get(n, {})) for n in variants.index]}, index=variants.index)
+    what = pd.DataFrame({"what it is": [_what(details.get(n, {})) for n in variants.index],
+                         "model (its config.json)": [architecture(inputs.configs.get(n)) for n in variants.index]},
+                        index=variants.index)
     lines = _intro(task, variants) + data_section(task, details, inputs)
     lines += _section("Variants", what, "variant")
     lines += _section("Training settings", training_table(list(variants.index), details), "variant",
                       "As each variant's stage recorded them in its `pipeline.json` ('-': that stage does not train).")
     lines += _section("Results", results_table(variants), "variant")
+    lines += [note, ""] if (note := teacher_note(variants)) else []
     lines += [f"Pareto-optimal ({metric} vs size): {', '.join(fronts['size'])}.",
               f"Pareto-optimal ({metric} vs interleaved speed-up, ties within the p10-p90 spread): "
               f"{', '.join(fronts['speedup'])}.", ""]

@@ -22,7 +22,7 @@ import pandas as pd
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import dir_hash
 from pipeline.evaluate.lineage import hashes, mismatch, tokenizer_hash
-from pipeline.report.tables import BASELINE
+from pipeline.report.tables import BASELINE, baseline_first
 
 # The flat files of one evaluation (under the metrics root), merged into one row per variant; ``eval`` holds
 # the identity and task metrics, the others facts and speed (pipeline.evaluate.outputs).
@@ -115,6 +115,18 @@ class LeftOut:
     task: str
     variant: str
     reason: str
+    kind: str = "inputs"
+    """Why, in one word (:data:`LEFT_OUT_KINDS`): ``task``/``variant`` (not in ``dvc.yaml``), ``missing`` (a current
+    variant without evaluation files) or ``inputs`` (files from another evaluation or other inputs)."""
+
+
+# (kind, what it says, how to clear it) of each reason an evaluation is left out, in the order the summary names them.
+LEFT_OUT_KINDS = (
+    ("task", "evaluation(s) of tasks not in dvc.yaml", "delete `metrics/{eval,facts,speed,details,predictions}/<task>/`"),
+    ("variant", "evaluation(s) of variants not in dvc.yaml", "delete their `<task>/<variant>.json` under `metrics/`"),
+    ("missing", "current variant(s) not evaluated", "`dvc repro`"),
+    ("inputs", "evaluation(s) made from other data, tokenizer, baseline or artifacts", "`dvc repro`"),
+)
 
 
 @dataclass
@@ -176,7 +188,8 @@ def collect(metrics_dir: str | Path, details_dir: str | Path, pipeline: Pipeline
 
     Returns:
         :class:`Collected`: per task a row per kept variant (the union of its three flat files without the
-        lineage; a NaN or infinite number is no measurement: NA), sorted by variant, and its details; tasks
+        lineage; a NaN or infinite number is no measurement: NA), the baseline first and the others sorted by
+        variant, and its details; tasks
         without any kept variant are absent. Left out, with the reason: files of tasks or variants not in the
         pipeline, current variants without (complete, consistent) files, and files whose lineage differs from
         the current inputs.
@@ -189,14 +202,14 @@ def collect(metrics_dir: str | Path, details_dir: str | Path, pipeline: Pipeline
     for task, variant in sorted(found | {(t, v) for t in pipeline.tasks for v in pipeline.variants}):
         if task not in pipeline.tasks or variant not in pipeline.variants:
             what = "task" if task not in pipeline.tasks else "variant"
-            out.left_out.append(LeftOut(task, variant, f"not a {what} of the current pipeline (dvc.yaml)"))
+            out.left_out.append(LeftOut(task, variant, f"not a {what} of the current pipeline (dvc.yaml)", what))
             continue
         files = {**{k: metrics / k / task / f"{variant}.json" for k in KINDS},
                  "details": Path(details_dir) / task / f"{variant}.json"}
         parts, reason = _check(files, pipeline, task, variant) if (task, variant) in found else (
             None, "not evaluated (no metrics files)")
         if parts is None:
-            out.left_out.append(LeftOut(task, variant, reason))
+            out.left_out.append(LeftOut(task, variant, reason, "inputs" if (task, variant) in found else "missing"))
             continue
         out.details.setdefault(task, {})[variant] = parts["details"]
         row = {k: v for kind in KINDS for k, v in parts[kind].items() if k != "lineage"}
@@ -206,14 +219,29 @@ def collect(metrics_dir: str | Path, details_dir: str | Path, pipeline: Pipeline
         shown = "; ".join(f"{x.task}/{x.variant}: {x.reason}" for x in out.left_out[:3])
         raise PipelineError(f"{metrics}: no evaluation metrics of the current pipeline ({shown}"
                             f"{f'; +{len(out.left_out) - 3} more' if len(out.left_out) > 3 else ''})")
-    out.results = {task: frame(rows, index="variant") for task, rows in out.results.items()}
+    out.results = {task: baseline_first(frame(rows, index="variant")) for task, rows in out.results.items()}
     return out
 
 
-def left_out_markdown(left_out: list[LeftOut], task: str | None = None) -> str:
-    """A markdown section listing what was left out (of ``task``, or of every task), or saying nothing was."""
+def left_out_line(left_out: list[LeftOut], link: str) -> str:
+    """One line of the summary: how many evaluations were left out per reason (:data:`LEFT_OUT_KINDS`, with the
+    tasks concerned) and how to clear each, pointing to ``link`` for the list; says so when nothing was."""
+    if not left_out:
+        return "Left out: nothing (every current variant's evaluation matches the current pipeline)."
+    parts = []
+    for kind, what, clear in LEFT_OUT_KINDS:
+        rows = [x for x in left_out if x.kind == kind]
+        if rows:
+            tasks = ", ".join(sorted({x.task for x in rows}))
+            parts.append(f"{len(rows)} {what} ({tasks}; to clear: {clear})")
+    return f"Left out: {'; '.join(parts)}. Each one with its reason: [{link}]({link})."
+
+
+def left_out_markdown(left_out: list[LeftOut], task: str | None = None, heading: str = "## Left out") -> str:
+    """A markdown section (``heading``) listing what was left out (of ``task``, or of every task), or saying
+    nothing was."""
     rows = [x for x in left_out if task is None or x.task == task]
-    lines = ["", "## Left out", ""]
+    lines = ["", heading, ""]
     if not rows:
         return "\n".join([*lines, "Nothing: every current variant's evaluation matches the current pipeline.", ""])
     lines += ["Evaluations found in `metrics/` (or variants of the pipeline) whose numbers are not shown, because "

@@ -92,13 +92,24 @@ def _train_args(params: dict) -> dict | None:
     return next((found for v in params.values() if isinstance(v, dict) and (found := _train_args(v))), None)
 
 
+def _used(value: dict) -> dict:
+    """An ``arch`` mapping (:class:`~pipeline.config.args.ArchParams`) as far as it was used: a model built from a
+    checkpoint (``base`` other than ``scratch``) takes its sizes from that checkpoint, so only ``base`` and ``seed``
+    (of a new head) are settings; any other mapping as it is."""
+    if value.get("base", "scratch") == "scratch":
+        return value
+    return {k: v for k, v in value.items() if k in ("base", "seed")}
+
+
 def _other_settings(params: dict, prefix: str = "") -> list[str]:
-    """``key=value`` of every setting except the task's and the training arguments (method knobs, KD, arch)."""
+    """``key=value`` of every setting except the task's and the training arguments (method knobs, KD, arch);
+    the sizes of an ``arch`` built from a checkpoint are left out (:func:`_used`: its config.json says them)."""
     out = []
     for key, value in params.items():
         if (key == "task" and not prefix) or (key == "train" and isinstance(value, dict) and "epochs" in value):
             continue
         if isinstance(value, dict):
+            value = _used(value)
             out += _other_settings(value, f"{prefix}{key}.")
         else:
             out.append(f"{prefix}{key}={value}")
@@ -119,3 +130,55 @@ def training_table(variants: list[str], details: dict[str, dict]) -> pd.DataFram
         rows[name] = {h: str(train[k]) if k in train else "-" for h, k in TRAIN_COLUMNS}
         rows[name]["other settings"] = ", ".join(_other_settings(p)) or "-"
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("variant")
+
+
+# (what, config.json keys in the order tried) of the model line; the second key is DistilBERT's spelling.
+CONFIG_SIZES = (("layers", ("num_hidden_layers", "n_layers")), ("hidden", ("hidden_size", "dim")),
+                ("heads", ("num_attention_heads", "n_heads")), ("FFN", ("intermediate_size", "hidden_dim")),
+                ("vocab", ("vocab_size",)))
+
+
+def read_configs(models: Path | None, task: str, variants: list[str]) -> dict[str, dict]:
+    """``{variant: config.json}`` of the artifacts ``<models>/<task>/<variant>/`` that have one (none without
+    ``models``).
+
+    Raises:
+        PipelineError: a config.json that is not a JSON object (one line naming it).
+    """
+    out = {}
+    for name in variants if models is not None else []:
+        path = Path(models) / task / name / "config.json"
+        if path.is_file():
+            try:
+                out[name] = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise PipelineError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+            if not isinstance(out[name], dict):
+                raise PipelineError(f"{path}: expected a JSON object")
+    return out
+
+
+def _per_layer(config: dict, key: str, uniform) -> str | None:
+    """``key`` (a pruned model's per-layer sizes) when it differs from the uniform size, else None."""
+    sizes = config.get(key)
+    return f"{key.replace('_', ' ')} {sizes}" if isinstance(sizes, list) and set(sizes) != {uniform} else None
+
+
+def architecture(config: dict | None) -> str:
+    """One line on what a model is, from its own ``config.json`` (never from params): family, layers, width,
+    heads, FFN width, vocabulary, the per-layer heads/FFN sizes of a pruned model and the class names
+    (``id2label``) when they are not the ``LABEL_<i>`` defaults; ``-`` without a config."""
+    if not config:
+        return "-"
+    parts = [str(config.get("model_type", "?"))]
+    for what, keys in CONFIG_SIZES:
+        value = next((config[k] for k in keys if k in config), None)
+        if value is not None:
+            parts.append(f"{what} {value}")
+    heads = next((config[k] for k in ("num_attention_heads", "n_heads") if k in config), None)
+    parts += filter(None, [_per_layer(config, "heads_per_layer", heads),
+                           _per_layer(config, "intermediate_per_layer", config.get("intermediate_size"))])
+    labels = config.get("id2label") or {}
+    if labels and any(str(v) != f"LABEL_{k}" for k, v in labels.items()):
+        parts.append("labels " + ", ".join(f"{k} = {v}" for k, v in sorted(labels.items(), key=lambda x: int(x[0]))))
+    return ", ".join(parts)

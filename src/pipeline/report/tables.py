@@ -11,14 +11,18 @@ import pandas as pd
 from pipeline.core.errors import PipelineError
 
 BASELINE = "finetune"
-# (column, format) of the summary table; the metric cell is prefixed with the metric's name.
+# Significant digits, for quantities whose size varies by orders of magnitude (a logit error of 2e-6 or 0.05):
+# fixed decimals would print the small ones as 0.000.
+SIG = "{:.3g}"
+# (column, format) of the summary table, one format per column; the metric cell is prefixed with the metric's name.
 COLUMNS = (
-    ("metric", "{:.4g}"),
-    ("vs_baseline", "{:+.4g}"),
+    ("metric", "{:.4f}"),
+    ("vs_baseline", "{:+.4f}"),
     ("size_mb", "{:.3f}"),
     ("size_ratio", "{:.2f}x"),
     ("params", "{:,}"),
     ("nonzero_params", "{:,}"),
+    ("quantization_zeros", "{:,}"),
     ("latency_ms_p50", "{:.2f}"),
     ("speedup", "{:.2f}x"),
 )
@@ -112,6 +116,22 @@ def pareto(variants: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     return table, fronts
 
 
+def baseline_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the :data:`BASELINE` row first and the other rows in their order (names sorted by
+    :func:`pipeline.report.collect.frame`)."""
+    order = [n for n in frame.index if n == BASELINE] + [n for n in frame.index if n != BASELINE]
+    return frame.loc[order]
+
+
+def quantization_zeros(variants: pd.DataFrame) -> pd.Series:
+    """Per variant, the prunable weights that quantization rounding set to zero (a count: the evaluate stage's
+    ``quantization_zero_fraction`` times ``prunable_params``); NA where either was not recorded."""
+    if "quantization_zero_fraction" not in variants or "prunable_params" not in variants:
+        return pd.Series(pd.NA, index=variants.index, dtype="Int64")
+    counts = (variants["quantization_zero_fraction"].astype(float) * variants["prunable_params"].astype(float))
+    return counts.round().astype("Int64")
+
+
 def summary(variants: pd.DataFrame) -> pd.DataFrame:
     """One task's summary: each variant's metric, size, parameters, latency and change against the baseline.
 
@@ -119,17 +139,23 @@ def summary(variants: pd.DataFrame) -> pd.DataFrame:
         variants: flat metrics, a row per variant.
 
     Returns:
-        a frame indexed by variant: ``metric_name``, ``metric``, ``size_mb``, ``params``, ``nonzero_params``,
+        a frame indexed by variant, :data:`BASELINE` first: ``metric_name``, ``metric``, ``size_mb``, ``params``,
+        ``nonzero_params`` (the weights that were not pruned: zeros that quantization rounding added are not
+        counted as pruned), ``quantization_zeros`` (those rounding zeros, :func:`quantization_zeros`),
         ``latency_ms_p50``, ``speedup`` and, when ``finetune`` was evaluated, ``vs_baseline`` (metric
         difference) and ``size_ratio`` (baseline size / variant size). The speedup is the one the evaluate
         stage measured interleaved with the baseline (``speedup``) when present, else the ratio of the two
         stored latencies; NA where neither exists.
     """
+    variants = baseline_first(variants)
     metric = primary_metric(variants)
     out = pd.DataFrame({"metric_name": metric, "metric": variants[metric],
                         "size_mb": variants["size_bytes"] / 1e6}, index=variants.index)
     for column in ("params", "nonzero_params", "latency_ms_p50", "speedup"):
         out[column] = variants[column] if column in variants else np.nan
+    out["quantization_zeros"] = zeros = quantization_zeros(variants)
+    if "nonzero_params" in variants:
+        out["nonzero_params"] = variants["nonzero_params"].astype("Int64") + zeros.fillna(0)
     if BASELINE in variants.index:
         base = variants.loc[BASELINE]
         out["vs_baseline"] = variants[metric] - base[metric]
@@ -143,9 +169,14 @@ def summarize(results: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {task: summary(variants) for task, variants in results.items()}
 
 
+def _plain(value):
+    """A numpy scalar as the Python number it holds (``json`` refuses numpy integers)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def records(table: pd.DataFrame) -> list[dict]:
     """Rows of ``table`` as JSON-ready dicts (``variant`` plus the measured values only; plain Python types)."""
-    return [{"variant": name, **{k: v for k, v in row.items() if measured(v)}}
+    return [{"variant": name, **{k: _plain(v) for k, v in row.items() if measured(v)}}
             for name, row in table.to_dict("index").items()]
 
 
