@@ -118,7 +118,9 @@ def test_dataset_missing_columns(workdir, capsys):
         (local / f"{split}.jsonl").write_text(json.dumps({"text": "no label here", "idx": 0}) + "\n")
     edit_params(workdir, lambda d: d["prepare"]["datasets"]["cls"].update(source=str(local)))
     code, err = run_stage("prepare", ["data"], capsys)
-    assert code == 2 and len(err) == 1 and "mydata/train.jsonl: line 1: missing 'sentence'" in err[0]
+    # 'text' is read as 'sentence' (an alias); nothing can be the label, and 'idx' is never suggested for it
+    assert code == 2 and len(err) == 1 and "mydata/train.jsonl: no column label" in err[0]
+    assert "columns: {label: <column>}" in err[0]
     assert not (workdir / "data").exists()
 
 

@@ -85,8 +85,10 @@ def resolve(wanted: Mapping[str, str], header: Sequence[str], explicit: Mapping[
 def _missing(missing: list[str], wanted: Mapping[str, str], header: Sequence[str], used: set[str], key: str,
              where: str, hint: str) -> str:
     """The error for columns found under no name, with the ``columns`` entry to add (concrete when the file
-    has exactly as many unused columns as are missing)."""
-    unused = [c for c in header if c not in used]
+    has exactly as many unused columns as are missing; a column the pipeline knows under its own name, such as
+    ``idx``, is never suggested for another)."""
+    own = {c for columns in COLUMNS.values() for c in columns} | {"idx"}
+    unused = [c for c in header if c not in used and c not in own]
     if len(unused) == len(missing):
         entry = ", ".join(f"{ours}: {theirs}" for ours, theirs in zip(missing, unused))
     else:
