@@ -108,7 +108,7 @@ def test_a_training_method_reads_and_encodes_each_split_once_with_the_same_resul
             train(model, lambda total: (lambda m: None))
         models.append(model)
         counts.append((task.read, task.encoded))
-    assert counts[0] == (["train", "validation", "train"] * 2, [96, 24, 96] * 2)  # without: every time
+    assert counts[0] == (["train", "validation"] * 2, [96, 24] * 2)  # without: once per training
     assert counts[1] == (["train", "validation"], [96, 24])  # once per split
     for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
         assert torch.equal(a, b)
