@@ -104,7 +104,7 @@ def test_diverging_training_stops_with_a_clear_line(workdir, tiny_config, tokeni
         ("prune.ffn", lambda d: d["prune"]["ffn"].update(keep_ratio=1.5), "keep_ratio must be in (0, 1]"),
         ("merge.ties", lambda d: d["merge"]["ties"].update(density=0.0), "density must be in (0, 1]"),
         ("merge.weights", lambda d: d["merge"].update(weights=0.5), "'merge.weights' must be a list, got float"),
-        ("quantize.scheme", lambda d: d.update(quantize=[1, 2]), "'quantize' must be a mapping, got list"),
+        ("quantize.schemes", lambda d: d.update(quantize=[1, 2]), "'quantize' must be a mapping, got list"),
         ("finetune.cls", lambda d: d["finetune"]["cls"].update(epochs=True), "'finetune.cls.epochs' must be float"),
         ("finetune.cls", lambda d: d["finetune"]["cls"].update(lr=-1.0), "lr must be > 0"),
     ],
