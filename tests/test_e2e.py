@@ -87,9 +87,12 @@ def ran(output: str) -> set[str]:
 
 
 def tree_hashes(root: Path, *dirs: str) -> dict[str, str]:
+    """Hash of every file the project wrote under ``dirs`` of ``root``. DVC's own ``.gitignore`` files are left out:
+    DVC appends their lines in the order it happened to run independent stages, so two clones may differ there."""
     from pipeline.core.files import file_hash
 
-    return {str(p.relative_to(root)): file_hash(p) for d in dirs for p in sorted((root / d).rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): file_hash(p) for d in dirs for p in sorted((root / d).rglob("*"))
+            if p.is_file() and p.name != ".gitignore"}
 
 
 def set_param(repo: Path, dotted: str, value) -> None:
