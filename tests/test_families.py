@@ -218,6 +218,7 @@ def distill_and_quantize(family, name, student, teacher, task, data, art, tok_di
         assert len(layers) == student.config.num_hidden_layers or family.startswith("albert")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_through_the_pipeline(family, kit, tmp_path):
     kind = family.split("-unshared")[0]
