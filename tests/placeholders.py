@@ -27,3 +27,13 @@ def commit_placeholders(repo: Path) -> Path:
     status = subprocess.run(["dvc", "status", "--json"], cwd=repo, check=True, capture_output=True, text=True)
     assert json.loads(status.stdout) == {}, status.stdout
     return repo
+
+
+def placeholder_copy(repo: Path, dest: Path) -> Path:
+    """A copy of a placeholder repository (git history and DVC cache included, DVC's state and locks left out),
+    for a test that edits files: the session's repository stays as built."""
+    import shutil
+
+    shutil.copytree(repo, dest, symlinks=True, ignore=lambda d, names: {"tmp"} & set(names)
+                    if Path(d).name == ".dvc" else set())
+    return dest

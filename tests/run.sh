@@ -5,7 +5,8 @@
 #   - WordNet 3.0 for METEOR (tests/test_text_metrics.py): Debian's wordnet-base, installed the same way when
 #     /usr/share/wordnet is missing (and WNSEARCHDIR names no other WordNet directory);
 #   - a git identity for the commits DVC makes in temporary clones (a neutral one when none is configured).
-# Arguments are passed to pytest, e.g. `bash tests/run.sh -m "not e2e"` for the unit tests only.
+# Arguments are passed to pytest, e.g. `bash tests/run.sh -m "not slow"` for the inner loop (a few minutes) or
+# `bash tests/run.sh -m "not e2e"` for the unit tests only. The 15 slowest tests are listed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +34,4 @@ if [ -z "$(git config user.email || true)" ]; then
     export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-tests@example.invalid}
 fi
 
-exec python3 -m pytest -q "$@"
+exec python3 -m pytest -q --durations=15 "$@"

@@ -14,9 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from clean_copy import clean_copy
 from import_closure import ROOT
-from placeholders import commit_placeholders
+from placeholders import placeholder_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +29,11 @@ def sh(cwd: Path, *cmd: str) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A copy whose every stage output is a placeholder, with a committed lock: ``dvc status`` is clean."""
-    repo = clean_copy(tmp_path_factory.mktemp("blast") / "repo")
-    sh(repo, "git", "init", "-q")
-    return commit_placeholders(repo)
+@pytest.fixture
+def repo(placeholder_repo, tmp_path) -> Path:
+    """A copy of the session's placeholder repository (every output a placeholder, lock committed: ``dvc status``
+    is clean), for this test alone."""
+    return placeholder_copy(placeholder_repo, tmp_path / "repo")
 
 
 def rerun_after_editing(repo: Path, file: str) -> set[str]:

@@ -1,7 +1,9 @@
-"""End to end with another family: ``dvc repro`` of the embedded default with ``model.type: roberta``.
+"""End to end with another family: ``dvc repro`` with ``model.type: roberta``.
 
-The same tiny params and pruning methods as :mod:`test_e2e`, in a temporary copy of the repository; every
-stage must run and every model artifact must be a RoBERTa (the teachers too: their ``arch.type`` is set).
+A clone of the session's golden run (tests/golden.py) sharing its DVC cache, with the model (and the teachers'
+``arch.type``) switched to RoBERTa, one pruning method (``heads``, the one that changes shapes) and one ONNX
+export source: the stages that do not read the model family (tokenizer, data) are restored from the run-cache,
+every other stage runs, and every model artifact must be a RoBERTa.
 """
 
 from __future__ import annotations
@@ -9,28 +11,30 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
-from clean_copy import clean_copy
-from test_e2e import all_stages, evaluation, fewer_methods, ran, sh, tiny
+from golden import all_stages, commit_all, edit_yaml, fewer_methods, ran, restored, sh, work_copy
+from test_e2e import evaluation
 
 pytestmark = pytest.mark.e2e
 
 
-def test_dvc_repro_with_roberta(tmp_path):
-    repo = tmp_path / "repo"
-    clean_copy(repo)
-    params = tiny(yaml.safe_load((repo / "params.yaml").read_text()))
+def roberta(params: dict) -> None:
     params["model"]["type"] = "roberta"
     for task in params["teacher"]:
         params["teacher"][task]["arch"]["type"] = "roberta"
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    fewer_methods(repo / "dvc.yaml")
-    sh(repo, "git", "init", "-q")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "init")
+    params["export"]["sources"] = ["distill-heads"]
+
+
+def test_dvc_repro_with_roberta(golden_repo, tmp_path):
+    repo = work_copy(golden_repo, tmp_path / "repo", checkout=False)
+    edit_yaml(repo / "params.yaml", roberta)
+    fewer_methods(repo / "dvc.yaml", ["heads"])
+    commit_all(repo, "roberta")
     out = sh(repo, "dvc", "repro")
-    assert ran(out) == all_stages(repo)
+    assert ran(out) | restored(out) == all_stages(repo)
+    data = {s for s in all_stages(repo) if s == "tokenizer" or s.startswith("prepare@")}
+    assert restored(out) == data  # nothing that reads the family comes from the BERT run
+    assert {"base", "merge", "finetune@cls", "distill@qa-heads", "export@cls-distill-heads", "report"} <= ran(out)
 
     from pipeline.models.store import load_model
 

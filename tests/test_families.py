@@ -4,7 +4,7 @@ For each family: base -> MLM pretraining (two runs) -> merge -> fine-tuning (cla
 teacher -> every pruning method -> distillation (logit + hidden-state + attention-map KD) -> every
 quantization scheme -> evaluation, each artifact written, reloaded with the pipeline's loader and compared
 with the in-memory model's outputs. Structurally pruned artifacts are also loaded by plain transformers
-from their own modeling file (one subprocess for all families, without the project on ``sys.path``).
+from their own modeling file (one subprocess per family, without the project on ``sys.path``).
 ALBERT's shared layers refuse structural pruning with a clear error; an ALBERT checkpoint with one group
 per layer takes it.
 """
@@ -218,6 +218,7 @@ def distill_and_quantize(family, name, student, teacher, task, data, art, tok_di
         assert len(layers) == student.config.num_hidden_layers or family.startswith("albert")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_through_the_pipeline(family, kit, tmp_path):
     kind = family.split("-unshared")[0]
@@ -251,37 +252,45 @@ def test_family_through_the_pipeline(family, kit, tmp_path):
         stored = {k: v for k, v in student.state_dict().items() if v.is_floating_point() and k not in tied}
         assert facts["params"] == sum(v.numel() for v in stored.values())
         assert facts["params_embeddings"] > 0 and facts["params_head"] > 0
+    # This family's heads/FFN-pruned artifacts load with plain transformers (checked here, not in a later test
+    # that would depend on this one having run first).
+    mine = [(p, t) for p, t in kit["remote"] if Path(p).is_relative_to(art)]
+    if family == "albert":  # one shared layer group: no structural method applies, so no modeling code
+        assert mine == []
+    else:
+        load_with_plain_transformers(mine, kit["root"])
 
 
-def test_structurally_pruned_artifacts_load_with_plain_transformers(kit):
-    """Runs after the family tests (same module): every heads/FFN-pruned artifact they wrote loads through
+PLAIN_LOAD = (
+    "import importlib.util, os, sys\n"
+    # An editable install of the project puts its src/ on sys.path through a .pth file: take it off.
+    "sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p, 'pipeline', 'models'))]\n"
+    "assert importlib.util.find_spec('pipeline') is None, sys.path\n"
+    "import torch\n"
+    "from safetensors.torch import load_file\n"
+    "from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification\n"
+    "for path, task in (line.split('\\t') for line in sys.stdin.read().splitlines()):\n"
+    "    auto = AutoModelForSequenceClassification if task == 'cls' else AutoModelForQuestionAnswering\n"
+    "    model = auto.from_pretrained(path, trust_remote_code=True).eval()\n"
+    "    probe = load_file(path + '/probe.safetensors')\n"
+    "    with torch.no_grad():\n"
+    "        out = model(**{k[3:]: v for k, v in probe.items() if k.startswith('in_')})\n"
+    "    got = (out.start_logits, out.end_logits) if task == 'qa' else (out.logits,)\n"
+    "    for i, g in enumerate(got):\n"
+    "        diff = float((g - probe[f'out{i}']).abs().max())\n"
+    "        assert diff < 1e-5, (path, i, diff)\n"
+    "    print('ok', type(model).__name__, path)\n"
+)
+
+
+def load_with_plain_transformers(remote: list[tuple[str, str]], root: Path) -> None:
+    """Every heads/FFN-pruned artifact of ``remote`` (``(path, task)`` pairs) loads through
     ``AutoModelFor...from_pretrained(dir, trust_remote_code=True)`` in a Python without the project on its path,
-    and computes the same logits."""
-    if not kit["remote"]:
-        pytest.skip("no pruned artifacts (run with the family tests)")
-    script = (
-        "import importlib.util, os, sys\n"
-        # An editable install of the project puts its src/ on sys.path through a .pth file: take it off.
-        "sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p, 'pipeline', 'models'))]\n"
-        "assert importlib.util.find_spec('pipeline') is None, sys.path\n"
-        "import torch\n"
-        "from safetensors.torch import load_file\n"
-        "from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification\n"
-        "for path, task in (line.split('\\t') for line in sys.stdin.read().splitlines()):\n"
-        "    auto = AutoModelForSequenceClassification if task == 'cls' else AutoModelForQuestionAnswering\n"
-        "    model = auto.from_pretrained(path, trust_remote_code=True).eval()\n"
-        "    probe = load_file(path + '/probe.safetensors')\n"
-        "    with torch.no_grad():\n"
-        "        out = model(**{k[3:]: v for k, v in probe.items() if k.startswith('in_')})\n"
-        "    got = (out.start_logits, out.end_logits) if task == 'qa' else (out.logits,)\n"
-        "    for i, g in enumerate(got):\n"
-        "        diff = float((g - probe[f'out{i}']).abs().max())\n"
-        "        assert diff < 1e-5, (path, i, diff)\n"
-        "    print('ok', type(model).__name__, path)\n"
-    )
-    lines = "\n".join(f"{p}\t{t}" for p, t in kit["remote"])
-    proc = subprocess.run([sys.executable, "-I", "-c", script], input=lines, capture_output=True, text=True,
-                          cwd=kit["root"], env={"PATH": "/usr/bin:/bin", "HOME": str(kit["root"]), "HF_HUB_OFFLINE": "1",
-                               "OMP_NUM_THREADS": "1"})
+    and computes the logits stored next to it (``probe.safetensors``)."""
+    assert remote, "no structurally pruned artifact to load"
+    lines = "\n".join(f"{p}\t{t}" for p, t in remote)
+    proc = subprocess.run([sys.executable, "-I", "-c", PLAIN_LOAD], input=lines, capture_output=True, text=True,
+                          cwd=root, env={"PATH": "/usr/bin:/bin", "HOME": str(root), "HF_HUB_OFFLINE": "1",
+                                         "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("ok Pruned") == len(kit["remote"])
+    assert proc.stdout.count("ok Pruned") == len(remote)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from clean_copy import clean_copy
 from import_closure import ROOT
-from placeholders import commit_placeholders
+from placeholders import placeholder_copy
 
 from pipeline.core.errors import PipelineError
 from pipeline.report import glue_table
@@ -227,15 +227,6 @@ def test_glue_rows_use_the_metrics_the_tasks_report():
 
 
 # ------------------------------------------------------------------------------ blast radius of a data set
-@pytest.fixture(scope="module")
-def placeholder_repo(tmp_path_factory) -> Path:
-    """A copy whose every stage output is a placeholder, with a committed lock: ``dvc status`` is clean
-    (as in tests/test_blast_radius.py)."""
-    repo = clean_copy(tmp_path_factory.mktemp("datasets") / "repo")
-    sh(repo, "git", "init", "-q")
-    return commit_placeholders(repo)
-
-
 def rerun_after_setting(repo: Path, dotted: str, value) -> set[str]:
     """Stages ``dvc repro`` would rerun after setting one param: those ``dvc status`` lists and everything
     downstream of them (params.yaml is restored after)."""
@@ -267,8 +258,9 @@ def task_stages(repo: Path, task: str) -> set[str]:
 
 
 @pytest.mark.e2e
-def test_a_data_set_change_reruns_only_its_task(placeholder_repo):
-    repo = placeholder_repo
+def test_a_data_set_change_reruns_only_its_task(placeholder_repo, tmp_path):
+    # A copy of the session's placeholder repository (tests/conftest.py): every output a placeholder, lock committed.
+    repo = placeholder_copy(placeholder_repo, tmp_path / "repo")
     cls = task_stages(repo, "cls")
     assert {"prepare@cls", "finetune@cls", "teacher@cls", "quantize@cls-dynamic_int8-distill-heads",
             "evaluate-quantize@cls-dynamic_int8-distill-heads", "evaluate@cls-finetune"} <= cls

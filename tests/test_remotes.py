@@ -1,10 +1,13 @@
 """Sharing and reproducing artifacts: determinism across clones, and push/pull through real SSH and S3 servers.
 
-One small real artifact set (``prepare``, ``base``, ``pretrain@a`` on tiny params) is built in two separate
-copies of the repository. Both copies must hold byte-identical outputs (same params + inputs -> same bytes
-on CPU). The first copy is then pushed to an SSH remote (Debian ``openssh-server`` started on 127.0.0.1)
-and an S3 remote (moto's S3-compatible server on 127.0.0.1); fresh git clones pull from each and must get
-byte-identical artifacts with ``dvc status -c`` in sync. Missing server software fails, it does not skip.
+The artifacts of ``pretrain@a`` and its upstream (``tokenizer``, ``prepare``, ``base``: every kind of output,
+data, tokenizer and models, once) are built again from scratch in a separate copy of the repository with its
+own DVC cache; they must be byte-identical to the session's golden run (tests/golden.py), lock hashes included
+(same params + inputs -> same bytes on CPU). A clone of the golden run is then pushed to an SSH remote (Debian
+``openssh-server`` started on 127.0.0.1) and an S3 remote (moto's S3-compatible server on 127.0.0.1); fresh git
+clones pull from each and must get byte-identical artifacts with ``dvc status -c`` in sync. Missing server
+software fails, it does not skip. Only files the project writes are compared, never DVC's ``.gitignore`` files
+(their line order is the order DVC happened to run independent stages).
 """
 
 from __future__ import annotations
@@ -18,22 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from import_closure import ROOT
-from test_e2e import ENV, copy_ignore, env_for, tiny, tree_hashes
+from golden import ENV, lock_entries, ran, sh, tiny_copy, tree_hashes, work_copy
 
 pytestmark = pytest.mark.e2e
 
 TARGET = "pretrain@a"  # prepare -> base -> pretrain@a: every kind of output (data, tokenizer, models) once
 OUTPUTS = ("data", "models")
-
-
-def sh(cwd: Path, *cmd: str, env: dict | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env_for(cwd, env), capture_output=True, text=True, timeout=600)
-    if proc.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
 
 
 def free_port() -> int:
@@ -55,34 +49,35 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: floa
     raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def build(path: Path) -> Path:
-    """A copy of the repository on tiny params, committed, with ``TARGET`` and its upstream run."""
-    shutil.copytree(ROOT, path, ignore=copy_ignore)
-    params = tiny(yaml.safe_load((path / "params.yaml").read_text()))
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(path, "git", "init", "-q")
-    sh(path, "git", "add", "-A")
-    sh(path, "git", "commit", "-qm", "init")
-    sh(path, "dvc", "repro", TARGET)
-    sh(path, "git", "add", "-A")
-    sh(path, "git", "commit", "-qm", "run")
+@pytest.fixture(scope="module")
+def repo(golden_repo, tmp_path_factory) -> Path:
+    """A clone of the golden run with ``TARGET`` and its upstream checked out (its remotes are added here)."""
+    path = work_copy(golden_repo, tmp_path_factory.mktemp("remotes") / "repo", checkout=False)
+    sh(path, "dvc", "checkout", "--quiet", "--with-deps", TARGET)
     return path
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return build(tmp_path_factory.mktemp("remotes") / "repo")
+def artifact_locks(repo: Path, stages: set[str]) -> dict:
+    """``dvc.lock``'s commands, deps, params and the hashes of the outputs under :data:`OUTPUTS` of ``stages``."""
+    return {name: {**entry, "outs": [o for o in entry.get("outs", []) if o["path"].startswith(OUTPUTS)]}
+            for name, entry in lock_entries(repo, stages).items()}
 
 
-def test_two_clones_give_byte_identical_artifacts(repo, tmp_path):
-    other = build(tmp_path / "other")
-    expected = tree_hashes(repo, *OUTPUTS)
-    assert len(expected) >= 10 and any(name.endswith("model.safetensors") for name in expected)
-    assert tree_hashes(other, *OUTPUTS) == expected
+def test_two_clones_give_byte_identical_artifacts(golden_repo, tmp_path):
+    other = tiny_copy(tmp_path / "other", cache=None)  # its own cache: everything computed again
+    out = sh(other, "dvc", "repro", TARGET)
+    assert ran(out) == {"tokenizer", "prepare@corpus", "base", TARGET}
+    built = tree_hashes(other, *OUTPUTS)
+    assert len(built) >= 10 and any(name.endswith("model.safetensors") for name in built)
+    golden = tree_hashes(golden_repo, *OUTPUTS)
+    assert built == {name: golden.get(name) for name in built}
+    assert artifact_locks(other, ran(out)) == artifact_locks(golden_repo, ran(out))
     # Training again in the same clone (a forced rerun of the one training stage) gives the same bytes too,
     # so dvc.lock does not change.
+    sh(other, "git", "add", "-A")
+    sh(other, "git", "commit", "-qm", "run")
     sh(other, "dvc", "repro", "-f", "-s", TARGET)
-    assert tree_hashes(other, *OUTPUTS) == expected
+    assert tree_hashes(other, *OUTPUTS) == built
     assert sh(other, "git", "status", "--porcelain", "dvc.lock").strip() == ""
 
 
