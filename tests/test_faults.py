@@ -316,10 +316,10 @@ def test_quantize_stage_stops_on_non_finite_fp16_logits_with_one_line(overflowin
 
     source, data = overflowing
     params = yaml.safe_load(open("params.yaml"))
-    params["quantize"]["scheme"] = "fp16"
+    params["quantize"]["schemes"] = ["fp16"]
     yaml.safe_dump(params, open("params.yaml", "w"))
     out = source.parent / "quantize-finetune"
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "quantize.py"), "--task", "cls", str(source),
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "quantize.py"), "--task", "cls", "--scheme", "fp16", str(source),
                            str(data), str(out)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"})
     lines = proc.stderr.strip().splitlines()

@@ -93,7 +93,7 @@ def test_finetune_writes_the_names_and_later_artifacts_keep_them(workdir, cls_da
     assert code == 0, err
     expected = ({"0": "negative", "1": "positive"}, {"negative": 0, "positive": 1})
     assert _labels(models / "finetune") == expected
-    for stage, argv in (("quantize", ["--task", "cls", str(models / "finetune"), "data/cls", str(models / "quantize")]),
+    for stage, argv in (("quantize", ["--task", "cls", "--scheme", "dynamic_int8", str(models / "finetune"), "data/cls", str(models / "quantize")]),
                         ("prune", ["--task", "cls", "--method", "magnitude", str(models / "finetune"), "data/cls",
                                    str(models / "prune-magnitude")])):
         code, err = run_stage(stage, argv, capsys)

@@ -42,7 +42,7 @@ def _row(card: str, section: str, name: str) -> list[str]:
 
 
 def _card(variants, details, configs=None):
-    return model_card("cls", variants, details, layers_frame(details), {}, {"size": [], "latency": []},
+    return model_card("cls", variants, details, layers_frame(details), {}, {"size": [], "speedup": []},
                       CardInputs(configs=configs or {}))
 
 
