@@ -114,7 +114,7 @@ def test_family_speed_small():
 def test_evaluate_overhead_small():
     records = run_bench("evaluate_overhead.py", "--small", "--budget", "0")
     phases = [r["phase"] for r in records]
-    assert phases == ["load_model", "task_metrics", "model_facts", "lineage", "speed_facts", "write_outputs",
+    assert phases == ["load_model", "task_metrics", "model_facts", "lineage", "fast_model", "timed", "write_outputs",
                       "validation_forward", "summary"]
     seconds = {r["phase"]: r["seconds"] for r in records[:-1]}
     summary = records[-1]

@@ -94,7 +94,8 @@ def real_run(workdir, variants, cls_data, tmp_path_factory, capsys, monkeypatch)
             by_kind.setdefault(kind, set()).update([Path(name).stem, *(ROOT / name).read_text().split("\n")[0].split("\t")])
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
     paths |= {o["path"] for stage in lock.values() for o in stage.get("outs", [])}
-    edit_params(workdir, lambda d: d["evaluate"].update(latency_repeats=2, latency_warmup=1))
+    # memory: true, so the fresh-process RSS keys the docs name are written too (default false)
+    edit_params(workdir, lambda d: d["evaluate"].update(latency_repeats=2, latency_warmup=1, memory=True))
     out = {kind: workdir / f"{kind}.json" for kind in ("facts", "speed", "details")}
     code, err = run_stage("evaluate", ["--task", "cls", "--baseline", str(variants[0]["finetune"]),
                                        *(a for k, p in out.items() for a in (f"--{k}", str(p))), "--predictions",
