@@ -126,7 +126,7 @@ def make_data(data: Path, scale: float) -> Path:
     return raw
 
 
-def run_stage(repo: Path, stage: str, env: dict, limit_s: float) -> tuple[str, float, float]:
+def run_stage(repo: Path, stage: str, env: dict, limit_s: float) -> tuple[str, float, float | None]:
     """``dvc repro --single-item stage`` in a fresh wrapper process: ``(status, wall_s, peak_rss_mb)``;
     status ``ok``, ``failed (rc N)`` or ``stopped at the time limit`` (the stage's process group killed)."""
     rss_file = repo.parent / "rss.txt"
@@ -145,7 +145,8 @@ def run_stage(repo: Path, stage: str, env: dict, limit_s: float) -> tuple[str, f
             proc.wait()
             status = "stopped at the time limit"
     wall = time.perf_counter() - start
-    rss = int(rss_file.read_text()) / 1024 if rss_file.is_file() else float("nan")
+    # a stopped stage's wrapper wrote nothing: no RSS (None, not NaN: the lines stay strict JSON)
+    rss = round(int(rss_file.read_text()) / 1024, 1) if rss_file.is_file() else None
     return status, wall, rss
 
 
@@ -170,7 +171,7 @@ def rehearse(repo: Path, stages: list[str], env: dict, deadline: float) -> list[
         else:
             status, wall, rss = run_stage(repo, stage, env, left)
             model = model_seconds(profile, stage)
-            rec.update(status=status, wall_s=round(wall, 1), peak_rss_mb=round(rss, 1), model_s=model,
+            rec.update(status=status, wall_s=round(wall, 1), peak_rss_mb=rss, model_s=model,
                        outside_s=round(wall - (model or 0.0), 1))
         emit(rec)
         records.append(rec)
@@ -180,7 +181,7 @@ def rehearse(repo: Path, stages: list[str], env: dict, deadline: float) -> list[
 def summary(records: list[dict], args, wall: float, load: tuple[str, str]) -> dict:
     done = [r for r in records if r["status"] == "ok"]
     fine = next((r for r in done if r["stage"] == FINETUNE_TARGET["stage"]), None)
-    peak = max((r["peak_rss_mb"] for r in done), default=None)
+    peak = max((r["peak_rss_mb"] for r in records if r["peak_rss_mb"] is not None), default=None)
     return {"bench": "scale_rehearsal", "run": "summary", "small": args.small, "threads": args.threads,
             "total_wall_s": round(wall, 1), "stages_ok": len(done), "stages": len(records),
             "not_ok": {r["stage"]: r["status"] for r in records if r["status"] != "ok"},
