@@ -20,6 +20,7 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.finite import check_finite
+from pipeline.core.profile import model_time
 from pipeline.data.features import Batch, Feature, Features, batches, collate
 from pipeline.models.families import model_inputs
 from pipeline.models.structure import check_input_length
@@ -226,7 +227,8 @@ def all_logits(model, feats: Sequence[Feature], pad_id: int, batch_size: int, de
     model.eval()
     chunks: list[list[np.ndarray]] = []
     for batch in batches(feats, batch_size, lambda f: collate(f, pad_id)):
-        outs = Task.logits(model, {k: v.to(device) for k, v in batch.items()})
+        with model_time(device):  # the rehearsal's profiler (pipeline.core.profile); off: a no-op
+            outs = Task.logits(model, {k: v.to(device) for k, v in batch.items()})
         check_finite(outs, model)
         chunks.append([o.float().cpu().numpy() for o in outs])
     result = []

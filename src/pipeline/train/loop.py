@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 
 from pipeline.config.args import TrainArgs
 from pipeline.core.errors import PipelineError
+from pipeline.core.profile import model_time
 from pipeline.core.runtime import autocast_dtype, loader_workers
 from pipeline.data.features import Batch, Feature
 from pipeline.models import families
@@ -399,7 +400,8 @@ def _epoch(run: _Run, epoch: int, on_epoch) -> None:
 
 def _step(run: _Run, micro: list[tuple[Batch | None, float]]) -> None:
     """One optimizer step on this process's micro-batches of a global batch; checkpoints when due."""
-    loss = _accumulate(run, micro)
+    with model_time(run.device):  # the rehearsal's profiler (pipeline.core.profile); off: a no-op
+        loss = _accumulate(run, micro)
     if run.world_size > 1:
         loss = run.accelerator.reduce(loss, "sum")
     run.accelerator.clip_grad_norm_(run.model.parameters(), run.args.max_grad_norm)
