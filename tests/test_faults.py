@@ -405,12 +405,16 @@ def test_an_int8_logit_error_past_the_bound_is_refused_naming_reduce_range():
     saturated = {"reduce_range": False, "reduce_range_setting": False, "max_relative_error": 0.1}
     check_int8_error({"logit_max_abs_error": 0.2, "logit_max_abs_reference": 2.0}, saturated, "v")  # at the bound
     with pytest.raises(PipelineError, match=r"^onnx_int8 export of m: int8 logit error 0\.283 exceeds 0\.1 x the "
-                                            r"largest \|logit\| 2 .*set export\.int8\.reduce_range: true"):
+                                            r"logits' scale 2 .*set export\.int8\.reduce_range: true"):
         check_int8_error({"logit_max_abs_error": 0.283, "logit_max_abs_reference": 2.0}, saturated,
                          "onnx_int8 export of m")
     safe = {**saturated, "reduce_range": True, "reduce_range_setting": "auto"}
     with pytest.raises(PipelineError, match=r"export\.int8\.reduce_range auto \(used: True\): try export\.int8\.per_channel"):
         check_int8_error({"logit_max_abs_error": 0.5, "logit_max_abs_reference": 2.0}, safe, "v")
+    # logits all near 0 (an undecided head): the scale is floored at 1, so 1e-3 passes and 0.283 does not
+    check_int8_error({"logit_max_abs_error": 0.001089, "logit_max_abs_reference": 0.00712}, saturated, "v")
+    with pytest.raises(PipelineError, match=r"logits' scale 1 "):
+        check_int8_error({"logit_max_abs_error": 0.283, "logit_max_abs_reference": 0.00712}, saturated, "v")
 
 
 def test_export_stage_records_the_choice_and_refuses_a_graph_past_the_bound(workdir, artifacts, cls_data, capsys,

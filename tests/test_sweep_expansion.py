@@ -154,8 +154,8 @@ def test_a_method_file_reruns_its_own_points_only(repo):
     finally:
         path.write_text(original)
     heads = {s for t in TASKS for s in (f"prune@{t}-heads", f"distill@{t}-heads", f"evaluate@{t}-prune-heads",
-                                        f"evaluate@{t}-distill-heads", f"quantize@{t}-distill-heads",
-                                        f"evaluate-quantize@{t}-distill-heads", f"export@{t}-distill-heads",
+                                        f"evaluate@{t}-distill-heads", f"quantize@{t}-dynamic_int8-distill-heads",
+                                        f"evaluate-quantize@{t}-dynamic_int8-distill-heads", f"export@{t}-distill-heads",
                                         f"evaluate-export@{t}-onnx-distill-heads",
                                         f"evaluate-export@{t}-onnx_int8-distill-heads")}
     assert changed == heads | branch(2) | {"report"}
