@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from pipeline.data import synthetic  # noqa: E402
-from pipeline.data.features import Features, encode_text  # noqa: E402
+from pipeline.data.features import Features, encode_text, feature_lengths  # noqa: E402
 from pipeline.data.tokenizer import load_tokenizer  # noqa: E402
 from pipeline.tasks import classification, qa, squad  # noqa: E402
 
@@ -84,6 +84,9 @@ def test_features_sequence_protocol():
     assert [f["labels"] for f in feats[::-1]] == [2, 0, 1]
     assert list(feats[::2]) == [feats[0], feats[2]]
     assert feats.tokens["input_ids"].dtype == np.int32
+    # the training loop's lengths: from the offsets for the store, per feature for a plain list; the same ints
+    assert feature_lengths(feats) == feature_lengths(list(feats)) == [3, 1, 2]
+    assert all(type(n) is int for n in feature_lengths(feats))
     empty = Features.from_batches(iter([]), {})
     assert len(empty) == 0 and list(empty) == []
     with pytest.raises(ValueError):  # a per-token column whose lengths differ from input_ids'

@@ -128,6 +128,14 @@ def encode_text(rows: list[dict], tokenizer, max_length: int, batch_size: int = 
     return Features.from_batches(parts(), {})
 
 
+def feature_lengths(feats) -> list[int]:
+    """Tokens of every feature: :attr:`Features.lengths` of a columnar store (no feature built), else
+    ``len(f["input_ids"])`` of each feature of a plain sequence."""
+    if isinstance(feats, Features):
+        return feats.lengths.tolist()
+    return [len(f["input_ids"]) for f in feats]
+
+
 def collate(feats: list[Feature], pad_id: int) -> Batch:
     """Pad a list of features to the longest in the batch: ``(B, T)`` long tensors (labels ``(B,)``, float
     for regression)."""

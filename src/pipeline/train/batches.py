@@ -20,7 +20,7 @@ import torch
 
 from pipeline.config.args import TrainArgs
 from pipeline.core.runtime import world
-from pipeline.data.features import Batch, Feature
+from pipeline.data.features import Batch, Feature, feature_lengths
 
 # Sorting by length happens within mega-batches of this many global batches: batches get similar lengths
 # while the data order stays shuffled (the grouping of the HF Trainer's length-grouped sampler).
@@ -120,7 +120,7 @@ def epoch_loader(feats: list[Feature], collate_fn, args: TrainArgs, epoch: int, 
     ``num_workers > 0`` (resolved, see :func:`pipeline.core.runtime.loader_workers`) collates in worker
     processes; the stateful collator is then reseeded per batch from ``(seed + epoch, rank, position)``.
     """
-    lengths = [len(f["input_ids"]) for f in feats]
+    lengths = feature_lengths(feats)  # from the columnar offsets at scale, no feature built per epoch
     pieces = rank_microbatches(epoch_order(lengths, args, epoch, world_size), args, rank, world_size,
                                pad=world_size > 1)
     skip = done_steps * args.grad_accum_steps
