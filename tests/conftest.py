@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import BertConfig, BertTokenizerFast
@@ -11,11 +13,41 @@ from pipeline.core.runtime import setup
 WORDS = "the movie was good bad not very plot great awful and but".split()
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``-n 2``, tests/run.sh) each worker and every process it starts (``dvc repro``'s
+    stages) uses one CPU thread: two workers on two cores would otherwise each start two threads per process."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(items):
-    """Every end-to-end test is slow too, so ``-m "not slow"`` (the inner loop) leaves them all out."""
+    """Every end-to-end test is slow too, so ``-m "not slow"`` (the inner loop) leaves them all out.
+
+    Modules are also put in the order that keeps two pytest-xdist workers (``--dist loadscope
+    --no-loadscope-reorder``: a module's tests stay on one worker, modules handed out in this order) busy: first
+    the module that builds the golden run, then the other end-to-end modules (the ones that do not read the golden
+    run before the ones that do, so the second worker has work while the golden run is built), then the other slow
+    modules, then the rest. Without xdist the order changes nothing a test sees: no test depends on another."""
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    golden = [m for m, its in modules.items() if any("golden_repo" in i.fixturenames for i in its)]
+
+    def rank(module: str) -> int:
+        its = modules[module]
+        if golden and module == golden[0]:
+            return 0
+        if any(i.get_closest_marker("e2e") for i in its):
+            return 2 if module in golden else 1
+        return 3 if any(i.get_closest_marker("slow") for i in its) else 4
+
+    order = sorted(modules, key=rank)  # stable: collection order within a rank
+    items[:] = [item for module in order for item in modules[module]]
 
 
 @pytest.fixture(autouse=True, scope="session")

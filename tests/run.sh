@@ -34,4 +34,7 @@ if [ -z "$(git config user.email || true)" ]; then
     export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-tests@example.invalid}
 fi
 
-exec python3 -m pytest -q --durations=15 "$@"
+# Two or more pytest-xdist workers (one per core, at most 4), modules kept whole on one worker and handed out in
+# the order tests/conftest.py sets; `-n 0` after it runs everything in this process.
+workers=$(python3 -c "import os; print(max(2, min(4, len(os.sched_getaffinity(0)))))")
+exec python3 -m pytest -q --durations=15 -n "$workers" --dist loadscope --no-loadscope-reorder "$@"
