@@ -13,13 +13,14 @@
 - ``nm``: semi-structured N:M masks (2:4 by default) along the input dimension of the encoder's Linears.
 - ``heads``: physical attention-head pruning by gradient-based importance (Michel et al., 2019).
 - ``ffn``: physical feed-forward neuron pruning by first-order (Taylor) importance.
+- ``heads_ffn``: ``heads`` and ``ffn`` in one step, both importances measured on the unpruned model.
 - ``layers``: layer dropping; the first and last layers stay, the middle layers whose removal raises the
   loss least go.
 
 Zeroing methods set weights to zero in place (the shapes stay; the artifact is stored compactly and
 distillation keeps the zeros); structural methods shrink the tensors and record the new shapes in the config.
 Shared pieces: :mod:`.masks` (masks, sparsity, the cubic schedule), :mod:`.importance` (head, neuron and
-layer importance), :mod:`.scores` (learned score masks). :mod:`.sweep` sets a method's registered ``target``
+layer importance), :mod:`.structured` (keeping the top heads or neurons), :mod:`.scores` (learned score masks). :mod:`.sweep` sets a method's registered ``target``
 (its main knob) to one value of a sweep point (``prune.sweep``).
 """
 

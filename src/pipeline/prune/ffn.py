@@ -8,9 +8,10 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.models import families
-from pipeline.models.structure import FFN_ATTR, intermediate_per_layer, prune_ffn_
+from pipeline.models.structure import intermediate_per_layer
 from pipeline.prune import PruneContext, register
 from pipeline.prune.importance import gate_importance
+from pipeline.prune.structured import prune_top_neurons_
 
 
 @dataclass
@@ -39,9 +40,4 @@ def ffn(model: torch.nn.Module, params: FFNParams, context: PruneContext) -> dic
     sizes = intermediate_per_layer(model)
     modules = [family.ffn_out(layer) for layer in family.layers(model)]
     scores = gate_importance(model, modules, sizes, context.data[: params.batches], context.loss_fn)
-    keep = {}
-    for i, (n, score) in enumerate(zip(sizes, scores)):
-        k = max(1, round(params.keep_ratio * n))
-        keep[i] = sorted(torch.topk(score, k).indices.tolist())
-    prune_ffn_(model, keep)
-    return {"keep_ratio": params.keep_ratio, FFN_ATTR: intermediate_per_layer(model)}
+    return prune_top_neurons_(model, scores, sizes, params.keep_ratio)

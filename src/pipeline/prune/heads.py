@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.core.errors import PipelineError
-from pipeline.models import families
-from pipeline.models.structure import heads_per_layer, prune_heads_
+from pipeline.models.structure import heads_per_layer
 from pipeline.prune import PruneContext, register
 from pipeline.prune.importance import head_importance
+from pipeline.prune.structured import check_heads, prune_top_heads_
 
 
 @dataclass
@@ -27,16 +27,6 @@ class HeadsParams:
             raise ValueError("keep_heads and batches must be >= 1")
 
 
-def check_heads(model: torch.nn.Module, params: HeadsParams) -> None:
-    """``keep_heads`` is at most the heads of every layer (a head-pruned model may have fewer)."""
-    families.of(model).check_structural(model, "heads")
-    counts = heads_per_layer(model)
-    if params.keep_heads > min(counts):
-        raise PipelineError(
-            f"prune.heads.keep_heads={params.keep_heads} exceeds the heads per layer of the model ({counts})"
-        )
-
-
 @register("heads", HeadsParams, zeroing=False, check=check_heads, target="keep_heads", batches="batches")
 def heads(model: torch.nn.Module, params: HeadsParams, context: PruneContext) -> dict:
     """Keep the ``params.keep_heads`` most important heads of every layer, physically."""
@@ -44,13 +34,4 @@ def heads(model: torch.nn.Module, params: HeadsParams, context: PruneContext) ->
     if not context.data:
         raise PipelineError("prune.heads needs training batches to estimate head importance")
     scores = head_importance(model, context.data[: params.batches], context.loss_fn)
-    keep = {
-        i: sorted(torch.topk(scores[i, :h], params.keep_heads).indices.tolist()) for i, h in enumerate(counts)
-    }
-    prune_heads_(model, keep)
-    return {
-        "keep_heads": params.keep_heads,
-        "heads_kept": {str(i): k for i, k in keep.items()},
-        "heads_per_layer": heads_per_layer(model),
-        "importance": [[round(float(s), 6) for s in row[:h]] for row, h in zip(scores, counts)],
-    }
+    return prune_top_heads_(model, scores, counts, params.keep_heads)

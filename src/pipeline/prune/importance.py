@@ -6,7 +6,7 @@ import torch
 
 from pipeline.data.features import Batch
 from pipeline.models import families
-from pipeline.models.structure import heads_per_layer
+from pipeline.models.structure import heads_per_layer, intermediate_per_layer
 from pipeline.prune import LossFn
 
 
@@ -21,10 +21,15 @@ def head_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) 
         ``(L, H_max)`` float tensor; entries past a layer's head count are ``-inf``.
     """
     family = families.of(model)
-    layers = family.layers(model)
     counts = heads_per_layer(model)
-    per_layer = gate_importance(model, [family.attention_output(layer) for layer in layers], counts, data, loss_fn)
-    scores = torch.zeros(len(layers), max(counts))
+    modules = [family.attention_output(layer) for layer in family.layers(model)]
+    return head_scores(gate_importance(model, modules, counts, data, loss_fn), counts)
+
+
+def head_scores(per_layer: list[torch.Tensor], counts: list[int]) -> torch.Tensor:
+    """Per-layer head gate sums (one ``(h_i,)`` tensor per layer, ``h_i = counts[i]``) as the ``(L, H_max)``
+    table of :func:`head_importance`: each layer's row L2-normalised, entries past its head count ``-inf``."""
+    scores = torch.zeros(len(counts), max(counts))
     for i, score in enumerate(per_layer):
         scores[i, : score.numel()] = score
     for i, h in enumerate(counts):
@@ -32,6 +37,27 @@ def head_importance(model: torch.nn.Module, data: list[Batch], loss_fn: LossFn) 
         scores[i, :h] /= norm if norm > 0 else 1.0
         scores[i, h:] = float("-inf")
     return scores
+
+
+def head_and_neuron_importance(model: torch.nn.Module, data: list[Batch],
+                               loss_fn: LossFn) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """:func:`head_importance` and the FFN neurons' first-order importance of the same model, in one pass.
+
+    One gate per head (on the attention output projection's input) and one per neuron (on the FFN output
+    projection's input) are all 1, so the forward is the model's own and each gate's gradient is what a pass
+    for that kind of unit alone gives (:func:`gate_importance`).
+
+    Returns:
+        ``(heads, neurons)``: heads as :func:`head_importance` (``(L, H_max)``, L2-normalised per layer,
+        ``-inf`` past a layer's head count); neurons one ``(I_i,)`` tensor of ``sum_batches |dL/dg|`` per layer,
+        ``I_i`` its current intermediate size.
+    """
+    family = families.of(model)
+    layers = family.layers(model)
+    counts, sizes = heads_per_layer(model), intermediate_per_layer(model)
+    modules = [family.attention_output(layer) for layer in layers] + [family.ffn_out(layer) for layer in layers]
+    scores = gate_importance(model, modules, counts + sizes, data, loss_fn)
+    return head_scores(scores[: len(layers)], counts), scores[len(layers):]
 
 
 def gate_importance(model: torch.nn.Module, modules: list[torch.nn.Module], sizes: list[int],
