@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -45,8 +46,8 @@ def fewer_methods(dvc_yaml: Path, methods: list[str] = E2E_METHODS) -> None:
         if "prune_methods" in entry:
             entry["prune_methods"] = list(methods)
         if "variants" in entry:  # in place: the report stage's vars alias the same list
-            entry["variants"][:] = [v for v in entry["variants"]
-                                    if not v.startswith(("prune-", "distill-")) or v.split("-", 1)[1] in methods]
+            kept = [v for v in entry["variants"] if not v.startswith(("prune-", "distill-"))]
+            entry["variants"][:] = kept + [f"{kind}-{m}" for kind in ("prune", "distill") for m in methods]
     dvc_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -182,6 +183,25 @@ def work_copy(golden: Path, dest: Path, checkout: bool = True) -> Path:
     if checkout:
         sh(dest, "dvc", "checkout", "--quiet")
     return dest
+
+
+def without_metrics(repo: Path) -> Path:
+    """``repo`` without the golden run's metrics files (those of its tasks cls and qa, which git tracks), as a
+    clean clone of the project has it; the stages restored from the run-cache write theirs back."""
+    sh(repo, "git", "rm", "-r", "-q", "metrics")
+    shutil.rmtree(repo / "metrics", ignore_errors=True)
+    return repo
+
+
+def upstream(repo: Path, stage: str) -> set[str]:
+    """``stage`` and every stage it depends on, directly or not: what ``dvc repro <stage>`` runs or restores."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        graph = dvc.index.graph  # an edge runs from a stage to a stage it depends on
+        node = next(s for s in graph if s.name == stage)
+        return {stage} | {s.name for s in nx.descendants(graph, node)}
 
 
 def rerun_set(repo: Path) -> set[str]:

@@ -1,9 +1,10 @@
 """End to end with another family: ``dvc repro`` with ``model.type: roberta``.
 
-A clone of the session's golden run (tests/golden.py) sharing its DVC cache, with the model (and the teachers'
-``arch.type``) switched to RoBERTa, one pruning method (``heads``, the one that changes shapes) and one ONNX
-export source: the stages that do not read the model family (tokenizer, data) are restored from the run-cache,
-every other stage runs, and every model artifact must be a RoBERTa.
+A clone of the session's golden run (tests/golden.py) sharing its DVC cache, with the model (and the teacher's
+``arch.type``) switched to RoBERTa, the extractive QA task only (the one where a BPE tokenizer's offsets matter;
+the classification path of every family runs in tests/test_families.py), one pruning method (``heads``, the one
+that changes shapes) and one ONNX export source: the stages that do not read the model family (tokenizer, data)
+are restored from the run-cache, every other stage runs, and every model artifact must be a RoBERTa.
 """
 
 from __future__ import annotations
@@ -12,21 +13,25 @@ import json
 
 import pytest
 
-from golden import all_stages, commit_all, edit_yaml, fewer_methods, ran, restored, sh, work_copy
+from golden import (all_stages, commit_all, edit_yaml, fewer_methods, ran, restored, sh, without_metrics,
+                    work_copy)
 from test_e2e import evaluation
 
 pytestmark = pytest.mark.e2e
 
 
 def roberta(params: dict) -> None:
+    """RoBERTa student and teacher, the task ``qa`` only (``cls`` removed from every per-task section)."""
+    for section in (params["tasks"], params["finetune"], params["teacher"], params["distill"]["train"],
+                    params["prepare"]["datasets"]):
+        section.pop("cls")
     params["model"]["type"] = "roberta"
-    for task in params["teacher"]:
-        params["teacher"][task]["arch"]["type"] = "roberta"
+    params["teacher"]["qa"]["arch"]["type"] = "roberta"
     params["export"]["sources"] = ["distill-heads"]
 
 
 def test_dvc_repro_with_roberta(golden_repo, tmp_path):
-    repo = work_copy(golden_repo, tmp_path / "repo", checkout=False)
+    repo = without_metrics(work_copy(golden_repo, tmp_path / "repo", checkout=False))  # no stale cls metrics
     edit_yaml(repo / "params.yaml", roberta)
     fewer_methods(repo / "dvc.yaml", ["heads"])
     commit_all(repo, "roberta")
@@ -34,18 +39,20 @@ def test_dvc_repro_with_roberta(golden_repo, tmp_path):
     assert ran(out) | restored(out) == all_stages(repo)
     data = {s for s in all_stages(repo) if s == "tokenizer" or s.startswith("prepare@")}
     assert restored(out) == data  # nothing that reads the family comes from the BERT run
-    assert {"base", "merge", "finetune@cls", "distill@qa-heads", "export@cls-distill-heads", "report"} <= ran(out)
+    assert {"base", "merge", "finetune@qa", "teacher@qa", "distill@qa-heads", "export@qa-distill-heads",
+            "report"} <= ran(out)
+    assert not [s for s in all_stages(repo) if "cls" in s]
 
     from pipeline.models.store import load_model
 
     configs = sorted((repo / "models").rglob("config.json"))
-    assert len(configs) >= 15
+    assert len(configs) >= 10  # base, pretrain a/b, merged, finetune, teacher, prune, distill, quantize, 2 exports
     for config in configs:
         assert json.loads(config.read_text())["model_type"] == "roberta", config
         model, meta = load_model(config.parent)
         if not meta["format"].startswith("onnx"):  # ONNX Runtime runs the exports: their config names the family
             assert type(model).__name__.startswith("Roberta"), (config, type(model).__name__)
-    heads = repo / "models" / "cls" / "prune-heads"
+    heads = repo / "models" / "qa" / "prune-heads"
     assert json.loads((heads / "pipeline.json").read_text())["results"]["heads_per_layer"] == [2, 2]
     assert (heads / "modeling_pruned.py").is_file()  # loadable by plain transformers (trust_remote_code)
     metrics = evaluation(repo, "qa", "distill-heads")  # task metrics, facts and speed

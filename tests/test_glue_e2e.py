@@ -5,15 +5,15 @@ MNLI TSVs with their headers, MNLI's two dev files; SQuAD's nested JSON), with g
 cannot be downloaded here). ``dvc repro`` in a clone of the session's golden run (tests/golden.py: tiny sizes,
 its DVC cache shared, so the task-independent stages are restored from the run-cache), then the GLUE table is
 checked against the evaluate stage's files. A second clone follows the SST-2 walkthrough of
-docs/real-models-and-data.md
-(profiles/tasks/sst2.yaml applied with the same command) on SST-2-layout fixture files.
+docs/real-models-and-data.md (profiles/tasks/sst2.yaml applied with the same command) on the same files: the
+GLUE run's ``sst2`` task has the walkthrough's settings, so every ``sst2`` stage of the walkthrough is restored
+from the GLUE run's run-cache, which checks that the same files and settings give the same stages.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from golden import ENV, all_stages, commit_all, ran, restored, sh, work_copy
+from golden import ENV, commit_all, ran, restored, sh, upstream, without_metrics, work_copy
 from import_closure import ROOT
 from pipeline.data import synthetic
 
@@ -31,11 +31,12 @@ pytestmark = pytest.mark.e2e
 # run-cache (tokenizer and prepare@corpus depend on sources/, which the fixture files change: they run again).
 TASK_FREE = {"base", "pretrain@a", "pretrain@b", "merge"}
 
-# Methods and variants of these runs: dvc.yaml's variants, then the quantized distill-heads (quantize.sources);
-# no ONNX export (export.sources: []), which tests/test_export.py covers.
+# Methods and variants of these runs: dvc.yaml's variants, then the quantized prune-heads (quantize.sources); no
+# ONNX export (export.sources: []), which tests/test_export.py covers. Both runs are `dvc repro report`: the
+# stages the report reads, so no teacher or distillation stage (the golden run covers those for its tasks).
 METHODS = ["heads"]
-VARIANTS = ["finetune", "prune-heads", "distill-heads"]
-QUANTIZED = "quantize-dynamic_int8-distill-heads"
+VARIANTS = ["finetune", "prune-heads"]
+QUANTIZED = "quantize-dynamic_int8-prune-heads"
 
 
 def tsv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -97,6 +98,20 @@ def write_squad(root: Path, train: int, dev: int) -> None:
         (root / name).write_text(json.dumps({"version": "1.1", "data": data}))
 
 
+ROWS = (160, 40)  # train and dev rows of every fixture file
+
+
+def write_sources(repo: Path) -> None:
+    """The four distributed layouts under ``repo/sources`` (what both runs of this module read)."""
+    write_sst2(repo / "sources" / "SST-2", *ROWS)
+    write_mrpc(repo / "sources" / "MRPC", *ROWS)
+    write_mnli(repo / "sources" / "MNLI", *ROWS)
+    write_squad(repo / "sources" / "SQuAD", *ROWS)
+
+
+SST2_PROFILE = yaml.safe_load((ROOT / "profiles" / "tasks" / "sst2.yaml").read_text())
+
+
 def restrict(repo: Path) -> None:
     """One pruning method and the variants of :data:`VARIANTS` in the copy's dvc.yaml."""
     path = repo / "dvc.yaml"
@@ -128,30 +143,25 @@ def glue_tasks(params: dict) -> dict:
     del datasets["cls"], datasets["qa"]
     for name, (_, extra) in SOURCES.items():
         params["tasks"][name].update(extra)
+    # sst2 exactly as the SST-2 walkthrough's profile sets it (test_sst2_walkthrough_... restores these stages)
+    profile = SST2_PROFILE
+    datasets["sst2"] = profile["prepare"]["datasets"]["sst2"]
+    for section in ("tasks", "finetune", "teacher"):
+        params[section]["sst2"] = profile[section]["sst2"]
+    params["distill"]["train"]["sst2"] = profile["distill"]["train"]["sst2"]
     return params
-
-
-def without_metrics(repo: Path) -> Path:
-    """``repo`` without the golden run's metrics files (those of its tasks cls and qa, which git tracks), as a
-    clean clone of the project has it; the stages restored from the run-cache write theirs back."""
-    sh(repo, "git", "rm", "-r", "-q", "metrics")
-    shutil.rmtree(repo / "metrics", ignore_errors=True)
-    return repo
 
 
 @pytest.fixture(scope="module")
 def glue_repo(golden_repo, tmp_path_factory) -> Path:
     repo = without_metrics(work_copy(golden_repo, tmp_path_factory.mktemp("glue") / "repo", checkout=False))
-    write_sst2(repo / "sources" / "SST-2", 160, 40)
-    write_mrpc(repo / "sources" / "MRPC", 160, 40)
-    write_mnli(repo / "sources" / "MNLI", 160, 40)
-    write_squad(repo / "sources" / "SQuAD", 160, 40)
+    write_sources(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())  # the golden run's tiny params
-    params["export"]["sources"] = []
+    params["export"]["sources"], params["quantize"]["sources"] = [], ["prune-heads"]
     (repo / "params.yaml").write_text(yaml.safe_dump(glue_tasks(params), sort_keys=False))
     restrict(repo)
     commit_all(repo, "glue tasks")
-    (repo / "repro.log").write_text(sh(repo, "dvc", "repro"))
+    (repo / "repro.log").write_text(sh(repo, "dvc", "repro", "report"))
     return repo
 
 
@@ -163,10 +173,11 @@ def evals(repo: Path, task: str) -> dict[str, dict]:
 def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
     repo = glue_repo
     log = (repo / "repro.log").read_text()
-    assert ran(log) | restored(log) == all_stages(repo)
+    assert ran(log) | restored(log) == upstream(repo, "report")
+    assert not [s for s in ran(log) if s.startswith(("teacher@", "distill@"))]
     assert TASK_FREE <= restored(log) <= TASK_FREE | {"tokenizer", "prepare@corpus"}
     assert {"prepare@sst2", "prepare@squad", "finetune@mnli",
-            "evaluate-quantize@squad-dynamic_int8-distill-heads"} <= all_stages(repo)
+            "evaluate-quantize@squad-dynamic_int8-prune-heads"} <= ran(log)
     mnli = json.loads((repo / "metrics" / "prepare" / "mnli.json").read_text())["mnli"]
     assert (mnli["train"]["rows"], mnli["validation"]["rows"], mnli["validation_mismatched"]["rows"]) == (160, 40, 40)
     squad = evals(repo, "squad")["finetune"]
@@ -174,7 +185,7 @@ def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
 
     table = json.loads((repo / "reports" / "glue.json").read_text())
     assert [r["task"] for r in table["tasks"]] == ["sst2", "mrpc", "mnli"]  # the leaderboard's order
-    assert table["variants"] == ["finetune", "distill-heads", "prune-heads", QUANTIZED]
+    assert table["variants"] == ["finetune", "prune-heads", QUANTIZED]
     assert table["omitted"] == ["squad"]
     expected = {}  # the GLUE average recomputed from the evaluate stage's files
     for row in table["tasks"]:
@@ -187,7 +198,7 @@ def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
     assert table["average"] == pytest.approx({v: sum(s) / 3 for v, s in expected.items()})
 
     text = (repo / "reports" / "glue.md").read_text()
-    assert "| task | metric | finetune | distill-heads | prune-heads | quantize-dynamic_int8-distill-heads |" in text
+    assert f"| task | metric | finetune | prune-heads | {QUANTIZED} |" in text
     for label in ("| sst2 (SST-2) | acc. |", "| mrpc (MRPC) | F1/acc. |", "| mnli (MNLI-m/mm) | acc. matched/mismatched |"):
         assert label in text
     assert f"| GLUE average (3 tasks) |  | {100 * table['average']['finetune']:.1f} |" in text
@@ -195,29 +206,36 @@ def test_four_named_tasks_from_files_and_the_glue_table(glue_repo):
     assert "[glue.md](glue.md)" in (repo / "reports" / "summary.md").read_text()
 
 
-def test_sst2_walkthrough_params_on_sst2_layout_files(golden_repo, tmp_path):
+def test_sst2_walkthrough_params_on_sst2_layout_files(glue_repo, golden_repo, tmp_path):
     """The SST-2 walkthrough (docs/real-models-and-data.md): files in sources/SST-2, the task profile applied with
     its command, ``dvc repro``. The model and pretraining are the tiny ones of the golden run instead of MiniLM
-    (the MiniLM profile has its own tests, and MiniLM stages take minutes each on these CPUs); they are restored
-    from its run-cache."""
+    (the MiniLM profile has its own tests, and MiniLM stages take minutes each on these CPUs), and no ONNX export
+    (as in the GLUE run). The files and the ``sst2`` settings are those of the GLUE run (``glue_repo``, built
+    first), so every stage but the report is restored from the run-cache: the same inputs give the same stages."""
     repo = without_metrics(work_copy(golden_repo, tmp_path / "repo", checkout=False))
-    write_sst2(repo / "sources" / "SST-2", 120, 40)
+    write_sources(repo)
     subprocess.run([sys.executable, "profiles/apply.py", "profiles/tasks/sst2.yaml", "--write", "params.yaml"],
                    cwd=repo, env=ENV, check=True)
-    profile = yaml.safe_load((ROOT / "profiles" / "tasks" / "sst2.yaml").read_text())
+    profile = SST2_PROFILE
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["prepare"]["datasets"]["sst2"] == profile["prepare"]["datasets"]["sst2"]
     assert list(params["tasks"]) == ["sst2"] and params["finetune"]["sst2"] == profile["finetune"]["sst2"]
+    params["export"]["sources"], params["quantize"]["sources"] = [], ["prune-heads"]  # as in the GLUE run
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     restrict(repo)
     commit_all(repo, "sst2 walkthrough")
-    out = sh(repo, "dvc", "repro")
-    assert ran(out) | restored(out) == all_stages(repo) and "finetune@sst2" in ran(out)
-    assert TASK_FREE <= restored(out)
+    out = sh(repo, "dvc", "repro", "report")
+    assert ran(out) | restored(out) == upstream(repo, "report")
+    assert ran(out) == {"report"}, ran(out)  # prepare@sst2, finetune@sst2, ... all come from the GLUE run
+    assert TASK_FREE | {"prepare@sst2", "finetune@sst2", "prune@sst2-heads"} <= restored(out)
+    for name in ("prepare/sst2.json", "eval/sst2/finetune.json", f"eval/sst2/{QUANTIZED}.json"):
+        assert (repo / "metrics" / name).read_bytes() == (glue_repo / "metrics" / name).read_bytes(), name
+    train, dev = ROWS
     counts = json.loads((repo / "metrics" / "prepare" / "sst2.json").read_text())["sst2"]
-    seen = {r["sentence"] for r in sentences(120, 1)}  # the leakage check counts dev sentences also in train
-    dups = sum(r["sentence"] in seen for r in sentences(40, 2))
-    assert counts == {"train": {"rows": 120, "bad_rows_dropped": 0, "leakage_dropped": 0},
-                      "validation": {"rows": 40, "bad_rows_dropped": 0, "duplicates_of_train": dups}}
+    seen = {r["sentence"] for r in sentences(train, 1)}  # the leakage check counts dev sentences also in train
+    dups = sum(r["sentence"] in seen for r in sentences(dev, 2))
+    assert counts == {"train": {"rows": train, "bad_rows_dropped": 0, "leakage_dropped": 0},
+                      "validation": {"rows": dev, "bad_rows_dropped": 0, "duplicates_of_train": dups}}
     table = json.loads((repo / "reports" / "glue.json").read_text())
     assert [(r["task"], r["name"]) for r in table["tasks"]] == [("sst2", "SST-2")] and table["omitted"] == []
     finetune = json.loads((repo / "metrics" / "eval" / "sst2" / "finetune.json").read_text())
