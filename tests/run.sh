@@ -34,7 +34,8 @@ if [ -z "$(git config user.email || true)" ]; then
     export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-tests@example.invalid}
 fi
 
-# Two or more pytest-xdist workers (one per core, at most 4), modules kept whole on one worker and handed out in
-# the order tests/conftest.py sets; `-n 0` after it runs everything in this process.
-workers=$(python3 -c "import os; print(max(2, min(4, len(os.sched_getaffinity(0)))))")
+# pytest-xdist workers: one more than the cores (3 on 2 cores; at most 5), since a worker often waits for a stage
+# process it started; modules kept whole on one worker and handed out in the order tests/conftest.py sets.
+# `-n 0` after it runs everything in this process.
+workers=$(python3 -c "import os; print(min(5, len(os.sched_getaffinity(0)) + 1))")
 exec python3 -m pytest -q --durations=15 -n "$workers" --dist loadscope --no-loadscope-reorder "$@"
