@@ -21,6 +21,7 @@ from pipeline.prune import PruneContext, prune_, write_pruned
 from pipeline.prune.ffn import FFNParams
 from pipeline.prune.heads import HeadsParams
 from pipeline.prune.heads_ffn import HeadsFFNParams
+from test_prune_structured import _batches, _loss  # the same tiny batches and loss
 
 
 def _shipped_with(tmp_path, key=None, value=None):
@@ -31,17 +32,6 @@ def _shipped_with(tmp_path, key=None, value=None):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def _batches(n=3, vocab=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [{"input_ids": torch.randint(5, vocab, (8, 12), generator=g),
-             "attention_mask": torch.ones(8, 12, dtype=torch.long),
-             "labels": torch.randint(0, 2, (8,), generator=g)} for _ in range(n)]
-
-
-def _loss(model, batch):
-    return model(**batch).loss
 
 
 @torch.no_grad()
