@@ -34,7 +34,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
-from tools.code_deps import CODE_PREFIXES, ROOT, TEMPLATED, stage_code_deps
+from tools.code_deps import CODE_PREFIXES, ROOT, TEMPLATED, stage_code_deps  # noqa: I001 (puts src/ on sys.path)
+from pipeline.core.errors import PipelineError  # noqa: E402
 
 SOURCE = ROOT / "dvc.in.yaml"
 TARGET = ROOT / "dvc.yaml"
@@ -47,7 +48,7 @@ PLACEHOLDER = re.compile(r"<([A-Za-z_][\w-]*)>")                 # <variant>, <t
 PARAMS_KEYS = re.compile(r"<([A-Za-z_][\w-]*(?:\.[\w-]+)+)>")   # <pretrain.runs>
 
 
-class SourceError(Exception):
+class SourceError(PipelineError):
     """A mistake in ``dvc.in.yaml`` (or a params.yaml value it reads), as one line naming where."""
 
 
@@ -63,6 +64,7 @@ def render(source: str, params_file: Path = PARAMS) -> str:
 
     Raises:
         SourceError: a hand-listed library dep, an unknown placeholder, a params path that is no mapping.
+        PipelineError: a ``tasks.<name>`` section of params.yaml that does not parse (named by the loader).
     """
     y = _yaml()
     data = y.load(source)
@@ -99,6 +101,8 @@ def _stages(stages: CommentedMap, params: dict) -> CommentedMap:
                 raise SourceError(f"dvc.in.yaml: stage '{made_name}' is defined twice")
             _code_deps(made_name, body.get("do", body))
             _each_key(body, params, made_name)
+            if left := sorted({m for text in _strings(body) for m in PLACEHOLDER.findall(text)}):
+                raise SourceError(f"dvc.in.yaml: stage '{made_name}': no value for <{'>, <'.join(left)}>")
             out[made_name] = body
             if comment:
                 out.ca.items[made_name] = comment
@@ -109,7 +113,8 @@ def _instances(name: str, stage: CommentedMap) -> list[tuple[str, CommentedMap, 
     """``(stage name, body, key comment)`` per entry of the stage's ``instances``."""
     defs = stage.pop("instances")
     if not isinstance(defs, dict) or not defs:
-        raise SourceError(f"dvc.in.yaml: stage '{name}': instances must map stage names to their matrix and placeholders")
+        raise SourceError(f"dvc.in.yaml: stage '{name}': instances must map stage names to their matrix and "
+                          f"placeholders")
     end = _trailing(stage)
     made = []
     for inst, spec in defs.items():
@@ -119,8 +124,6 @@ def _instances(name: str, stage: CommentedMap) -> list[tuple[str, CommentedMap, 
         for pos, key in enumerate(k for k in spec if not PLACEHOLDER.fullmatch(str(k))):
             body.insert(pos, key, spec[key])
         _substitute(body, values)
-        if left := sorted({m for s in _strings(body) for m in PLACEHOLDER.findall(s)}):
-            raise SourceError(f"dvc.in.yaml: stage '{inst}' (instances of '{name}'): no value for <{'>, <'.join(left)}>")
         # What follows the stage's body (blank lines, the next stage's comment) follows the last stage made; an
         # entry's own trailing comment follows the stage that entry makes.
         gap = end if inst == list(defs)[-1] else end.split("\n", 1)[0] + "\n\n"
@@ -208,7 +211,7 @@ def _plots(plots: CommentedSeq, tasks: dict[str, tuple[str, str]]) -> CommentedS
     def flush() -> None:
         for task, (kind, metric) in tasks.items():
             for i in group:
-                if kind in _task_types(plots[i]):
+                if _for_type(plots[i], kind):
                     emit(i, plots[i], {"task": task, "metric": metric})
         group.clear()
 
@@ -222,30 +225,21 @@ def _plots(plots: CommentedSeq, tasks: dict[str, tuple[str, str]]) -> CommentedS
     return out
 
 
-def _task_types(item) -> set[str] | tuple:
+def _for_type(item, kind: str) -> bool:
+    """Whether a plot entry is drawn for tasks of type ``kind`` (its ``task_types``, when it has them)."""
     spec = next(iter(item.values())) if isinstance(item, dict) else None
     types = spec.get("task_types") if isinstance(spec, dict) else None
-    return set(types) if types is not None else _AnyType()
-
-
-class _AnyType(tuple):
-    def __contains__(self, _):
-        return True
+    return types is None or kind in types
 
 
 def _task_facts(params: dict, params_file: Path) -> dict[str, tuple[str, str]]:
     """``{task name: (type, primary metric)}`` of params.yaml ``tasks``, in their order."""
+    import pipeline.tasks as task_types  # torch: only where plots are written
     from pipeline.config import loader
-    from pipeline.core.errors import PipelineError
-
-    import pipeline.tasks as task_types
 
     facts = {}
     for name in params.get("tasks") or {}:
-        try:
-            (task_params,) = loader.load({f"tasks.{name}": task_types.TaskParams}, params_file)
-        except PipelineError as e:
-            raise SourceError(str(e)) from None
+        (task_params,) = loader.load({f"tasks.{name}": task_types.TaskParams}, params_file)
         facts[name] = (task_params.type, task_types.get(task_params).primary_metric)
     return facts
 
@@ -368,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         text = render(SOURCE.read_text(), PARAMS)
-    except SourceError as e:
+    except PipelineError as e:  # a source mistake, or a params.yaml task the loader rejects
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.check:
