@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from import_closure import PLUGIN_PACKAGES, ROOT, TEMPLATED, closure, expand, expected_code_deps, helpers, rel
+from tools.code_deps import PLUGIN_PACKAGES, ROOT, TEMPLATED, closure, expand, expected_code_deps, helpers, rel
 from pipeline import schema
 from pipeline.config import loader
 from pipeline.core.errors import PipelineError
@@ -155,7 +155,7 @@ def _plugin_package(dep: str) -> str | None:
     """The plug-in package of a dep that is a registered plug-in's file (``src/pipeline/prune/magnitude.py``)."""
     parts = Path(dep).parts
     if len(parts) == 4 and parts[:2] == ("src", "pipeline") and parts[2] in PLUGIN_PACKAGES:
-        from import_closure import plugin_files
+        from tools.code_deps import plugin_files
 
         if Path(dep).stem in plugin_files(parts[2]):
             return parts[2]
