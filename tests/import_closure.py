@@ -1,6 +1,11 @@
 """What a stage's code depends on: the static import closure of its script inside ``src/pipeline``, plus the
-plug-in modules (one method per file) it runs, which ``dvc.yaml`` templates (e.g.
-``src/pipeline/prune/${item.method}.py``) because the script imports them by name at run time.
+plug-in modules (one per file, found by name through ``pipeline.core.registry.Registry``) it runs:
+
+- a plug-in picked by a stage argument (a pruning method, a quantization scheme) is a path ``dvc.yaml``
+  templates (e.g. ``src/pipeline/prune/${item.method}.py``), plus the helpers of its package;
+- a plug-in picked by data (a model family: a checkpoint's ``model_type``; a task type: ``tasks.<name>.type``)
+  can be any of them, so a stage whose closure holds the package's ``__init__`` depends on all of them
+  (:data:`BY_DATA`).
 
 Run as a script to print every stage's code deps, ready for ``dvc.yaml``; ``--write`` puts them into
 ``dvc.yaml`` in place (data deps and comments kept).
@@ -18,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 # Packages whose modules are plug-ins found by name (pipeline.core.registry.Registry) -> their registry.
 PLUGIN_PACKAGES = {"prune": "pipeline.prune:METHODS", "merge": "pipeline.merge:METHODS",
-                   "quantize": "pipeline.quantize:SCHEMES"}
-TEMPLATED = re.compile(r"^src/pipeline/(\w+)/\$\{[^}]+\}\.py$")
+                   "quantize": "pipeline.quantize:SCHEMES", "export": "pipeline.export:RUNTIMES",
+                   "tasks": "pipeline.tasks:TYPES", "models/families": "pipeline.models.families:FAMILIES"}
+# Those whose plug-in is picked by data, not by a stage argument: every one of them is a dep.
+BY_DATA = ("tasks", "models/families")
+TEMPLATED = re.compile(r"^src/pipeline/([\w/]+)/\$\{[^}]+\}\.py$")
 
 
 def module_file(name: str) -> Path | None:
@@ -47,7 +55,18 @@ def _imported(path: Path) -> set[str]:
 
 
 def closure(script: Path) -> set[Path]:
-    """Every ``src/pipeline`` file ``script`` imports, directly or transitively (packages' __init__ too)."""
+    """Every ``src/pipeline`` file ``script`` imports, directly or transitively (packages' __init__ too), and
+    every plug-in of a :data:`BY_DATA` package whose ``__init__`` it reaches (with their imports)."""
+    seen = static_closure(script)
+    for package in BY_DATA:
+        if SRC / "pipeline" / package / "__init__.py" in seen:
+            for file in plugin_files(package).values():
+                seen |= {file} | static_closure(file)
+    return seen
+
+
+def static_closure(script: Path) -> set[Path]:
+    """Every ``src/pipeline`` file ``script`` imports by ``import`` statements, directly or transitively."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
@@ -64,10 +83,11 @@ def closure(script: Path) -> set[Path]:
 
 def plugin_files(package: str) -> dict[str, Path]:
     """``{name: file}`` of every plug-in registered in ``pipeline.<package>`` (imports them all)."""
-    sys.path.insert(0, str(SRC))
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
     module, _, attr = PLUGIN_PACKAGES[package].partition(":")
     registry = getattr(importlib.import_module(module), attr)
-    return {name: SRC / "pipeline" / package / f"{name}.py" for name in registry.all()}
+    return {name: module_file(registry.module(name)) for name in registry.all()}
 
 
 def helpers(package: str) -> set[Path]:
