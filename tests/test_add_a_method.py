@@ -230,8 +230,9 @@ print(json.dumps(out))
 def plugins(tmp_path_factory) -> dict:
     """The three new files written into a copy of the code, and what :data:`CHECK` found there."""
     copy = tmp_path_factory.mktemp("plugins")
-    for name in ("src", "stages", "tests"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("src", "stages", "tests", "tools"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copyfile(ROOT / "params.yaml", copy / "params.yaml")
     (copy / "src" / "pipeline" / "models" / "families" / "megatron_bert.py").write_text(FAMILY)
     (copy / "src" / "pipeline" / "quantize" / "identity.py").write_text(SCHEME)
