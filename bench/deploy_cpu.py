@@ -55,7 +55,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from common import emit
 
-from pipeline.config.args import ArchParams
+from pipeline.models.build import ArchParams
 from pipeline.core.errors import PipelineError
 from pipeline.evaluate.speed import interleaved, paired_speedup, summarize
 from pipeline.export import GraphParams, Int8Params

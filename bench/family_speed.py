@@ -37,8 +37,7 @@ VOCAB = 1000
 
 
 def family_model(family: str, shape: dict) -> torch.nn.Module:
-    from pipeline.config.args import ArchParams
-    from pipeline.models.build import init_model
+    from pipeline.models.build import ArchParams, init_model
 
     arch = ArchParams(type=family, max_position_embeddings=512, **shape)
     return init_model(arch, "classification", VOCAB, 0).eval()
@@ -82,7 +81,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     shape, batch, seq = (SMALL, 2, 16) if args.small else (SHAPE, args.batch, args.seq)
-    names = args.families.split(",") if args.families else sorted(families.FAMILIES)
+    names = args.families.split(",") if args.families else families.FAMILIES.names()
     device = torch.device("cpu")
     for family in names:
         dense = family_model(family, shape)

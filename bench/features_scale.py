@@ -80,7 +80,7 @@ def measure(case: str, data: Path) -> dict:
     """Read the train split and build its training features as a stage does; time and memory of each."""
     from pipeline import tasks
     from pipeline.data.tokenizer import load_tokenizer
-    from pipeline.tasks.base import TaskParams
+    from pipeline.tasks import TaskParams
 
     name, _, raw_params = CASES[case]
     params = TaskParams.params_for(raw_params, f"tasks.{case}")(**raw_params)

@@ -5,12 +5,11 @@ import sys
 from pathlib import Path
 
 from pipeline.config import loader
-from pipeline.config.args import ArchParams
 from pipeline.core.errors import stage_main
 from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.build import init_model
+from pipeline.models.build import ArchParams, init_model
 from pipeline.models.store import write_artifact
 
 

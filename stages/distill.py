@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tasks
+from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.errors import stage_main
@@ -12,7 +13,6 @@ from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.kd import KDParams, check_distillation, distill_student, kd_method, weaker_teacher
-from pipeline.models.store import load_model
 from pipeline.prune import write_pruned
 from pipeline.prune.masks import sparsity_report
 from pipeline.train.loop import RunFiles

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tasks
+from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
 from pipeline.core.runtime import setup
@@ -17,7 +18,6 @@ from pipeline.evaluate.memory import device_memory, start_memory
 from pipeline.evaluate.outputs import OutputPaths, identity, write_outputs
 from pipeline.evaluate.speed import latency_inputs
 from pipeline.evaluate.task_metrics import task_metrics
-from pipeline.models.store import load_model
 
 
 def parser() -> argparse.ArgumentParser:

@@ -14,9 +14,9 @@ from pipeline.data.tokenizer import load_tokenizer
 from pipeline.export import GRAPH, GraphParams, Int8Params
 from pipeline.export.artifact import (check_source, example_inputs, export_metrics, finish, source_summary,
                                       validation_batches)
+from pipeline.artifacts import load_model, read_meta
 from pipeline.export.onnx import export_onnx
 from pipeline.export.onnx_int8 import quantize_onnx
-from pipeline.models.store import load_model
 from pipeline.quantize import LogitErrorParams
 
 
@@ -42,7 +42,7 @@ def main(argv=None):
     task_params, graph, int8, error = loader.load(reads(args))
     task = tasks.get(task_params)
     setup(0)
-    source = check_source(args.source, task.head)
+    source = check_source(args.source, read_meta(args.source), task.head)
     model, tokenizer = load_model(args.source, task.head)[0], load_tokenizer(args.source)
     data = validation_batches(task, args.data, tokenizer, error.batches)
     meta = {"stage": "export", "head": task.head, "task": source.get("task"),

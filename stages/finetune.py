@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tasks
+from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.errors import stage_main
@@ -13,7 +14,7 @@ from pipeline.core.runtime import setup
 from pipeline.data.labels import name_labels_
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.build import with_head
-from pipeline.models.store import load_model, write_artifact
+from pipeline.models.store import write_artifact
 from pipeline.train.loop import RunFiles
 from pipeline.train.task import train_task
 

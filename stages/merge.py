@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
 from pipeline.core.files import parents, write_json
@@ -12,7 +13,7 @@ from pipeline.data.features import encode_text
 from pipeline.data.io import read_split
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.merge import METHODS, merge_states
-from pipeline.models.store import load_model, write_artifact
+from pipeline.models.store import write_artifact
 from pipeline.pretrain.mlm import MlmParams, check_mlm, perplexity
 
 

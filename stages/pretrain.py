@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.errors import stage_main
@@ -11,7 +12,7 @@ from pipeline.core.files import parents, write_json
 from pipeline.core.runtime import is_main, setup
 from pipeline.data.io import read_split
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.store import load_model, write_artifact
+from pipeline.models.store import write_artifact
 from pipeline.pretrain.mlm import MlmParams, PretrainRun, check_mlm, run_rows
 from pipeline.pretrain.nsp import OBJECTIVES, Objective
 from pipeline.train.loop import RunFiles
@@ -46,10 +47,9 @@ def main(argv=None):
     check_mlm(mlm, model, tokenizer, str(args.base))
     history = OBJECTIVES[objective](model, rows, read_split(args.corpus, "validation", "text"), tokenizer, mlm,
                                     train, device, f"pretrain {args.run}", files)
-    meta = {"stage": "pretrain", "head": "mlm", "format": "dense", "method": objective, "run": args.run,
-            "parents": parents(args.base, args.corpus), "history": history,
-            "params": loader.as_dict({"mlm": mlm, "train": train, "run": run})}
-    write_artifact(args.out, model, args.base, meta)
+    write_artifact(args.out, model, args.base, {"stage": "pretrain", "head": "mlm", "format": "dense", "method": objective,
+                   "run": args.run, "parents": parents(args.base, args.corpus), "history": history,
+                   "params": loader.as_dict({"mlm": mlm, "train": train, "run": run})})
     if is_main():
         write_json(args.metrics, {"perplexity": history[-1]["perplexity"], "loss": history[-1]["loss"],
                                   "epochs": {str(h["epoch"]): h for h in history}})

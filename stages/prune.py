@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 from pipeline import tasks
+from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.config.args import LaunchParams
 from pipeline.core.errors import stage_main
 from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.store import load_model
 from pipeline.prune import METHODS, EncodedOnce, PruneContext, check_method, prune_, write_pruned
 from pipeline.prune.sweep import at_point
 from pipeline.train.task import RunFiles, trainer

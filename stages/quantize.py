@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tasks
+from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.core.errors import PipelineError, stage_main
 from pipeline.core.files import atomic_dir, parents, write_json
@@ -13,7 +14,7 @@ from pipeline.core.finite import name_variant
 from pipeline.core.runtime import setup
 from pipeline.data.features import batches, collate
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.store import META, load_model, save_model
+from pipeline.models.store import META, save_model
 from pipeline.quantize import SCHEMES, LogitErrorParams, logit_error, quantize_model
 
 

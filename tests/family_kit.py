@@ -16,11 +16,14 @@ from pathlib import Path
 
 from pipeline.data import synthetic
 from pipeline.data.io import write_jsonl
+from pipeline.models.families import FAMILIES
 
-# The tokenizer convention of each family in the tests (what its real checkpoints ship).
-FAMILY_TOKENIZER = {"bert": "wordpiece", "roberta": "bpe", "xlm-roberta": "bpe", "distilbert": "wordpiece_no_types",
-                    "electra": "wordpiece", "deberta-v2": "wordpiece_no_types", "modernbert": "bpe_template",
-                    "albert": "wordpiece"}
+# The tokenizer convention of the families whose real checkpoints do not ship a WordPiece tokenizer with segment
+# ids; every other registered family (a new one too) is tested with ``wordpiece``.
+OTHER_TOKENIZER = {"roberta": "bpe", "xlm-roberta": "bpe", "distilbert": "wordpiece_no_types",
+                   "deberta-v2": "wordpiece_no_types", "modernbert": "bpe_template"}
+FAMILY_TOKENIZER = {name: OTHER_TOKENIZER.get(name, "wordpiece") for name in FAMILIES.names()}
+"""The tokenizer convention of every registered family (:data:`pipeline.models.families.FAMILIES`)."""
 TINY = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64,
         "max_position_embeddings": 128}
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
+from pipeline.artifacts import load_model, read_meta
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.store import load_model, read_meta, save_model
+from pipeline.models.store import save_model
 from test_stage_errors import artifact, cls_data, run_stage, workdir  # noqa: F401 (fixtures)
 
 
@@ -58,7 +59,7 @@ CASES = {
     "config a list": (write("config.json", "[1, 2]"), "config.json", "must be a JSON object"),
     "config without model_type": (edit("config.json", lambda c: c.pop("model_type")), "config.json", "model_type"),
     "config of an unsupported family": (edit("config.json", lambda c: c.update(model_type="gpt2")), "config.json",
-                                        "'gpt2' is not supported"),
+                                        "unknown model family 'gpt2'"),
     "config with a bad size": (edit("config.json", lambda c: c.update(hidden_size="wide")), "config.json",
                                "hidden_size"),
     "config vocab_size not a number": (edit("config.json", lambda c: c.update(vocab_size="many")), "config.json",

@@ -35,7 +35,7 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
     assert ran((repo / "first_repro.log").read_text()) == all_stages(repo)
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
-    from pipeline.models.store import load_model
+    from pipeline.artifacts import load_model
 
     for task, auto in (("cls", AutoModelForSequenceClassification), ("qa", AutoModelForQuestionAnswering)):
         methods = prune_methods(repo)

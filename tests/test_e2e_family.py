@@ -43,7 +43,7 @@ def test_dvc_repro_with_roberta(golden_repo, tmp_path):
             "report"} <= ran(out)
     assert not [s for s in all_stages(repo) if "cls" in s]
 
-    from pipeline.models.store import load_model
+    from pipeline.artifacts import load_model
 
     configs = sorted((repo / "models").rglob("config.json"))
     assert len(configs) >= 10  # base, pretrain a/b, merged, finetune, teacher, prune, distill, quantize, 2 exports

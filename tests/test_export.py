@@ -15,16 +15,16 @@ import yaml
 from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
 from import_closure import ROOT
+from pipeline.artifacts import format_devices, load_model, read_meta
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
-from pipeline.export import GraphParams, Int8Params
+from pipeline.export import RUNTIMES, GraphParams, Int8Params
 from pipeline.export.libraries import onnx
 from pipeline.export.onnx import artifact_state, export_onnx
 from pipeline.export.onnx_int8 import quantize_onnx
 from pipeline.export.runtime import OrtModel
 from pipeline.export.weights import float_state, weight_map
-from pipeline.models import formats
-from pipeline.models.store import TOKENIZER_FILES, format_devices, load_model, read_meta, save_model
+from pipeline.models.store import TOKENIZER_FILES, save_model
 from pipeline.models.structure import prune_heads_, prune_ffn_
 from pipeline.quantize.dynamic_int8 import int8_tensors, quantize_dynamic_int8
 from pipeline.report.collect import EXPORT_FORMATS, Pipeline, collect, current_variants
@@ -183,9 +183,9 @@ def test_bad_params_are_named():
 
 
 def test_runtime_formats_dispatch_by_name():
-    assert formats.runtime("dense") is None and formats.runtime("dynamic_int8") is None
-    assert formats.runtime("onnx").weights == formats.runtime("onnx_int8").weights == "model.onnx"
-    assert formats.runtime("onnx").devices == ("cpu",)
+    assert RUNTIMES.find("dense") is None and RUNTIMES.find("dynamic_int8") is None
+    assert RUNTIMES.find("onnx").weights == RUNTIMES.find("onnx_int8").weights == "model.onnx"
+    assert RUNTIMES.find("onnx").devices == ("cpu",)
 
 
 def test_missing_extra_is_one_line(monkeypatch):
@@ -337,7 +337,7 @@ def test_every_export_source_is_evaluated_and_reported():
     stages, variants = dvc["stages"], next(v["variants"] for v in dvc["vars"] if "variants" in v)
     assert stages["export"]["matrix"]["source"] == stages["evaluate-export"]["matrix"]["source"] == "${export.sources}"
     formats_ = stages["evaluate-export"]["matrix"]["format"]
-    assert formats_ == list(EXPORT_FORMATS) and all(formats.runtime(f) is not None for f in formats_)
+    assert formats_ == list(EXPORT_FORMATS) and all(RUNTIMES.find(f) is not None for f in formats_)
     assert stages["export"]["outs"] == [f"models/${{item.task}}/{f}-${{item.source}}" for f in formats_]
     assert "export.sources" in stages["report"]["params"]
     assert not [v for v in variants if v.split("-", 1)[0] in formats_]

@@ -23,17 +23,18 @@ from safetensors.torch import save_file
 
 from family_kit import FAMILY_TOKENIZER, TINY, make_data, make_tokenizer
 from pipeline import tasks
-from pipeline.config.args import ArchParams, TrainArgs
+from pipeline.artifacts import load_model
+from pipeline.config.args import TrainArgs
 from pipeline.core.errors import PipelineError
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.kd import KDParams, distill_student
 from pipeline.evaluate.facts import model_facts
 from pipeline.merge import merge_states
 from pipeline.models import families
-from pipeline.models.build import init_model, with_head
+from pipeline.models.build import ArchParams, init_model, with_head
 from pipeline.models.remote_code import FILE as REMOTE_FILE
 from pipeline.models.remote_code import is_structurally_pruned
-from pipeline.models.store import load_model, save_model, write_artifact
+from pipeline.models.store import save_model, write_artifact
 from pipeline.models.structure import heads_per_layer, intermediate_per_layer
 from pipeline.pretrain.mlm import MlmParams, pretrain
 from pipeline.prune import METHODS, PruneContext, prune_, write_pruned

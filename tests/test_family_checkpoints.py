@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +16,13 @@ from safetensors.torch import load_file, save_file
 
 from family_kit import TINY, make_data, make_tokenizer
 from import_closure import ROOT
-from pipeline.config.args import MODEL_TYPES, ArchParams, TrainArgs
+from pipeline.artifacts import load_model
+from pipeline.config.args import TrainArgs
+from pipeline.config.loader import load
 from pipeline.core.errors import PipelineError
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models import families
-from pipeline.models.build import init_model
-from pipeline.models.store import load_model
+from pipeline.models.build import ArchParams, init_model
 
 
 def stage(name: str):
@@ -58,8 +60,14 @@ def checkpoint(tmp_path, model_type: str, vocab_size: int, pad_id: int, head: st
     return path, model
 
 
-def test_model_types_match_the_adapters():
-    assert set(MODEL_TYPES) == set(families.FAMILIES)
+def test_every_family_module_registers_the_family_named_after_it():
+    """The registry rule: model type ``N`` is registered by ``families/<N with - as _>.py``, one per module."""
+    package = Path(families.__file__).parent
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__", "base"}
+    names = families.FAMILIES.names()
+    assert {families.FAMILIES.module(n).rsplit(".", 1)[1] for n in names} == modules
+    assert {"bert", "deberta-v2", "xlm-roberta"} <= set(names)
+    assert families.family("xlm-roberta").model_type == "xlm-roberta"
 
 
 @pytest.mark.parametrize("model_type", ["roberta", "distilbert", "modernbert"])
@@ -115,10 +123,13 @@ def test_unsupported_model_type_is_one_line_listing_the_supported(tmp_path, toks
     with pytest.raises(PipelineError) as err:
         init_model(ArchParams(base=str(tmp_path / "gpt2")), "mlm", 100, 0)
     message = str(err.value)
-    assert "\n" not in message and "'gpt2' is not supported" in message
-    assert all(t in message for t in MODEL_TYPES)
-    with pytest.raises(ValueError, match="type 'gpt2' is not supported"):
+    known = ", ".join(families.FAMILIES.names())
+    assert "\n" not in message and message.endswith(f"unknown model family 'gpt2' (known: {known})")
+    with pytest.raises(PipelineError, match=r"^unknown model family 'gpt2' \(known: albert, bert, "):
         ArchParams(type="gpt2")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"model": {"type": "gpt2"}}))
+    with pytest.raises(PipelineError, match=r"^params.yaml: 'model.type': unknown model family 'gpt2' \(known: "):
+        load({"model": ArchParams}, file=tmp_path / "params.yaml")
 
 
 def test_heads_missing_from_a_checkpoint_are_fresh_but_allowed(tmp_path, toks):

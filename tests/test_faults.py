@@ -104,12 +104,13 @@ def test_a_padded_embedding_table_loads_trains_and_reloads(family, style, tmp_pa
     import torch
 
     from family_kit import make_data, make_tokenizer
-    from pipeline.config.args import ArchParams, TrainArgs
+    from pipeline.artifacts import load_model
+    from pipeline.config.args import TrainArgs
     from pipeline.data.features import MlmCollator, encode_text
     from pipeline.data.io import read_split
     from pipeline.data.tokenizer import load_tokenizer
-    from pipeline.models.build import init_model, with_head
-    from pipeline.models.store import load_model, write_artifact
+    from pipeline.models.build import ArchParams, init_model, with_head
+    from pipeline.models.store import write_artifact
     from pipeline.pretrain.mlm import MlmParams, pretrain
 
     tok_dir = make_tokenizer(tmp_path / "tok", style)
@@ -146,9 +147,8 @@ def test_a_padded_embedding_table_loads_trains_and_reloads(family, style, tmp_pa
 
 
 def test_a_tokenizer_larger_than_the_table_is_still_refused(tmp_path):
-    from pipeline.config.args import ArchParams
     from pipeline.data.tokenizer import load_tokenizer
-    from pipeline.models.build import init_model
+    from pipeline.models.build import ArchParams, init_model
     from family_kit import make_tokenizer
 
     tokenizer = load_tokenizer(make_tokenizer(tmp_path / "tok", "wordpiece"))
@@ -296,7 +296,8 @@ def overflowing(tmp_path, tiny_config, tokenizer, monkeypatch):
 
 def _fp16_artifact(source, out):
     from pipeline.core.files import atomic_dir
-    from pipeline.models.store import load_model, save_model
+    from pipeline.artifacts import load_model
+    from pipeline.models.store import save_model
     from pipeline.quantize import SCHEMES, NoParams, quantize_model
 
     model, meta = load_model(source)
@@ -334,7 +335,7 @@ def test_logit_error_and_evaluation_name_the_fp16_variant(overflowing):
     from pipeline import tasks
     from pipeline.data.tokenizer import load_tokenizer
     from pipeline.evaluate.task_metrics import task_metrics
-    from pipeline.models.store import load_model
+    from pipeline.artifacts import load_model
     from pipeline.quantize import logit_error
     from pipeline.tasks.classification import ClassificationParams
     from pipeline.data.features import batches, collate

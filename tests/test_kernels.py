@@ -12,10 +12,10 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
 from pipeline.evaluate.kernel import kernel_plan
-from pipeline.quantize import Kernel, quantize_model, scheme, torchao_quantization
+from pipeline.quantize import SCHEMES, Kernel, quantize_model, torchao_quantization
 from pipeline.quantize import dynamic_int8, weight_int8
 
-SCHEMES = ("dynamic_int8", "weight_int8", "weight_int4", "fp8", "fp16", "bf16")
+NAMES = ("dynamic_int8", "weight_int8", "weight_int4", "fp8", "fp16", "bf16")
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
@@ -31,7 +31,7 @@ def loaded(model: torch.nn.Module, name: str) -> tuple[torch.nn.Module, dict]:
     """``model`` quantized with scheme ``name`` and rebuilt from the stored tensors into a fresh model."""
     tensors, description = quantize_model(model, name)
     fresh = dense(seed=99)
-    return scheme(name).load(fresh, tensors, description, "model.safetensors").eval(), description
+    return SCHEMES.get(name).load(fresh, tensors, description, "model.safetensors").eval(), description
 
 
 def inputs() -> dict[str, torch.Tensor]:
@@ -51,9 +51,9 @@ def fake_gpu(monkeypatch):
 def test_on_this_cpu_only_dynamic_int8_has_a_kernel():
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU runs bf16 natively")
-    found = {name: scheme(name).kernel_for(CPU) for name in SCHEMES}
+    found = {name: SCHEMES.get(name).kernel_for(CPU) for name in NAMES}
     assert found["dynamic_int8"].name == dynamic_int8.CPU_KERNEL
-    for name in SCHEMES[1:]:
+    for name in NAMES[1:]:
         assert found[name].name is None and found[name].reason.endswith("accuracy and size only"), name
     assert "weight-only int4 has no CPU kernel" in found["weight_int4"].reason
 
@@ -62,13 +62,13 @@ def test_on_this_cpu_only_dynamic_int8_has_a_kernel():
 def test_prepare_refuses_a_device_without_kernel(name):
     model, description = loaded(dense(), name)
     with pytest.raises(PipelineError, match="no CPU kernel"):
-        scheme(name).prepare(model, CPU, description)
+        SCHEMES.get(name).prepare(model, CPU, description)
 
 
 def test_dynamic_int8_cpu_path_runs_int8_linears_close_to_dense():
     reference = dense()
     model, description = loaded(reference, "dynamic_int8")
-    prepared = scheme("dynamic_int8").prepare(model, CPU, description)
+    prepared = SCHEMES.get("dynamic_int8").prepare(model, CPU, description)
     assert prepared.kernel == dynamic_int8.CPU_KERNEL and prepared.compile is False
     assert (prepared.fast_linears, prepared.slow_linears, prepared.dtype) == (14, [], "float32")
     with torch.no_grad():
@@ -90,11 +90,11 @@ def test_cuda_kernels_need_the_capability_and_torchao(fake_gpu, monkeypatch):
     import importlib.util
 
     fake_gpu((8, 0))
-    assert scheme("fp8").kernel_for(CUDA).name is None
-    assert "needs compute capability >= 8.9, this GPU has 8.0" in scheme("fp8").kernel_for(CUDA).reason
+    assert SCHEMES.get("fp8").kernel_for(CUDA).name is None
+    assert "needs compute capability >= 8.9, this GPU has 8.0" in SCHEMES.get("fp8").kernel_for(CUDA).reason
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torchao" else real(n, *a))
-    found = scheme("weight_int4").kernel_for(CUDA)
+    found = SCHEMES.get("weight_int4").kernel_for(CUDA)
     assert found.name is None and "bert-compress-pipeline[gpu]" in found.reason
 
 
@@ -129,7 +129,7 @@ def test_torchao_int8_weight_only_config_on_cpu_matches_dense(monkeypatch):
     reference = dense()
     model, description = loaded(reference, "weight_int8")
     monkeypatch.setattr(weight_int8, "kernel_for", lambda device: Kernel(weight_int8.KERNEL, "forced for the test"))
-    prepared = scheme("weight_int8").prepare(model, CPU, description)
+    prepared = SCHEMES.get("weight_int8").prepare(model, CPU, description)
     assert (prepared.fast_linears, prepared.slow_linears, prepared.dtype) == (14, [], "bfloat16")
     assert type(prepared.model.classifier.weight).__name__ == "Int8Tensor"
     with torch.no_grad():
@@ -153,9 +153,9 @@ def test_torchao_cuda_kernels_match_dense(name, min_cc, fast):
         pytest.skip(f"needs CUDA compute capability >= {min_cc} and torchao")
     reference = dense()
     model, description = loaded(reference, name)
-    kernel = scheme(name).kernel_for(CUDA)
+    kernel = SCHEMES.get(name).kernel_for(CUDA)
     assert kernel.name is not None, kernel.reason
-    prepared = scheme(name).prepare(model, CUDA, description)
+    prepared = SCHEMES.get(name).prepare(model, CUDA, description)
     assert prepared.kernel == kernel.name and prepared.fast_linears == fast and prepared.dtype == "bfloat16"
     assert len(prepared.slow_linears) == 14 - fast  # the 2-class classifier where the kernel needs 16s
     x = {k: v.cuda() for k, v in inputs().items()}

@@ -17,13 +17,14 @@ import pytest
 import torch
 
 from pipeline import tasks
-from pipeline.config.args import ArchParams, TrainArgs
+from pipeline.artifacts import load_model
+from pipeline.config.args import TrainArgs
 from pipeline.core.locations import resolve_location
 from pipeline.data.features import batches, collate
 from pipeline.data.io import write_jsonl
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.build import init_model
-from pipeline.models.store import load_model, save_model
+from pipeline.models.build import ArchParams, init_model
+from pipeline.models.store import save_model
 from pipeline.prune import METHODS, PruneContext, prune_
 from pipeline.quantize import SCHEMES, quantize_model
 from pipeline.tasks.classification import ClassificationParams

@@ -10,12 +10,11 @@ from transformers import BertForSequenceClassification
 from family_kit import TINY
 from import_closure import ROOT
 from pipeline import schema
+from pipeline.artifacts import load_model
 from pipeline.config import loader
-from pipeline.config.args import ArchParams
 from pipeline.core.errors import PipelineError
 from pipeline.models import families
-from pipeline.models.build import init_model
-from pipeline.models.store import load_model
+from pipeline.models.build import ArchParams, init_model
 from pipeline.models.structure import heads_per_layer, intermediate_per_layer
 from pipeline.prune import PruneContext, prune_, write_pruned
 from pipeline.prune.ffn import FFNParams

@@ -6,9 +6,10 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
+from pipeline.artifacts import load_model
 from pipeline.core.files import atomic_dir
 from pipeline.models.compact import compact_model
-from pipeline.models.store import load_model, save_model
+from pipeline.models.store import save_model
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import batches, collate
 from pipeline.config.args import TrainArgs

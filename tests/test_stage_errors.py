@@ -15,8 +15,9 @@ import yaml
 from transformers import BertForSequenceClassification
 
 from import_closure import ROOT
+from pipeline.artifacts import load_model
 from pipeline.core.files import atomic_dir
-from pipeline.models.store import load_model, save_model
+from pipeline.models.store import save_model
 from pipeline.core.errors import PipelineError
 
 
@@ -125,8 +126,7 @@ def test_dataset_missing_columns(workdir, capsys):
 
 
 def test_tokenizer_vocab_mismatch(workdir, artifact, tiny_config, capsys):
-    from pipeline.models.build import init_model
-    from pipeline.config.args import ArchParams
+    from pipeline.models.build import ArchParams, init_model
 
     ckpt = workdir / "ckpt"
     BertForSequenceClassification(tiny_config).save_pretrained(ckpt)

@@ -18,10 +18,11 @@ import yaml
 from transformers import BertForSequenceClassification
 
 from import_closure import ROOT
+from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
 from pipeline.evaluate.facts import model_facts
-from pipeline.models.store import load_model, save_model
+from pipeline.models.store import save_model
 from pipeline.prune import METHODS
 from pipeline.prune.sweep import SweepPoint, at_point, with_target
 

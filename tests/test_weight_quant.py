@@ -4,9 +4,10 @@ import pytest
 import torch
 from transformers import BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification
 
+from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
-from pipeline.models.store import WEIGHTS, load_model, save_model
+from pipeline.models.store import WEIGHTS, save_model
 from pipeline.quantize import logit_error, quantize_model
 from pipeline.quantize.groupwise import GroupParams, dequantize_groups, pack_int4, quantize_groups, unpack_int4
 from pipeline.tasks.base import Task

@@ -1,6 +1,11 @@
 """What a stage's code depends on: the static import closure of its script inside ``src/pipeline``, plus the
-plug-in modules (one method per file) it runs, which ``dvc.yaml`` templates (e.g.
-``src/pipeline/prune/${item.method}.py``) because the script imports them by name at run time.
+plug-in modules (one per file, found by name through ``pipeline.core.registry.Registry``) it runs:
+
+- a plug-in picked by a stage argument (a pruning method, a quantization scheme) is a path ``dvc.yaml``
+  templates (e.g. ``src/pipeline/prune/${item.method}.py``), plus the helpers of its package;
+- a plug-in picked by data (a model family: a checkpoint's ``model_type``; a task type: ``tasks.<name>.type``)
+  can be any of them, so a stage whose closure holds the package's ``__init__`` depends on all of them
+  (:data:`BY_DATA`).
 
 The one implementation: :mod:`tools.dvc_yaml` writes ``dvc.yaml``'s code deps with :func:`stage_code_deps`,
 ``tests/test_params.py`` checks every rendered stage against :func:`expected_code_deps`.
@@ -21,8 +26,11 @@ if str(SRC) not in sys.path:  # this checkout's library, also where another one 
     sys.path.insert(0, str(SRC))
 # Packages whose modules are plug-ins found by name (pipeline.core.registry.Registry) -> their registry.
 PLUGIN_PACKAGES = {"prune": "pipeline.prune:METHODS", "merge": "pipeline.merge:METHODS",
-                   "quantize": "pipeline.quantize:SCHEMES"}
-TEMPLATED = re.compile(r"^src/pipeline/(\w+)/\$\{[^}]+\}\.py$")
+                   "quantize": "pipeline.quantize:SCHEMES", "export": "pipeline.export:RUNTIMES",
+                   "tasks": "pipeline.tasks:TYPES", "models/families": "pipeline.models.families:FAMILIES"}
+# Those whose plug-in is picked by data, not by a stage argument: every one of them is a dep.
+BY_DATA = ("tasks", "models/families")
+TEMPLATED = re.compile(r"^src/pipeline/([\w/]+)/\$\{[^}]+\}\.py$")
 CODE_PREFIXES = ("src/", "stages/")
 
 
@@ -58,7 +66,18 @@ def _parsed_imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:  # 
 
 
 def closure(script: Path) -> set[Path]:
-    """Every ``src/pipeline`` file ``script`` imports, directly or transitively (packages' __init__ too)."""
+    """Every ``src/pipeline`` file ``script`` imports, directly or transitively (packages' __init__ too), and
+    every plug-in of a :data:`BY_DATA` package whose ``__init__`` it reaches (with their imports)."""
+    seen = static_closure(script)
+    for package in BY_DATA:
+        if SRC / "pipeline" / package / "__init__.py" in seen:
+            for file in plugin_files(package).values():
+                seen |= {file} | static_closure(file)
+    return seen
+
+
+def static_closure(script: Path) -> set[Path]:
+    """Every ``src/pipeline`` file ``script`` imports by ``import`` statements, directly or transitively."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
@@ -77,7 +96,7 @@ def plugin_files(package: str) -> dict[str, Path]:
     """``{name: file}`` of every plug-in registered in ``pipeline.<package>`` (imports them all)."""
     module, _, attr = PLUGIN_PACKAGES[package].partition(":")
     registry = getattr(importlib.import_module(module), attr)
-    return {name: SRC / "pipeline" / package / f"{name}.py" for name in registry.all()}
+    return {name: module_file(registry.module(name)) for name in registry.all()}
 
 
 def helpers(package: str) -> set[Path]:

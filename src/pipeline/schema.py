@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pipeline.config.args import ArchParams, LaunchParams, TrainArgs
+from pipeline.config.args import LaunchParams, TrainArgs
+from pipeline.models.build import ArchParams
 from pipeline.config.loader import PARAMS_FILE, load, lookup, read_yaml
 from pipeline.task_list import check_task_lists
 from pipeline.core.errors import PipelineError

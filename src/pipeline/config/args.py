@@ -1,7 +1,8 @@
-"""Settings shared by several stages: the architecture, the training loop, how training stages are launched.
+"""Settings shared by several stages: the training loop, how training stages are launched.
 
-Method-specific settings live beside their method (e.g. ``pipeline.prune.magnitude.MagnitudeParams``); every
-dataclass here and there is read by :func:`pipeline.config.loader.load`.
+Method-specific settings live beside their method (e.g. ``pipeline.prune.magnitude.MagnitudeParams``), the
+architecture beside the model families it names (:class:`pipeline.models.build.ArchParams`); every dataclass here
+and there is read by :func:`pipeline.config.loader.load`.
 """
 
 from __future__ import annotations
@@ -19,43 +20,6 @@ def check_seed(seed: int, name: str = "seed") -> None:
     """Raise ``ValueError`` naming ``name`` unless ``0 <= seed < 2**32``."""
     if not 0 <= seed < SEED_LIMIT:
         raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
-
-
-MODEL_TYPES = ("albert", "bert", "deberta-v2", "distilbert", "electra", "modernbert", "roberta", "xlm-roberta")
-"""The ``model_type`` of every family with an adapter (:mod:`pipeline.models.families`; a test keeps both in step)."""
-
-
-@dataclass
-class ArchParams:
-    """A BERT-family architecture built from a config, or a pretrained checkpoint."""
-
-    base: str = "scratch"
-    """``scratch`` builds from the sizes below; else a hub model name, a local checkpoint dir, or
-    ``pkg:<python package>/<dir>`` (a checkpoint inside an installed package)."""
-    type: str = "bert"
-    """The family built by ``base: scratch`` (a :data:`MODEL_TYPES` entry); a checkpoint's family is its
-    ``config.json`` ``model_type`` (this key is not read then)."""
-    hidden_size: int = 128
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    intermediate_size: int = 512
-    max_position_embeddings: int = 256
-    seed: int = 0
-    """Seed of the random initialisation (``scratch``) or of newly added heads."""
-
-    def __post_init__(self):
-        if self.type not in MODEL_TYPES:
-            raise ValueError(f"type '{self.type}' is not supported (supported: {', '.join(MODEL_TYPES)})")
-        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        check_seed(self.seed)
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
-                f"{self.num_attention_heads}"
-            )
 
 
 @dataclass

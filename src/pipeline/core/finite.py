@@ -6,7 +6,7 @@ causes are an fp16 model whose activations pass float16's largest value (65,504;
 range, as the mixed-precision literature and PyTorch's AMP notes say) and weights that training made NaN.
 
 Every place that gathers logits calls :func:`check_finite`; an artifact loaded by
-:func:`pipeline.models.store.load_model` and a model being trained carry their name (:func:`name_variant`).
+:func:`pipeline.artifacts.load_model` and a model being trained carry their name (:func:`name_variant`).
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import Batch
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.losses import attention_mse, kd_logit_loss, kd_regression_loss, masked_mse
 from pipeline.models.families import model_inputs
-from pipeline.models.store import load_model
 from pipeline.prune.masks import apply_masks_, zero_masks
 from pipeline.tasks.base import LABEL_KEYS, Task
 from pipeline.train.task import train_task

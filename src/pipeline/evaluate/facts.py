@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from pipeline.artifacts import artifact_scheme, read_meta, runtime_of, weights_file
 from pipeline.core.errors import PipelineError
 from pipeline.models import families
 from pipeline.models.compact import expand
-from pipeline.models.store import WEIGHTS, artifact_scheme, read_meta, read_tensors, runtime_of, weights_file
+from pipeline.models.store import WEIGHTS, read_tensors
 
 COMPONENTS = ("embeddings", "attention", "ffn", "pooler", "head")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from pipeline.artifacts import artifact_scheme, runtime_of
 from pipeline.evaluate.speed import Inputs, absent_speed, run_device, speed_facts
 from pipeline.models.formats import Kernel, Prepared
-from pipeline.models.store import artifact_scheme, runtime_of
 from pipeline.tasks.base import Task
 
 CPU = torch.device("cpu")

@@ -51,8 +51,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
-from pipeline.models.store import load_model
 
 MB = 1e6
 STATUS = Path("/proc/self/status")
@@ -189,7 +189,7 @@ def start_memory(model_dir: str | Path, head: str, batches: dict[str, dict[str, 
     then call :meth:`MemoryRuns.result`.
 
     Args:
-        model_dir: the artifact (loaded with :func:`pipeline.models.store.load_model` and ``head``).
+        model_dir: the artifact (loaded with :func:`pipeline.artifacts.load_model` and ``head``).
         batches: ``{label: model inputs}``, e.g. ``{"bs1": ..., "large": ...}`` (real validation inputs).
         threads: CPU threads of each process.
 

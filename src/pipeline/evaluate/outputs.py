@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.artifacts import weights_file
 from pipeline.core.files import atomic_dir, write_json
 from pipeline.evaluate.task_metrics import TaskResults
-from pipeline.models.store import weights_file
 
 
 @dataclass

@@ -198,7 +198,7 @@ def runs_on_cuda(devices: tuple[str, ...]) -> bool:
 
 def run_device(device: torch.device, devices: tuple[str, ...]) -> torch.device:
     """Where a variant runs in this run: the run's ``device`` (:func:`pipeline.core.runtime.setup`) when the
-    variant's format runs on that device type (``devices``, :func:`pipeline.models.store.format_devices`), else
+    variant's format runs on that device type (``devices``, :func:`pipeline.artifacts.format_devices`), else
     the CPU (e.g. dynamic int8 kernels and ONNX Runtime graphs on a GPU server)."""
     return device if device.type in devices else torch.device("cpu")
 

@@ -7,8 +7,8 @@
 - :mod:`.runtime`: :class:`~pipeline.export.runtime.OrtModel`, a module backed by an ONNX Runtime CPU session
   whose call returns the transformers outputs, so the task code scores it unchanged.
 - :mod:`.onnx` and :mod:`.onnx_int8`: the two artifact formats (float32 graph; ONNX Runtime dynamic int8 of it),
-  registered with :data:`pipeline.models.formats.RUNTIMES`, so :func:`pipeline.models.store.load_model` loads
-  an artifact of either format by importing that module by name.
+  registered in :data:`RUNTIMES`, so :func:`pipeline.artifacts.load_model` loads an artifact of either format
+  by importing that module by name.
 - :mod:`.artifact`: writing and checking an ONNX artifact (``model.onnx``, ``config.json``, tokenizer files,
   ``pipeline.json``).
 
@@ -21,8 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.models.formats import RUNTIMES, Runtime
+from pipeline.core.registry import Registry
+from pipeline.models.formats import Runtime
 
+
+RUNTIMES: Registry[Runtime] = Registry("pipeline.export", "runtime format")
+"""Every runtime format by name (an artifact's ``format``: ``onnx``, ``onnx_int8``), one per module here."""
 
 GRAPH = "model.onnx"
 """The file of an ONNX artifact that holds the graph and its weights (in place of ``model.safetensors``)."""

@@ -21,25 +21,25 @@ from pipeline.export.graph import OUTPUTS
 from pipeline.export.onnx_int8 import check_int8_error
 from pipeline.export.runtime import load
 from pipeline.models.families import model_inputs
-from pipeline.models.store import META, copy_tokenizer, read_meta, runtime_of
+from pipeline.models.store import META, copy_tokenizer
 from pipeline.quantize import logit_error, prunable_zeros
 from pipeline.tasks.base import LABEL_KEYS, Task
 
 
-def check_source(path: str | os.PathLike, head: str) -> dict:
-    """``pipeline.json`` of an artifact that can be exported, checked before anything is loaded.
+def check_source(path: str | os.PathLike, meta: dict, head: str) -> dict:
+    """``meta``, the ``pipeline.json`` of the artifact at ``path`` (read and checked by
+    :func:`pipeline.artifacts.read_meta`), once it can be exported: checked before anything is loaded.
 
     Raises:
         PipelineError: a head other than ``head`` or one without graph outputs (``mlm``), or a format other
             than ``dense`` (a quantized or already exported artifact: the stage makes its int8 graph itself
             from float weights).
     """
-    meta = read_meta(path)
     if meta.get("head") != head:
         raise PipelineError(f"{path}: holds a '{meta.get('head')}' model, expected '{head}'")
     if head not in OUTPUTS:
         raise PipelineError(f"{path}: a '{head}' model cannot be exported (heads: {', '.join(OUTPUTS)})")
-    if meta.get("format") != "dense" or runtime_of(meta) is not None:
+    if meta.get("format") != "dense":
         raise PipelineError(f"{path}: format '{meta.get('format')}' cannot be exported; export a float (dense) "
                             "artifact (the stage quantizes the ONNX graph itself)")
     return meta

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
-from pipeline.config.args import ArchParams
+from pipeline.config.args import check_seed
 from pipeline.core.errors import PipelineError
 from pipeline.core.locations import resolve_location
 from pipeline.models import families
@@ -21,6 +22,45 @@ next-sentence prediction (``pretraining``, only while pretraining with ``pretrai
 # Only a task model's own new head, a pooler and an MLM head may be missing from a checkpoint (freshly
 # initialised); everything under the bare model (``model.base_model``) must load.
 FRESH_OK = ("pooler",)
+
+
+@dataclass
+class ArchParams:
+    """A BERT-family architecture built from a config, or a pretrained checkpoint."""
+
+    base: str = "scratch"
+    """``scratch`` builds from the sizes below; else a hub model name, a local checkpoint dir, or
+    ``pkg:<python package>/<dir>`` (a checkpoint inside an installed package)."""
+    type: str = "bert"
+    """The family built by ``base: scratch`` (a :data:`pipeline.models.families.FAMILIES` name); a checkpoint's
+    family is its ``config.json`` ``model_type`` (this key is not read then, but must still name a family)."""
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    max_position_embeddings: int = 256
+    seed: int = 0
+    """Seed of the random initialisation (``scratch``) or of newly added heads."""
+
+    @classmethod
+    def params_for(cls, raw: dict, key: str) -> type[ArchParams]:
+        """This class, once ``raw``'s ``type`` names a registered family (the loader calls this, so the error
+        names the key: ``params.yaml: '<key>.type': unknown model family '<type>' (known: ...)``)."""
+        families.family(raw.get("type", cls.type), f"{key}.type")
+        return cls
+
+    def __post_init__(self):
+        families.family(self.type)  # built in code rather than read by the loader: the same check, unkeyed
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_seed(self.seed)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
 
 
 def head_class(head: str, model_type: str) -> type[PreTrainedModel]:

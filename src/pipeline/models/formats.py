@@ -2,15 +2,14 @@
 
 An artifact's ``format`` in ``pipeline.json`` names how it is to be read: ``dense`` (a plain state dict in
 ``model.safetensors``), a quantization scheme, or a runtime format (a graph for another runtime, e.g. ONNX
-Runtime, in its own file). Each scheme is a module of :mod:`pipeline.quantize` that registers a :class:`Scheme`
-here, each runtime format a module of :mod:`pipeline.export` that registers a :class:`Runtime`; :func:`scheme`
-and :func:`runtime` import only the module of the format asked for, so reading an artifact loads the code of
-its own format and no other.
+Runtime, in its own file). This module only describes them: each scheme is a module of :mod:`pipeline.quantize`
+that registers a :class:`Scheme` in :data:`pipeline.quantize.SCHEMES`, each runtime format a module of
+:mod:`pipeline.export` that registers a :class:`Runtime` in :data:`pipeline.export.RUNTIMES`, and
+:mod:`pipeline.artifacts` (above all three) reads an artifact by its format.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any, NamedTuple
 import torch
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.registry import Registry
 
 Tensors = dict[str, torch.Tensor]
 
@@ -85,15 +83,6 @@ class Scheme:
     ``kernel_for(device)``'s kernel, built from the stored tensors; a PipelineError when that names none."""
 
 
-SCHEMES: Registry[Scheme] = Registry("pipeline.quantize", "quantization scheme")
-"""Registered by the modules of :mod:`pipeline.quantize`, one scheme per module."""
-
-
-def scheme(name: str) -> Scheme:
-    """The scheme ``name`` (imports its module only); unknown names are a :class:`PipelineError`."""
-    return SCHEMES.get(name)
-
-
 @dataclass(frozen=True)
 class Runtime:
     """A format run by another runtime than PyTorch: the artifact holds that runtime's file instead of
@@ -112,18 +101,3 @@ class Runtime:
     """Device types the loaded module runs on."""
     kernel: str = "onnxruntime CPUExecutionProvider"
     """The kernel that runs the graph (recorded by the evaluate stage next to its timings)."""
-
-
-RUNTIMES: Registry[Runtime] = Registry("pipeline.export", "runtime format")
-"""Registered by the format modules of :mod:`pipeline.export` (``onnx``, ``onnx_int8``)."""
-
-
-def runtime(name: str) -> Runtime | None:
-    """The runtime format ``name`` (importing its module only), or None when ``name`` is read by PyTorch
-    (``dense`` or a quantization scheme): a format is a runtime format when :mod:`pipeline.export` has a
-    module of that name."""
-    if name == "dense" or not name.isidentifier() or importlib.util.find_spec(RUNTIMES.package) is None:
-        return None
-    if importlib.util.find_spec(f"{RUNTIMES.package}.{name}") is None:
-        return None
-    return RUNTIMES.get(name)

@@ -4,7 +4,7 @@ A structurally pruned artifact (heads or FFN neurons removed, shapes recorded in
 copy of :mod:`pipeline.models.pruned_modeling` as ``modeling_pruned.py``, written for its family (the
 adapter's head classes and layer layout), and an ``auto_map`` naming it for ``AutoConfig`` and the family's
 ``AutoModelFor...`` classes. A user with only transformers then loads it with ``trust_remote_code=True``.
-The pipeline's own loader (:func:`pipeline.models.store.load_model`) never runs that file: it rebuilds the
+The pipeline's own loader (:func:`pipeline.artifacts.load_model`) never runs that file: it rebuilds the
 shapes with :func:`pipeline.models.structure.apply_config_shapes_`.
 """
 

@@ -3,10 +3,14 @@
 An artifact directory holds ``model.safetensors``, ``config.json``, the tokenizer files and
 ``pipeline.json`` (stage, method, format, parent hashes, resolved params, what was done). Dense artifacts
 load with plain ``transformers`` (physically pruned ones with ``trust_remote_code=True``: they carry their
-modeling file); compactly stored and quantized ones need :func:`load_model`, which never runs code from an
-artifact. A format's reader (a quantization scheme, the compact sparse storage, a runtime format such as ONNX,
-whose artifact holds ``model.onnx`` instead of ``model.safetensors``) is imported only when an artifact in that
-format is read.
+modeling file); compactly stored and quantized ones need :func:`pipeline.artifacts.load_model`, which never runs
+code from an artifact.
+
+This module writes artifacts and reads what every format shares (``pipeline.json``, ``config.json``, the
+tokenizer, a SafeTensors file, the compact sparse storage). Reading by format (a quantization scheme of
+:mod:`pipeline.quantize`, a runtime format of :mod:`pipeline.export` such as ONNX, whose artifact holds
+``model.onnx`` instead of ``model.safetensors``) is :mod:`pipeline.artifacts`, above both: the model layer never
+reaches up to the packages that hold the formats.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ from safetensors.torch import load_file, save_file
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir, write_json
-from pipeline.core.finite import name_variant
 from pipeline.core.runtime import is_main
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models import families, formats, remote_code
-from pipeline.models.build import HEADS, empty_model, load_state_
+from pipeline.models import families, remote_code
+from pipeline.models.build import HEADS, empty_model
 
 META = "pipeline.json"
 WEIGHTS = "model.safetensors"
@@ -44,14 +47,10 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
                    "merges.txt", "spm.model", "sentencepiece.bpe.model")
 
 
-def read_meta(path: str | os.PathLike) -> dict:
-    """``pipeline.json`` of an artifact, after checking the artifact as a whole.
-
-    Checked: the directory, ``config.json`` and ``pipeline.json`` exist; ``pipeline.json`` is a JSON object with
-    a string ``stage`` and ``format``, a known ``head`` (and ``quantization`` when the format is a quantization
-    scheme); the weights file its format names exists (:func:`weights_file`); ``config.json`` is a JSON object
-    with a ``model_type`` and a positive integer ``vocab_size``; the tokenizer files load as a real tokenizer (:func:`pipeline.data.tokenizer.load_tokenizer`) no larger than
-    ``vocab_size`` (it may be smaller: padded embedding matrices).
+def open_meta(path: str | os.PathLike) -> dict:
+    """``pipeline.json`` of an artifact, with the checks every format shares: the directory, ``config.json`` and
+    ``pipeline.json`` exist; ``pipeline.json`` is a JSON object with a string ``stage`` and ``format`` and a known
+    ``head`` (:func:`check_meta`). The format's own checks are :func:`pipeline.artifacts.read_meta`'s.
 
     Raises:
         PipelineError: the first defect, in one line naming the file.
@@ -64,8 +63,18 @@ def read_meta(path: str | os.PathLike) -> dict:
             raise PipelineError(f"{root / name}: missing from the artifact")
     meta = _json_object(root / META)
     check_meta(meta, root / META)
-    if not weights_file(root, meta).is_file():
-        raise PipelineError(f"{weights_file(root, meta)}: missing from the artifact")
+    return meta
+
+
+def check_model_files(root: Path) -> None:
+    """``config.json`` is a JSON object with a ``model_type`` and a positive integer ``vocab_size``
+    (:func:`check_config`), and the tokenizer files load as a real tokenizer
+    (:func:`pipeline.data.tokenizer.load_tokenizer`) no larger than ``vocab_size`` (it may be smaller: padded
+    embedding matrices).
+
+    Raises:
+        PipelineError: the first defect, in one line naming the file.
+    """
     config = _json_object(root / CONFIG)
     check_config(config, root / CONFIG)
     tokens = len(load_tokenizer(root))
@@ -74,7 +83,6 @@ def read_meta(path: str | os.PathLike) -> dict:
             f"{root / CONFIG}: vocab_size {config['vocab_size']} is smaller than the artifact's tokenizer "
             f"({tokens} tokens): token ids past the embedding matrix"
         )
-    return meta
 
 
 def _json_object(path: Path) -> dict:
@@ -94,19 +102,6 @@ def check_meta(meta: dict, where: Path) -> None:
             raise PipelineError(f"{where}: '{key}' must be a non-empty string, got {meta.get(key)!r}")
     if meta.get("head") not in HEADS:
         raise PipelineError(f"{where}: 'head' must be one of {', '.join(HEADS)}, got {meta.get('head')!r}")
-    if meta["format"] != "dense" and runtime_of(meta) is None and not isinstance(meta.get("quantization"), dict):
-        raise PipelineError(f"{where}: format '{meta['format']}' needs a 'quantization' description (a JSON object)")
-
-
-def runtime_of(meta: dict) -> formats.Runtime | None:
-    """The runtime format (e.g. ONNX) an artifact's ``pipeline.json`` names; None for PyTorch weights."""
-    return formats.runtime(str(meta.get("format", "dense")))
-
-
-def weights_file(root: str | os.PathLike, meta: dict) -> Path:
-    """The file holding an artifact's weights: ``model.safetensors``, or its runtime format's file (``model.onnx``)."""
-    found = runtime_of(meta)
-    return Path(root) / (found.weights if found is not None else WEIGHTS)
 
 
 def check_config(config: dict, where: Path) -> None:
@@ -199,33 +194,6 @@ def write_artifact(out: str | os.PathLike, model: torch.nn.Module, tokenizer_src
         save_model(tmp, model.cpu(), tokenizer_src, meta, tensors)
 
 
-def load_model(path: str | os.PathLike, head: str | None = None) -> tuple[torch.nn.Module, dict]:
-    """Load any artifact produced by the pipeline, in eval mode.
-
-    Args:
-        path: artifact directory.
-        head: expected head (``mlm``, ``classification``, ``qa``); a mismatch is an error.
-
-    Returns:
-        ``(model, meta)`` where ``meta`` is the artifact's ``pipeline.json``.
-    """
-    root = Path(path)
-    meta = read_meta(root)
-    if head is not None and meta["head"] != head:
-        raise PipelineError(f"{root}: holds a '{meta['head']}' model, expected '{head}'")
-    if (found := runtime_of(meta)) is not None:  # a graph for another runtime (ONNX): its format's module loads it
-        return name_variant(found.load(root, meta).eval(), str(root)), meta
-    weights = str(root / WEIGHTS)
-    tensors = stored_tensors(root, meta)
-    model = build_empty(root, meta["head"])
-    if meta["format"] == "dense":
-        load_state_(model, tensors, weights)
-    else:
-        model = artifact_scheme(root, meta).load(model, tensors, meta["quantization"], weights)
-    model.eval()
-    return name_variant(model, str(root)), meta
-
-
 def build_empty(root: Path, head: str) -> torch.nn.Module:
     """:func:`pipeline.models.build.empty_model` of the artifact; a ``config.json`` that transformers accepts
     but cannot build a model from (a size that is not a number, an impossible combination) is an error naming
@@ -246,18 +214,3 @@ def stored_tensors(root: Path, meta: dict) -> dict[str, torch.Tensor]:
         compact = importlib.import_module("pipeline.models.compact")
         tensors = compact.expand(tensors, str(root / WEIGHTS))
     return tensors
-
-
-def artifact_scheme(root: Path, meta: dict) -> formats.Scheme:
-    """The quantization scheme an artifact's ``format`` names; an unknown one is an error naming the file."""
-    try:
-        return formats.scheme(meta["format"])
-    except PipelineError as err:
-        raise PipelineError(f"{root / META}: format: {err}") from None
-
-
-def format_devices(root: str | os.PathLike, meta: dict) -> tuple[str, ...]:
-    """Device types an artifact's format runs on: every device for dense weights, else its scheme's or runtime's."""
-    if (found := runtime_of(meta)) is not None:
-        return found.devices
-    return ("cpu", "cuda") if meta["format"] == "dense" else artifact_scheme(Path(root), meta).devices

@@ -3,7 +3,7 @@
 A :class:`~pipeline.models.formats.Scheme` knows how to turn a dense float model into the tensors stored in
 ``model.safetensors``, how to rebuild a runnable model from them, and how to give back the float weights they
 stand for (for the model facts). The artifact's ``format`` in ``pipeline.json`` is the scheme's name, so loading a quantized
-artifact imports exactly that scheme's module (:func:`scheme`). Schemes: ``dynamic_int8``, ``weight_int8``,
+artifact imports exactly that scheme's module (:data:`SCHEMES`, :func:`pipeline.artifacts.load_model`). Schemes: ``dynamic_int8``, ``weight_int8``,
 ``weight_int4``, ``fp16``, ``bf16``, ``fp8``; a new one is a new module here plus its ``quantize.<name>``
 section in ``params.yaml``.
 
@@ -23,8 +23,12 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.finite import check_finite
+from pipeline.core.registry import Registry
 from pipeline.models import families
-from pipeline.models.formats import SCHEMES, Kernel, Prepared, Scheme, Tensors, scheme  # noqa: F401  (registry)
+from pipeline.models.formats import Kernel, Prepared, Scheme, Tensors
+
+SCHEMES: Registry[Scheme] = Registry("pipeline.quantize", "quantization scheme")
+"""Every scheme by name (``quantize.schemes``, an artifact's ``format``), one per module of this package."""
 
 GPU_EXTRA = "pip install 'bert-compress-pipeline[gpu]'"
 """How to get torchao, the library of the CUDA kernels (``[project.optional-dependencies] gpu``)."""

@@ -154,7 +154,7 @@ def load_code(artifact: Path) -> tuple[str, str]:
                                 f'model = {auto}.from_pretrained("{where}"{remote})\n'
                                 f'tokenizer = AutoTokenizer.from_pretrained("{where}")')
     return "pipeline", ("from pipeline.data.tokenizer import load_tokenizer\n"
-                        "from pipeline.models.store import load_model\n\n"
+                        "from pipeline.artifacts import load_model\n\n"
                         f'model, meta = load_model("{where}")  # {meta.get("format")} weights, rebuilt\n'
                         f'tokenizer = load_tokenizer("{where}")')
 

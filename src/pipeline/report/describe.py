@@ -93,7 +93,7 @@ def _train_args(params: dict) -> dict | None:
 
 
 def _used(value: dict) -> dict:
-    """An ``arch`` mapping (:class:`~pipeline.config.args.ArchParams`) as far as it was used: a model built from a
+    """An ``arch`` mapping (:class:`~pipeline.models.build.ArchParams`) as far as it was used: a model built from a
     checkpoint (``base`` other than ``scratch``) takes its sizes from that checkpoint, so only ``base`` and ``seed``
     (of a new head) are settings; any other mapping as it is."""
     if value.get("base", "scratch") == "scratch":

@@ -3,45 +3,30 @@
 A task turns prepared rows into model inputs, defines the model head and the training loss, and scores a
 model on its validation split(s). :class:`pipeline.tasks.classification.ClassificationTask` (GLUE-style
 single sentences and pairs, regression included) and :class:`pipeline.tasks.qa.QATask` (extractive QA,
-SQuAD v1.1/v2.0) implement it; :func:`pipeline.tasks.get` picks one from the ``tasks.<name>`` params, whose
-``type`` selects the params class too.
+SQuAD v1.1/v2.0) implement it, each registered in :data:`pipeline.tasks.TYPES`; :func:`pipeline.tasks.get` picks
+one from the ``tasks.<name>`` params (:class:`pipeline.tasks.TaskParams`), whose ``type`` selects the params class
+too.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from pipeline.core.errors import PipelineError
 from pipeline.core.finite import check_finite
 from pipeline.core.profile import model_time
 from pipeline.data.features import Batch, Feature, Features, batches, collate
 from pipeline.models.families import model_inputs
 from pipeline.models.structure import check_input_length
+from pipeline.tasks import TaskParams
 
 # Keys of a batch that are targets, not model inputs.
 LABEL_KEYS = ("labels", "start_positions", "end_positions")
-# Task types by name (``tasks.<name>.type``): filled by the implementations' modules.
-TYPES: dict[str, type[Task]] = {}
-
-
-def register(name: str):
-    """Class decorator: register a :class:`Task` implementation under ``tasks.<name>.type: <name>``."""
-
-    def add(cls: type[Task]) -> type[Task]:
-        TYPES[name] = cls
-        cls.type_name = name
-        return cls
-
-    return add
-
-
 class Scored(NamedTuple):
     """What :meth:`Task.score` measured on one split."""
 
@@ -52,28 +37,6 @@ class Scored(NamedTuple):
     predictions: dict[str, Any] | None = None
     """When asked for: the model's predictions as JSON-ready files, ``{file name: content}`` (e.g. SQuAD's
     ``predictions.json``); None otherwise."""
-
-
-@dataclass
-class TaskParams:
-    """How a task is tokenised, modelled and scored (``tasks.<name>``); ``type`` picks the subclass."""
-
-    type: str
-    """A registered task type: ``classification`` or ``qa``; must match the ``prepare.datasets`` entry."""
-    max_length: int = 128
-    """Longest model input in tokens (QA: per window)."""
-
-    @classmethod
-    def params_for(cls, raw: dict, key: str) -> type[TaskParams]:
-        """The params class of the task type named in ``raw["type"]`` (the loader calls this)."""
-        kind = raw.get("type")
-        if kind not in TYPES:
-            raise PipelineError(f"params.yaml: '{key}.type' must be one of {sorted(TYPES)}, got {kind!r}")
-        return TYPES[kind].params_type
-
-    def __post_init__(self):
-        if self.max_length < 8:
-            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
 
 
 class Task(ABC):

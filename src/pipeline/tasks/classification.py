@@ -18,8 +18,8 @@ import torch
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import ENCODE_BATCH, Batch, Features
 from pipeline.data.io import read_split
-from pipeline.tasks import glue
-from pipeline.tasks.base import Scored, Task, TaskParams, all_logits, register
+from pipeline.tasks import TaskParams, glue, register
+from pipeline.tasks.base import Scored, Task, all_logits
 
 
 @dataclass

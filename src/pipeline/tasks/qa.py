@@ -20,8 +20,8 @@ import torch
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import ENCODE_BATCH, Batch, Feature, Features
 from pipeline.data.io import read_split
-from pipeline.tasks import metrics, squad, text_metrics
-from pipeline.tasks.base import Scored, Task, TaskParams, all_logits, register
+from pipeline.tasks import TaskParams, metrics, register, squad, text_metrics
+from pipeline.tasks.base import Scored, Task, all_logits
 
 
 @dataclass

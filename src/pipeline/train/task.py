@@ -11,7 +11,8 @@ import numpy as np
 import sklearn.metrics
 import torch
 
-from pipeline.config.args import ArchParams, TrainArgs
+from pipeline.config.args import TrainArgs
+from pipeline.models.build import ArchParams
 from pipeline.core.finite import name_variant
 from pipeline.data.features import Feature, Features, batches, collate
 from pipeline.tasks.base import LABEL_KEYS, Task

@@ -1,7 +1,10 @@
-"""Model-family adapters (:class:`base.Family`), one per supported ``config.model_type``.
+"""Model-family adapters (:class:`base.Family`), one module per supported ``config.model_type``.
 
-Every family is imported here: which one a model needs is a property of its checkpoint, not of a param, so
-every stage that handles models depends on all adapters.
+:data:`FAMILIES` finds a family by the registry rule (:mod:`pipeline.core.registry`): model type ``N`` lives in
+``pipeline/models/families/<N>.py`` with ``-`` written ``_`` (``deberta-v2`` in ``deberta_v2.py``), whose class
+registers itself with :func:`register`. Adding a family is one new file here. Which family a model needs is a
+property of its checkpoint, not of a param, so every stage that handles models depends on all adapters
+(``tests/import_closure.py`` lists them all).
 """
 
 from __future__ import annotations
@@ -11,25 +14,31 @@ from collections.abc import Mapping
 import torch
 from transformers import PretrainedConfig
 
-from pipeline.core.errors import PipelineError
-from pipeline.models.families.albert import Albert
+from pipeline.core.registry import Registry
 from pipeline.models.families.base import Family
-from pipeline.models.families.bert import Bert
-from pipeline.models.families.deberta_v2 import DebertaV2
-from pipeline.models.families.distilbert import DistilBert
-from pipeline.models.families.electra import Electra
-from pipeline.models.families.modernbert import ModernBert
-from pipeline.models.families.roberta import Roberta, XLMRoberta
 
-FAMILIES: dict[str, Family] = {f.model_type: f for f in (Bert(), Roberta(), XLMRoberta(), DistilBert(), Electra(),
-                                                         DebertaV2(), ModernBert(), Albert())}
+FAMILIES: Registry[Family] = Registry("pipeline.models.families", "model family")
+"""Every family by ``model_type``, registered by the modules of this package."""
 
 
-def family(model_type: str | None) -> Family:
-    """The adapter of ``model_type``; an unsupported type is a :class:`PipelineError` listing the supported ones."""
-    if model_type not in FAMILIES:
-        raise PipelineError(f"model_type '{model_type}' is not supported (supported: {', '.join(sorted(FAMILIES))})")
-    return FAMILIES[model_type]
+def register(cls: type[Family]) -> type[Family]:
+    """Class decorator: register one instance of a :class:`Family` subclass under its ``model_type`` (from the
+    module named after it, :meth:`pipeline.core.registry.Registry.module`)."""
+    FAMILIES.add(cls.model_type, cls(), cls.__module__)
+    return cls
+
+
+def family(model_type: str | None, key: str = "") -> Family:
+    """The adapter of ``model_type``.
+
+    Args:
+        key: the params key that named it (``model.type``), for the message; empty when it comes from a
+            checkpoint's ``config.json`` (the caller names the file).
+
+    Raises:
+        PipelineError: an unsupported type, one line listing the supported ones.
+    """
+    return FAMILIES.get(model_type, key)
 
 
 def of(model_or_config: torch.nn.Module | PretrainedConfig) -> Family:

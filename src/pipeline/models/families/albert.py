@@ -18,9 +18,11 @@ import torch
 from transformers import AlbertConfig, AlbertForMaskedLM, AlbertForQuestionAnswering, AlbertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
+from pipeline.models.families import register
 from pipeline.models.families.base import Family
 
 
+@register
 class Albert(Family):
     model_type = "albert"
     config_class = AlbertConfig

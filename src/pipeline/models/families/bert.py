@@ -12,6 +12,7 @@ import re
 from transformers import (BertConfig, BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering,
                           BertForSequenceClassification)
 
+from pipeline.models.families import register
 from pipeline.models.families.base import Family
 
 
@@ -29,6 +30,7 @@ class BertLayout(Family):
     layer_pattern = re.compile(r"encoder\.layer\.(\d+)\.(attention|intermediate|output)\.")
 
 
+@register
 class Bert(BertLayout):
     model_type = "bert"
     config_class = BertConfig

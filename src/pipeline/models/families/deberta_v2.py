@@ -16,9 +16,11 @@ import re
 from transformers import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForQuestionAnswering,
                           DebertaV2ForSequenceClassification)
 
+from pipeline.models.families import register
 from pipeline.models.families.base import Family
 
 
+@register
 class DebertaV2(Family):
     model_type = "deberta-v2"
     config_class = DebertaV2Config

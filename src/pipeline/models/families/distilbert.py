@@ -12,9 +12,11 @@ import re
 from transformers import (DistilBertConfig, DistilBertForMaskedLM, DistilBertForQuestionAnswering,
                           DistilBertForSequenceClassification)
 
+from pipeline.models.families import register
 from pipeline.models.families.base import Family
 
 
+@register
 class DistilBert(Family):
     model_type = "distilbert"
     config_class = DistilBertConfig

@@ -12,9 +12,11 @@ from __future__ import annotations
 from transformers import (ElectraConfig, ElectraForMaskedLM, ElectraForQuestionAnswering,
                           ElectraForSequenceClassification)
 
+from pipeline.models.families import register
 from pipeline.models.families.bert import BertLayout
 
 
+@register
 class Electra(BertLayout):
     model_type = "electra"
     config_class = ElectraConfig

@@ -15,9 +15,11 @@ from transformers import (ModernBertConfig, ModernBertForMaskedLM, ModernBertFor
                           ModernBertForSequenceClassification)
 
 from pipeline.core.errors import PipelineError
+from pipeline.models.families import register
 from pipeline.models.families.base import Family
 
 
+@register
 class ModernBert(Family):
     model_type = "modernbert"
     config_class = ModernBertConfig

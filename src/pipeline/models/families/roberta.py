@@ -1,4 +1,4 @@
-"""RoBERTa and XLM-RoBERTa: BERT's layer layout under ``model.roberta``, with one segment embedding.
+"""RoBERTa: BERT's layer layout under ``model.roberta``, with one segment embedding.
 
 Position ids start after ``pad_token_id`` (RoBERTa counts positions from ``padding_idx + 1``), so a model
 built from ``model.max_position_embeddings`` gets ``pad_token_id + 1`` extra rows to keep that many usable
@@ -8,12 +8,13 @@ positions. Segment ids are never fed (``type_vocab_size`` 1), whatever the token
 from __future__ import annotations
 
 from transformers import (RobertaConfig, RobertaForMaskedLM, RobertaForQuestionAnswering,
-                          RobertaForSequenceClassification, XLMRobertaConfig, XLMRobertaForMaskedLM,
-                          XLMRobertaForQuestionAnswering, XLMRobertaForSequenceClassification)
+                          RobertaForSequenceClassification)
 
+from pipeline.models.families import register
 from pipeline.models.families.bert import BertLayout
 
 
+@register
 class Roberta(BertLayout):
     model_type = "roberta"
     config_class = RobertaConfig
@@ -25,9 +26,3 @@ class Roberta(BertLayout):
         kwargs.update(max_position_embeddings=arch.max_position_embeddings + pad_token_id + 1, type_vocab_size=1)
         return kwargs
 
-
-class XLMRoberta(Roberta):
-    model_type = "xlm-roberta"
-    config_class = XLMRobertaConfig
-    heads = {"mlm": XLMRobertaForMaskedLM, "classification": XLMRobertaForSequenceClassification,
-             "qa": XLMRobertaForQuestionAnswering}
