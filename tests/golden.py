@@ -193,15 +193,16 @@ def without_metrics(repo: Path) -> Path:
     return repo
 
 
-def upstream(repo: Path, stage: str) -> set[str]:
-    """``stage`` and every stage it depends on, directly or not: what ``dvc repro <stage>`` runs or restores."""
+def upstream(repo: Path, *stages: str) -> set[str]:
+    """``stages`` and every stage they depend on, directly or not: what ``dvc repro <stages>`` runs or restores."""
     import networkx as nx
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc:
         graph = dvc.index.graph  # an edge runs from a stage to a stage it depends on
-        node = next(s for s in graph if s.name == stage)
-        return {stage} | {s.name for s in nx.descendants(graph, node)}
+        nodes = [s for s in graph if s.name in stages]
+        assert len(nodes) == len(set(stages)), f"no such stage among {sorted(stages)}"
+        return set(stages) | {s.name for node in nodes for s in nx.descendants(graph, node)}
 
 
 def rerun_set(repo: Path) -> set[str]:
