@@ -9,7 +9,9 @@ task and data set names (``tasks``, ``prepare.datasets``, ``finetune``, ``teache
 profile may also add an entry (a new task) and remove one with ``null`` (``cls: null``). A profile that adds
 or removes keys is applied with ``--write``
 (``profiles/tasks/sst2.yaml``). ``--write`` edits the file with a round-trip YAML parser (ruamel.yaml):
-comments, key order and flow style stay as they were; only the values the profile sets change.
+comments, key order and flow style stay as they were; only the values the profile sets change. When it
+writes this checkout's ``params.yaml`` and the task names or pretraining runs change, it regenerates
+``dvc.yaml`` (``python -m tools.dvc_yaml``: the merge inputs and the per-task plots are written from them).
 
     python profiles/apply.py profiles/hub.yaml                     # -S overrides, one line
     dvc exp run $(python profiles/apply.py profiles/hub.yaml)
@@ -23,6 +25,7 @@ import argparse
 import io
 import json
 import shlex
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +34,8 @@ import yaml
 from ruamel.yaml import YAML
 
 # This checkout's library, whatever is installed: the params file is checked against the code it belongs to.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
 from pipeline.core.errors import PipelineError  # noqa: E402
 from pipeline.task_list import NAMED  # noqa: E402
 
@@ -128,6 +132,19 @@ def checked_text(params: Path, profile: dict) -> tuple[str, bool]:
     return buffer.getvalue(), set(flatten(yaml.safe_load(buffer.getvalue()))) != before
 
 
+def dag_names(text: str) -> tuple[list[str], list[str]]:
+    """The task names and pretraining runs of a params file's text: what ``dvc.yaml`` is generated from."""
+    data = yaml.safe_load(text) or {}
+    return list(data.get("tasks") or {}), list((data.get("pretrain") or {}).get("runs") or {})
+
+
+def regenerate_dvc_yaml() -> int:
+    """Write this checkout's ``dvc.yaml`` from ``dvc.in.yaml`` and the new params; the generator's exit code."""
+    print("profiles/apply.py: task or pretraining-run names changed: regenerating dvc.yaml "
+          "(python -m tools.dvc_yaml)", file=sys.stderr)
+    return subprocess.run([sys.executable, "-m", "tools.dvc_yaml"], cwd=REPO).returncode
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("profile", type=Path)
@@ -141,7 +158,10 @@ def main(argv=None) -> int:
         print(f"{args.profile}: {err}", file=sys.stderr)
         return 1
     if args.write:
+        before = args.write.read_text() if args.write.is_file() else ""
         args.write.write_text(text)
+        if args.write.resolve() == REPO / "params.yaml" and dag_names(before) != dag_names(text):
+            return regenerate_dvc_yaml()
     elif reshaped:
         print(f"{args.profile}: adds or removes keys (tasks or fields the params file lacks); apply it with "
               "--write params.yaml", file=sys.stderr)

@@ -221,6 +221,8 @@ def test_sst2_walkthrough_params_on_sst2_layout_files(glue_repo, tmp_path):
     write_sources(repo)
     subprocess.run([sys.executable, "profiles/apply.py", "profiles/tasks/sst2.yaml", "--write", "params.yaml"],
                    cwd=repo, env=ENV, check=True)
+    plots = str(yaml.safe_load((repo / "dvc.yaml").read_text())["plots"])  # regenerated: the tasks changed
+    assert "reports/sst2/" in plots and "reports/cls/" not in plots, plots
     profile = SST2_PROFILE
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["prepare"]["datasets"]["sst2"] == profile["prepare"]["datasets"]["sst2"]
