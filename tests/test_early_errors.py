@@ -29,11 +29,10 @@ class TrippedContext:
 
 
 def run(name: str, argv: list[str], capsys, **patches):
-    """Run stage ``name`` with attributes of the module holding its logic (``pipeline.<package>.<name>_stage``,
-    else the script) replaced (the tripwires) for the run; ``(exit code, stderr lines)``."""
+    """Run stage ``name`` with attributes of the module holding its logic (``pipeline.<package>.<name>_stage``)
+    replaced (the tripwires) for the run; ``(exit code, stderr lines)``."""
     module = stage(name)
-    fn = getattr(module, f"{name}_stage", None)
-    logic = sys.modules[fn.__module__] if fn else module
+    logic = sys.modules[getattr(module, f"{name}_stage").__module__]
     saved = {attr: getattr(logic, attr) for attr in patches}  # AttributeError: the stage no longer calls it
     try:
         for attr, value in patches.items():
