@@ -5,12 +5,9 @@ import sys
 from pathlib import Path
 
 from pipeline.config import loader
+from pipeline.models.build import ArchParams
 from pipeline.core.errors import stage_main
-from pipeline.core.files import parents
-from pipeline.core.runtime import setup
-from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.build import ArchParams, init_model
-from pipeline.models.store import write_artifact
+from pipeline.stages.base import base_stage
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,12 +25,7 @@ def reads(args) -> dict[str, type]:
 def main(argv=None):
     args = parser().parse_args(argv)
     (arch,) = loader.load(reads(args))
-    setup(arch.seed)
-    tokenizer = load_tokenizer(args.tokenizer)
-    model = init_model(arch, "mlm", len(tokenizer), tokenizer.pad_token_id)
-    meta = {"stage": "base", "head": "mlm", "format": "dense", "method": "scratch" if arch.base == "scratch"
-            else "pretrained", "parents": parents(args.tokenizer), "params": loader.as_dict(arch)}
-    write_artifact(args.out, model, args.tokenizer, meta)
+    base_stage(arch, args.tokenizer, args.out)
 
 
 if __name__ == "__main__":

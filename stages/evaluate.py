@@ -5,19 +5,11 @@ import sys
 from pathlib import Path
 
 from pipeline import tasks
-from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
-from pipeline.core.runtime import setup
-from pipeline.data.tokenizer import load_tokenizer
 from pipeline.evaluate import EvaluateParams
-from pipeline.evaluate.facts import model_facts
-from pipeline.evaluate.kernel import fast_model, timed
-from pipeline.evaluate.lineage import lineage
-from pipeline.evaluate.memory import device_memory, start_memory
-from pipeline.evaluate.outputs import OutputPaths, identity, write_outputs
-from pipeline.evaluate.speed import latency_inputs
-from pipeline.evaluate.task_metrics import task_metrics
+from pipeline.stages.evaluate import evaluate_stage
+from pipeline.evaluate.outputs import OutputPaths
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,21 +31,7 @@ def reads(args) -> dict[str, type]:
 def main(argv=None):
     args = parser().parse_args(argv)
     task_params, cfg = loader.load(reads(args))
-    task, device = tasks.get(task_params), setup(0)
-    (model, meta), baseline = load_model(args.model, task.head), load_model(args.baseline, task.head)[0]
-    tokenizer = load_tokenizer(args.model)  # checked below with the task against both models and the data
-    task.check(args.task, {args.model: model, args.baseline: baseline}, tokenizer, args.data, ("validation",))
-    inputs = lambda bs: latency_inputs(task, args.data, tokenizer, bs)  # noqa: E731
-    plan, model, kernel = fast_model(model, args.model, meta, device, lambda: inputs(1))  # as its kernel runs it
-    batches = {"bs1": inputs(1), "large": inputs(cfg.latency_batch_size)} if cfg.memory else {}  # {}: no CPU RSS runs
-    with start_memory(args.model, task.head, batches, cfg.threads) as memory:
-        measured = task_metrics(task, model, args.data, tokenizer, cfg.batch_size, plan.where)
-        facts = model_facts(args.model)
-        origin = lineage(args.model, meta, args.data, args.baseline, loader.as_dict(cfg))
-        footprint = memory.result() | device_memory(model, inputs(cfg.latency_batch_size), plan.where)  # variant alone
-    speed = {"device": str(device), **kernel, **timed(model, baseline, plan, inputs, cfg)}  # after the memory runs
-    who = identity(args.task, args.model, meta, task.primary_metric, measured.device, task.glue_task)
-    write_outputs(OutputPaths.from_args(args), args.model, who, origin, measured, facts, {**speed, **footprint}, meta)
+    evaluate_stage(task_params, cfg, args.task, args.model, args.baseline, args.data, OutputPaths.from_args(args))
 
 
 if __name__ == "__main__":

@@ -5,18 +5,10 @@ import sys
 from pathlib import Path
 
 from pipeline import tasks
-from pipeline.artifacts import load_model
 from pipeline.config import loader
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.errors import stage_main
-from pipeline.core.files import parents
-from pipeline.core.runtime import setup
-from pipeline.data.labels import name_labels_
-from pipeline.data.tokenizer import load_tokenizer
-from pipeline.models.build import with_head
-from pipeline.models.store import write_artifact
-from pipeline.train.loop import RunFiles
-from pipeline.train.task import train_task
+from pipeline.stages.finetune import finetune_stage
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,20 +29,7 @@ def reads(args) -> dict[str, type]:
 def main(argv=None):
     args = parser().parse_args(argv)
     task_params, train, launch = loader.load(reads(args))
-    task = tasks.get(task_params)
-    device = setup(train.seed, launch)
-    files = RunFiles.beside(args.out, args.live)
-    encoder, _ = load_model(args.source, "mlm")
-    model, tokenizer = with_head(encoder, task.head, task.num_labels, train.seed), load_tokenizer(args.source)
-    name_labels_(model.config, args.data, task_params)  # class names into config.json
-    task.check(args.task, {args.source: model}, tokenizer, args.data)  # before any training
-    history, scores = train_task(model, task, args.data, tokenizer, train, device, f"finetune {args.task}",
-                                 files=files)
-    meta = {"stage": "finetune", "head": task.head, "format": "dense", "method": "full", "task": args.task,
-            "parents": parents(args.source, args.data), "history": history, "results": scores,
-            "params": loader.as_dict({"task": task_params, "train": train})}
-    write_artifact(args.out, model, args.source, meta)
-    files.done()
+    finetune_stage(task_params, train, launch, args.task, args.source, args.data, args.out, args.live)
 
 
 if __name__ == "__main__":

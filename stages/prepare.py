@@ -11,12 +11,8 @@ from pathlib import Path
 
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
-from pipeline.core.files import atomic_dir, write_json
-from pipeline.data.io import write_jsonl
-from pipeline.data.labels import write_labels
-from pipeline.data.params import TOKENIZER, DataSource, PrepareParams
-from pipeline.data.sources import fetch_counted
-from pipeline.data.vocab import check_tokenizer, save_tokenizer
+from pipeline.data.params import TOKENIZER, PrepareParams
+from pipeline.stages.prepare import prepare_stage
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,32 +24,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def reads(args) -> dict[str, type]:
-    if args.only is None:
-        return {"prepare": PrepareParams}
-    if args.only == TOKENIZER:
-        return {"prepare.tokenizer": str}
-    return {"prepare.seed": int, f"prepare.datasets.{args.only}": DataSource}
+    return PrepareParams.sections(args.only)
 
 
 @stage_main("prepare")
 def main(argv=None):
     args = parser().parse_args(argv)
     values = loader.load(reads(args))
-    cfg = PrepareParams.select(args.only, values)
-    # Check the tokenizer, fetch and check the data, all before writing anything.
-    if args.only in (None, TOKENIZER):
-        check_tokenizer(cfg.tokenizer)
-    fetched = {name: fetch_counted(src, name, cfg.seed) for name, src in cfg.datasets.items()}
-    if args.only in (None, TOKENIZER):
-        with atomic_dir(args.out / TOKENIZER) as tmp:
-            save_tokenizer(cfg.tokenizer, tmp)
-    for name, (splits, _) in fetched.items():
-        with atomic_dir(args.out / name) as tmp:
-            for split, rows in splits.items():
-                write_jsonl(tmp / f"{split}.jsonl", rows)
-            write_labels(tmp, cfg.datasets[name])  # class names, when known
-    if args.metrics:
-        write_json(args.metrics, {name: counts for name, (_, counts) in fetched.items()})
+    prepare_stage(args.only, values, args.out, args.metrics)
 
 
 if __name__ == "__main__":

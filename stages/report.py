@@ -11,11 +11,8 @@ from typing import Any
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
 from pipeline.data.params import PrepareParams
-from pipeline.report.cited import ReportParams, check_cited
-from pipeline.report.collect import Pipeline, collect, current_variants
-from pipeline.report.deploy import DeployInputs, points
-from pipeline.report.describe import read_counts
-from pipeline.report.write import ReportInputs, write_report
+from pipeline.report.cited import ReportParams
+from pipeline.stages.report import report_stage
 from pipeline.tasks import TaskParams
 
 
@@ -42,13 +39,9 @@ def reads(args) -> dict[str, type]:
 def main(argv=None):
     args = parser().parse_args(argv)
     prepare, task_params, schemes, quantized, exported, sweep, params = loader.load(reads(args))
-    # dvc.yaml's variants, the quantized ones (schemes x sources), the ONNX exports, the sweep points
-    variants = current_variants(args.variants, (schemes, quantized), exported, sweep)
-    found = collect(args.metrics, args.details, Pipeline(list(task_params), variants, args.data, args.models))
-    check_cited(params.cited, found.results)
-    deploy = DeployInputs(params.budget, points({t: p.type for t, p in task_params.items()}), args.models)
-    inputs = ReportInputs(args.train, prepare, read_counts(args.prepare), params.cited, args.models, deploy)
-    write_report(args.out, found, inputs)
+    report_stage(prepare, task_params, schemes, quantized, exported, sweep, params, variants=args.variants,
+                 metrics=args.metrics, details=args.details, train=args.train, counts=args.prepare, data=args.data,
+                 models=args.models, out=args.out)
 
 
 if __name__ == "__main__":

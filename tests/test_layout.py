@@ -1,4 +1,4 @@
-"""The layout rules: thin stages, short functions, no import cycles between modules or packages."""
+"""The layout rules: stage scripts without logic, short functions, no import cycles between modules or packages."""
 
 from __future__ import annotations
 
@@ -6,14 +6,170 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from import_closure import ROOT, SRC, module_file
 
 PIPELINE = SRC / "pipeline"
 
 
-def test_stage_entrypoints_are_thin():
-    long = {p.name: n for p in (ROOT / "stages").glob("*.py") if (n := len(p.read_text().splitlines())) > 60}
-    assert not long, f"stage scripts over 60 lines: {long}"
+STAGE_FUNCTIONS = {"parser": None, "reads": 2, "main": 3}
+"""The functions a stage script may define -> the most statements each may hold (None: no limit)."""
+STAGE_STATEMENTS = (ast.Assign, ast.Expr, ast.Return)
+LOGIC = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match, ast.Raise,
+         ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.IfExp, ast.BoolOp, ast.BinOp, ast.UnaryOp,
+         ast.Compare, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr,
+         ast.Await, ast.Yield, ast.YieldFrom)
+BUILDS = (ast.Dict, ast.List, ast.Set, ast.Subscript, ast.JoinedStr)
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__": sys.exit(main())``, exactly."""
+    return ast.dump(node) == ast.dump(ast.parse('if __name__ == "__main__":\n    sys.exit(main())').body[0])
+
+
+def stage_logic(source: str, stage: str) -> list[str]:
+    """Why the stage script ``source`` (of stage ``stage``) holds logic; [] when it holds none.
+
+    The rule ("a stage parses its arguments, says which params sections it reads, loads them and calls the
+    library in a straight line"), checked on the AST:
+
+    - one statement per line, everywhere (no ``a; b``, no ``if x: y``);
+    - at module level only the docstring, imports, the functions ``parser``, ``reads`` and ``main``, and the
+      closing ``if __name__ == "__main__": sys.exit(main())``;
+    - ``main`` is decorated ``@stage_main("<stage>")`` (one error line and exit 2 on bad input);
+    - inside those functions only assignments, expression statements (calls) and ``return``, and no ``if``,
+      loop, ``with``, ``try``, ``raise``, nested function or class, conditional expression, boolean, comparison
+      or arithmetic operator, lambda, comprehension, walrus, ``await`` or ``yield``;
+    - ``main`` builds no data either: no dict, list or set display, no subscript, no f-string (metadata and
+      labels are assembled in the library), and holds at most 3 statements (parse, load, call); ``reads``
+      holds at most 2 (its dict of sections may need one loaded value first, as merge's method does).
+    """
+    tree = ast.parse(source)
+    found = []
+    lines = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.stmt)]
+    found += [f"line {n}: more than one statement" for n in sorted({n for n in lines if lines.count(n) > 1})]
+    for i, node in enumerate(tree.body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or _is_main_guard(node):
+            continue
+        if not isinstance(node, ast.FunctionDef) or node.name not in STAGE_FUNCTIONS:
+            found.append(f"line {node.lineno}: {type(node).__name__} at module level (only parser, reads, main)")
+            continue
+        found += _function_logic(node, stage)
+    return found
+
+
+def _function_logic(fn: ast.FunctionDef, stage: str) -> list[str]:
+    """The logic :func:`stage_logic` finds in one of the stage's functions."""
+    found = []
+    limit = STAGE_FUNCTIONS[fn.name]
+    if limit is not None and len(fn.body) > limit:
+        found.append(f"{fn.name}: {len(fn.body)} statements (at most {limit})")
+    if fn.name == "main" and [ast.unparse(d) for d in fn.decorator_list] != [f"stage_main({stage!r})"]:
+        found.append(f"main: not decorated @stage_main({stage!r})")
+    for stmt in fn.body:
+        if not isinstance(stmt, STAGE_STATEMENTS):
+            found.append(f"line {stmt.lineno}: {type(stmt).__name__} in {fn.name}")
+            continue
+        for node in ast.walk(stmt):
+            if isinstance(node, LOGIC) or (fn.name == "main" and isinstance(node, BUILDS)):
+                found.append(f"line {node.lineno}: {type(node).__name__} in {fn.name}")
+            if fn.name == "main" and isinstance(node, ast.Tuple) and isinstance(node.ctx, ast.Load):
+                found.append(f"line {node.lineno}: Tuple in {fn.name}")
+    return found
+
+
+def test_stage_entrypoints_hold_no_logic():
+    """Every ``stages/*.py`` follows :func:`stage_logic`'s rule; the logic lives in ``src/pipeline``."""
+    scripts = sorted((ROOT / "stages").glob("*.py"))
+    assert scripts, ROOT / "stages"
+    found = {p.name: why for p in scripts if (why := stage_logic(p.read_text(), p.stem))}
+    assert not found, found
+
+
+LOGIC_STAGE = '''"""A stage with logic."""
+import sys
+from pipeline.core.errors import stage_main
+
+HELP = {"a": 1}
+
+
+def parser():
+    p = argparse.ArgumentParser(); return p
+
+
+@stage_main("wrong")
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if args.x:
+        print("x")
+    meta = {"rows": [r * 2 for r in args.rows], "fn": lambda: 1}
+    write(meta)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def test_stage_logic_finds_logic():
+    """The rule can fail: a snippet with an ``if``, a comprehension, arithmetic, a lambda, a metadata dict, two
+    statements on a line, a module-level constant and the wrong decorator is caught on each count."""
+    found = stage_logic(LOGIC_STAGE, "mine")
+    for why in ["line 9: more than one statement", "line 5: Assign at module level", "main: 4 statements",
+                "main: not decorated @stage_main('mine')", "line 15: If in main", "line 17: Dict in main",
+                "line 17: ListComp in main", "line 17: BinOp in main", "line 17: Lambda in main"]:
+        assert any(f.startswith(why) for f in found), (why, found)
+    clean = (ROOT / "stages" / "base.py").read_text()
+    assert stage_logic(clean, "base") == []
+    assert stage_logic(clean, "prune") == ["main: not decorated @stage_main('prune')"]
+
+
+CLEAN_STAGE = '''"""A stage without logic."""
+import sys
+
+from pipeline.core.errors import stage_main
+
+
+def parser():
+    p = argparse.ArgumentParser()
+    return p
+
+
+@stage_main("mine")
+def main(argv=None):
+    args = parser().parse_args(argv)
+    run(args.x, key=args.y)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+@pytest.mark.parametrize("line, why", [
+    ("    if args.x: run(1)", "If in main"),
+    ("    for r in args.rows:\n        run(r)", "For in main"),
+    ("    with open(args.x) as f:\n        run(f)", "With in main"),
+    ("    out = [r for r in args.rows]", "ListComp in main"),
+    ("    out = args.n * 2", "BinOp in main"),
+    ("    out = args.a or args.b", "BoolOp in main"),
+    ("    out = 1 if args.a else 2", "IfExp in main"),
+    ("    out = args.a == 'x'", "Compare in main"),
+    ("    meta = {'stage': 'x'}", "Dict in main"),
+    ("    label = f'prune {args.task}'", "JoinedStr in main"),
+    ("    first = args.rows[0]", "Subscript in main"),
+    ("    pair = (args.a, args.b)", "Tuple in main"),
+    ("    fn = lambda: 1", "Lambda in main"),
+    ("    run(1); run(2)", "more than one statement"),
+])
+def test_stage_logic_finds_each_kind(line, why):
+    """Each kind of logic, alone in an otherwise clean stage's ``main``, is found."""
+    assert stage_logic(CLEAN_STAGE, "mine") == []
+    found = stage_logic(CLEAN_STAGE.replace("    run(args.x, key=args.y)\n", line + "\n"), "mine")
+    assert any(why in f for f in found), found
 
 
 def test_no_function_over_60_lines():

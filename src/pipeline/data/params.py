@@ -149,6 +149,17 @@ class PrepareParams:
             raise ValueError(f"no data set may be named '{TOKENIZER}' (data/{TOKENIZER} holds the tokenizer)")
 
     @classmethod
+    def sections(cls, only: str | None) -> dict[str, type]:
+        """The params sections one run of the prepare stage reads (``{key: type}``, in :meth:`select`'s order):
+        everything for ``only=None``, ``prepare.tokenizer`` for :data:`TOKENIZER`, else the seed and the one
+        data set ``prepare.datasets.<only>``."""
+        if only is None:
+            return {"prepare": cls}
+        if only == TOKENIZER:
+            return {"prepare.tokenizer": str}
+        return {"prepare.seed": int, f"prepare.datasets.{only}": DataSource}
+
+    @classmethod
     def select(cls, only: str | None, values: list) -> PrepareParams:
         """The settings one run of the prepare stage works on, from the sections it loaded.
 
