@@ -14,7 +14,7 @@ from pipeline.data import synthetic
 from pipeline.data.features import collate
 from pipeline.data.io import write_jsonl
 from pipeline.data.vocab import build_tokenizer
-from pipeline.evaluate.diagnostics import per_class
+from pipeline.evaluation.diagnostics import per_class
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
 from pipeline.train.loop import RunFiles, fit

@@ -28,7 +28,7 @@ from pipeline.config.args import TrainArgs
 from pipeline.core.errors import PipelineError
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.kd import KDParams, distill_student
-from pipeline.evaluate.facts import model_facts
+from pipeline.evaluation.facts import model_facts
 from pipeline.merge import merge_states
 from pipeline.models import families
 from pipeline.models.build import ArchParams, init_model, with_head

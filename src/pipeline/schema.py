@@ -18,7 +18,7 @@ from pipeline.task_list import check_task_lists
 from pipeline.core.errors import PipelineError
 from pipeline.data.params import PrepareParams
 from pipeline.distill.kd import KDParams
-from pipeline.evaluate import EvaluateParams
+from pipeline.evaluation import EvaluateParams
 from pipeline.export import GraphParams, Int8Params
 from pipeline.merge import METHODS as MERGE_METHODS
 from pipeline.pretrain.mlm import MlmParams, PretrainRun

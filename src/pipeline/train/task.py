@@ -33,7 +33,7 @@ def macro_scores(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dic
     Macro: the unweighted mean over the ``num_classes`` classes of each class's score (scikit-learn's
     ``precision_recall_fscore_support(average="macro")``); a class never predicted (never present) has
     precision (recall) 0, scikit-learn's ``zero_division=0``, the convention of
-    :mod:`pipeline.evaluate.diagnostics`, so the last epoch's ``macro_f1`` is the evaluate stage's on the
+    :mod:`pipeline.evaluation.diagnostics`, so the last epoch's ``macro_f1`` is the evaluate stage's on the
     same model.
 
     Returns:
