@@ -15,7 +15,7 @@ from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.kd import KDParams, check_distillation, distill_student, kd_method, weaker_teacher
 from pipeline.prune import write_pruned
 from pipeline.prune.masks import sparsity_report
-from pipeline.train.loop import RunFiles
+from pipeline.train.run_files import RunFiles
 
 
 def parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from pipeline.data.labels import name_labels_
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.build import with_head
 from pipeline.models.store import write_artifact
-from pipeline.train.loop import RunFiles
+from pipeline.train.run_files import RunFiles
 from pipeline.train.task import train_task
 
 

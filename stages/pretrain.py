@@ -15,7 +15,7 @@ from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.store import write_artifact
 from pipeline.pretrain.mlm import MlmParams, PretrainRun, check_mlm, run_rows
 from pipeline.pretrain.nsp import OBJECTIVES, Objective
-from pipeline.train.loop import RunFiles
+from pipeline.train.run_files import RunFiles
 
 
 def parser() -> argparse.ArgumentParser:

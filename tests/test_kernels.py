@@ -12,7 +12,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
 from pipeline.evaluation.kernel import kernel_plan
-from pipeline.quantize import SCHEMES, Kernel, quantize_model, torchao_quantization
+from pipeline.quantize import SCHEMES, quantize_model, torchao_quantization
+from pipeline.models.formats import Kernel
 from pipeline.quantize import dynamic_int8, weight_int8
 
 NAMES = ("dynamic_int8", "weight_int8", "weight_int4", "fp8", "fp16", "bf16")

@@ -15,7 +15,9 @@ from pipeline.data.features import collate
 from pipeline.prune import PruneContext, prune_
 from pipeline.prune.lottery import LotteryParams, TicketHook, round_sparsity, snapshot
 from pipeline.prune.masks import prunable_weights
-from pipeline.train.loop import RunFiles, fit, total_steps
+from pipeline.train.loop import fit
+from pipeline.train.batches import total_steps
+from pipeline.train.run_files import RunFiles
 from test_prune_gradual import _features
 from test_sweeps import make_workdir, prune
 

@@ -20,7 +20,9 @@ from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.errors import PipelineError
 from pipeline.core.runtime import autocast_dtype, setup
 from pipeline.data.features import collate
-from pipeline.train.loop import RunFiles, epoch_order, fit, rank_microbatches
+from pipeline.train.loop import fit
+from pipeline.train.batches import epoch_order, rank_microbatches
+from pipeline.train.run_files import RunFiles
 from test_train import parity_feats
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,9 @@ from pipeline.models.build import ArchParams
 from pipeline.core.finite import name_variant
 from pipeline.data.features import Feature, Features, batches, collate
 from pipeline.tasks.base import LABEL_KEYS, Task
-from pipeline.train.loop import LossFn, RunFiles, fit, total_steps
+from pipeline.train.loop import LossFn, fit
+from pipeline.train.batches import total_steps
+from pipeline.train.run_files import RunFiles
 
 
 @dataclass
