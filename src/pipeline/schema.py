@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.models.build import ArchParams
 from pipeline.config.loader import PARAMS_FILE, load, lookup, read_yaml
-from pipeline.task_list import check_task_lists
+from pipeline.config.task_names import check_task_lists
 from pipeline.core.errors import PipelineError
 from pipeline.data.params import PrepareParams
 from pipeline.distill.kd import KDParams
@@ -92,7 +92,7 @@ def _present(data: dict, path: str) -> bool:
 
 def check_file(file: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     """Load every section of a params file with its type, and check that the per-task sections name the same
-    tasks (:func:`pipeline.task_list.check_task_lists`); returns ``{dotted path: value}``.
+    tasks (:func:`pipeline.config.task_names.check_task_lists`); returns ``{dotted path: value}``.
 
     Raises:
         PipelineError: the first bad section, key or value, named.
