@@ -152,7 +152,7 @@ def test_every_registry_lives_in_the_package_of_its_plugins():
 
 # --- one import path per public name; no module named like a library the project imports -------------------
 
-SOURCES = (SRC, ROOT / "stages", ROOT / "tests", ROOT / "bench")
+SOURCES = (SRC, ROOT / "stages", ROOT / "tests", ROOT / "bench", ROOT / "profiles")
 LOCAL_DIRS = (ROOT / "tests", ROOT / "bench")  # their modules import each other by bare name (sys.path)
 
 
