@@ -16,7 +16,7 @@ from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.build import with_head
 from pipeline.models.store import write_artifact
 from pipeline.train.run_files import RunFiles
-from pipeline.train.task import train_task
+from pipeline.train.supervised import train_task
 
 
 def parser() -> argparse.ArgumentParser:

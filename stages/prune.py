@@ -13,7 +13,7 @@ from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.prune import METHODS, EncodedOnce, PruneContext, check_method, prune_, write_pruned
 from pipeline.prune.sweep import at_point
-from pipeline.train.task import trainer
+from pipeline.train.supervised import trainer
 from pipeline.train.run_files import RunFiles
 
 

@@ -12,10 +12,11 @@ from pipeline.core.files import parents
 from pipeline.core.runtime import setup
 from pipeline.data.labels import name_labels_
 from pipeline.data.tokenizer import load_tokenizer
+from pipeline.distill.teacher import TeacherParams
 from pipeline.models.build import init_model
 from pipeline.models.store import write_artifact
 from pipeline.train.run_files import RunFiles
-from pipeline.train.task import TeacherParams, train_task
+from pipeline.train.supervised import train_task
 
 
 def parser() -> argparse.ArgumentParser:

@@ -42,7 +42,7 @@ from pipeline.quantize import SCHEMES, quantize_model
 from pipeline.tasks.base import Task
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
-from pipeline.train.task import train_task, trainer
+from pipeline.train.supervised import train_task, trainer
 
 CPU = torch.device("cpu")
 TRAIN = TrainArgs(epochs=1, batch_size=32, lr=2e-3, seed=0)

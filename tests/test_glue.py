@@ -28,7 +28,7 @@ from pipeline.evaluation.speed import latency_inputs
 from pipeline.tasks import glue
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
-from pipeline.train.task import train_task
+from pipeline.train.supervised import train_task
 
 
 def task(name: str, **kw) -> tasks.Task:

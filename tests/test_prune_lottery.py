@@ -106,7 +106,7 @@ def test_round_sparsity_removes_a_constant_fraction_of_what_is_left():
 
 
 def test_prune_stage_runs_lottery_with_the_task_trainer(tmp_path, monkeypatch, tiny_config, tokenizer):
-    """The stage's ``context.train`` (:func:`pipeline.train.task.trainer`) trains each round; the artifact is stored
+    """The stage's ``context.train`` (:func:`pipeline.train.supervised.trainer`) trains each round; the artifact is stored
     compactly at the target sparsity and records the rounds."""
     workdir = make_workdir(tmp_path, monkeypatch, tiny_config, tokenizer)
     data = yaml.safe_load((workdir / "params.yaml").read_text())

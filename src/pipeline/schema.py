@@ -18,6 +18,7 @@ from pipeline.config.task_names import check_task_lists
 from pipeline.core.errors import PipelineError
 from pipeline.data.params import PrepareParams
 from pipeline.distill.kd import KDParams
+from pipeline.distill.teacher import TeacherParams
 from pipeline.evaluation import EvaluateParams
 from pipeline.export import GraphParams, Int8Params
 from pipeline.merge import METHODS as MERGE_METHODS
@@ -28,7 +29,6 @@ from pipeline.prune.sweep import SweepPoint
 from pipeline.quantize import SCHEMES, LogitErrorParams
 from pipeline.report.cited import ReportParams
 from pipeline.tasks import TaskParams
-from pipeline.train.task import TeacherParams
 
 # Sections with one fixed type (dotted path -> type).
 FIXED: dict[str, Any] = {

@@ -1,10 +1,11 @@
-"""Training a model on a task: the ``finetune`` and ``teacher`` stages, and the training that pruning
-methods and distillation run (their losses and hooks plugged into the same loop)."""
+"""Supervised training on a task's labelled data, scored on its validation split after every epoch: the
+``finetune`` and ``teacher`` stages, and the training that pruning methods and distillation run (their losses
+and hooks plugged into the same loop, :mod:`pipeline.train.loop`). Self-supervised pretraining is
+:mod:`pipeline.pretrain`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,12 @@ import sklearn.metrics
 import torch
 
 from pipeline.config.args import TrainArgs
-from pipeline.models.build import ArchParams
 from pipeline.core.finite import name_variant
 from pipeline.data.features import Feature, Features, batches, collate
 from pipeline.tasks.base import LABEL_KEYS, Task
 from pipeline.train.loop import LossFn, fit
 from pipeline.train.batches import total_steps
 from pipeline.train.run_files import RunFiles
-
-
-@dataclass
-class TeacherParams:
-    """The distillation teacher of one task (``teacher.<task>``): its architecture and its training."""
-
-    arch: ArchParams = field(default_factory=ArchParams)
-    train: TrainArgs = field(default_factory=TrainArgs)
 
 
 def macro_scores(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dict[str, float]:
