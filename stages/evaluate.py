@@ -17,7 +17,7 @@ from pipeline.evaluation.lineage import lineage
 from pipeline.evaluation.memory import device_memory, start_memory
 from pipeline.evaluation.outputs import OutputPaths, identity, write_outputs
 from pipeline.evaluation.speed import latency_inputs
-from pipeline.evaluation.task_metrics import task_metrics
+from pipeline.evaluation.scoring import task_metrics
 
 
 def parser() -> argparse.ArgumentParser:

@@ -405,7 +405,7 @@ def test_task_metrics_on_the_gpu_match_the_cpu(cls_data, tiny_config, tokenizer)
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     from pipeline import tasks
-    from pipeline.evaluation.task_metrics import task_metrics
+    from pipeline.evaluation.scoring import task_metrics
     from pipeline.tasks.classification import ClassificationParams
 
     task = tasks.get(ClassificationParams(max_length=16, num_labels=2))

@@ -2,7 +2,7 @@
 the stored weights, CPU/GPU speed against the dense baseline, and the files that hold the results.
 
 Named ``evaluation``, not ``evaluate``: ``evaluate`` is the Hugging Face library the task metrics load their
-local metric modules with (:mod:`pipeline.metric_modules`), and a package of the same name reads as that library."""
+local metric modules with (:mod:`pipeline.metrics.modules`), and a package of the same name reads as that library."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.artifacts import weights_file
 from pipeline.core.files import atomic_dir, write_json
-from pipeline.evaluation.task_metrics import TaskResults
+from pipeline.evaluation.scoring import TaskResults
 
 
 @dataclass
@@ -98,7 +98,7 @@ def size_facts(path: str | Path, meta: dict) -> dict:
 
 
 def flat_diagnostics(diag: dict) -> dict[str, float]:
-    """Scalars of a :func:`pipeline.evaluation.diagnostics.classification_report` for the metrics file.
+    """Scalars of a :func:`pipeline.metrics.diagnostics.classification_report` for the metrics file.
 
     ``auc``, ``macro_f1`` and ``precision_<c>``/``recall_<c>``/``f1_<c>`` per class (flat, so
     ``dvc metrics diff`` shows one row each); empty for a report without classes.

@@ -9,34 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import sklearn.metrics
 import torch
 
 from pipeline.config.args import TrainArgs
 from pipeline.core.finite import name_variant
 from pipeline.data.features import Feature, Features, batches, collate
+from pipeline.metrics.diagnostics import macro_scores
 from pipeline.tasks.base import LABEL_KEYS, Task
 from pipeline.train.loop import LossFn, fit
 from pipeline.train.batches import total_steps
 from pipeline.train.run_files import RunFiles
-
-
-def macro_scores(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Accuracy and macro-averaged precision, recall and F1 of ``(N,)`` gold and predicted class ids.
-
-    Macro: the unweighted mean over the ``num_classes`` classes of each class's score (scikit-learn's
-    ``precision_recall_fscore_support(average="macro")``); a class never predicted (never present) has
-    precision (recall) 0, scikit-learn's ``zero_division=0``, the convention of
-    :mod:`pipeline.evaluation.diagnostics`, so the last epoch's ``macro_f1`` is the evaluate stage's on the
-    same model.
-
-    Returns:
-        ``{"accuracy", "macro_precision", "macro_recall", "macro_f1"}``, fractions in [0, 1].
-    """
-    precision, recall, f1, _ = sklearn.metrics.precision_recall_fscore_support(
-        labels, preds, labels=np.arange(num_classes), average="macro", zero_division=0)
-    return {"accuracy": float(sklearn.metrics.accuracy_score(labels, preds)), "macro_precision": float(precision),
-            "macro_recall": float(recall), "macro_f1": float(f1)}
 
 
 @torch.inference_mode()

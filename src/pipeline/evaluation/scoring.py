@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.evaluation.diagnostics import classification_report
+from pipeline.metrics.diagnostics import classification_report
 from pipeline.tasks.base import Task
 
 
@@ -19,7 +19,7 @@ class TaskResults:
     scores: dict
     """The task's metrics on every prepared validation split (:meth:`pipeline.tasks.base.Task.evaluate`)."""
     diagnostics: dict
-    """:func:`pipeline.evaluation.diagnostics.classification_report` of the ``validation`` split; empty when the
+    """:func:`pipeline.metrics.diagnostics.classification_report` of the ``validation`` split; empty when the
     task has no classes (QA, regression)."""
     predictions: dict[str, object] = field(default_factory=dict)
     """The ``validation`` split's predictions as ``{file name: JSON content}`` (the task's
