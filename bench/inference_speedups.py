@@ -14,11 +14,11 @@ functions (weights are random, so only speed is meaningful here; accuracy is the
   the combinations that stack the speed-ups.
 
 On a GPU the structured variants run in bf16; on a CPU in fp32 (and int8). All variants of one batch size
-are timed interleaved, round-robin, as the evaluate stage does (``pipeline.evaluate.speed.interleaved``):
+are timed interleaved, round-robin, as the evaluate stage does (``pipeline.evaluation.speed.interleaved``):
 after ``--warmup`` untimed passes each, every round runs each variant once (the order reversed every other
 round), ``--repeats`` rounds, under ``torch.inference_mode`` (CUDA events on a GPU, perf_counter on a CPU).
 ``ms`` is a variant's median pass; ``speedup_vs_fp32`` / ``_bf16`` are the medians of the per-round ratios
-against dense fp32 / bf16 (``pipeline.evaluate.speed.paired_speedup``), so a load change that slows one
+against dense fp32 / bf16 (``pipeline.evaluation.speed.paired_speedup``), so a load change that slows one
 round slows every variant alike. Timing variants one block after another instead measured a heads-pruned
 BERT-base at 0.58x and dynamic int8 at 0.78x of dense on a busy 2-core CPU, against 1.35x and 1.76x quiet.
 One JSON line per (variant, batch):
@@ -41,7 +41,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from common import device_name, emit
-from pipeline.evaluate.speed import paired_speedup
+from pipeline.evaluation.speed import paired_speedup
 
 BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                  intermediate_size=3072)
@@ -138,7 +138,7 @@ def timed_call(device: torch.device):
 def measure(models: dict, batch: int, seq: int, vocab: int, warmup: int, repeats: int) -> dict[str, list[float]]:
     """Interleaved per-round latencies (ms) of every model at one batch size; int8 (CPU kernels) is timed on
     the CPU in its own interleaved group with the fp32 dense model (also on the CPU) when the rest is on a GPU."""
-    from pipeline.evaluate.speed import interleaved
+    from pipeline.evaluation.speed import interleaved
 
     groups: dict[torch.device, dict] = {}
     for key, (model, device) in models.items():

@@ -16,7 +16,8 @@ from transformers import BertConfig, BertForSequenceClassification
 from pipeline.config.args import TrainArgs
 from pipeline.core.runtime import setup
 from pipeline.data.features import collate
-from pipeline.train.loop import epoch_order, fit
+from pipeline.train.loop import fit
+from pipeline.train.batches import epoch_order
 
 SETTINGS = {
     "fp32": {},

@@ -37,7 +37,7 @@ from ruamel.yaml import YAML
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from pipeline.core.errors import PipelineError  # noqa: E402
-from pipeline.task_list import NAMED  # noqa: E402
+from pipeline.config.task_names import NAMED  # noqa: E402
 
 
 def round_trip() -> YAML:
@@ -65,7 +65,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 def merge(base: dict, profile: dict, where: str = "") -> dict:
     """Set ``profile``'s leaves in ``base`` in place (a round-trip mapping keeps its comments and style) and
     return it; a key missing from ``base`` is a ValueError naming the dotted key, except an entry of a
-    :data:`~pipeline.task_list.NAMED` section, which is added (or removed, when the profile sets it to null).
+    :data:`~pipeline.config.task_names.NAMED` section, which is added (or removed, when the profile sets it to null).
 
     A collection that replaces a collection takes the old one's flow or block style (an empty ``[]``/``{}`` has
     none recorded: the profile's style is kept then).

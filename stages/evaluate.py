@@ -7,9 +7,9 @@ from pathlib import Path
 from pipeline import tasks
 from pipeline.config import loader
 from pipeline.core.errors import stage_main
-from pipeline.evaluate import EvaluateParams
+from pipeline.evaluation import EvaluateParams
 from pipeline.stages.evaluate import evaluate_stage
-from pipeline.evaluate.outputs import OutputPaths
+from pipeline.evaluation.outputs import OutputPaths
 
 
 def parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from pipeline import tasks
 from pipeline.config import loader
 from pipeline.config.args import LaunchParams
 from pipeline.core.errors import stage_main
-from pipeline.train.task import TeacherParams
+from pipeline.distill.teacher import TeacherParams
 from pipeline.stages.teacher import teacher_stage
 
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from pipeline.core.files import write_json
-from pipeline.evaluate.lineage import lineage
+from pipeline.evaluation.lineage import lineage
 
-# Keys the evaluate stage writes to the facts and speed files (pipeline.evaluate.facts / speed / memory);
+# Keys the evaluate stage writes to the facts and speed files (pipeline.evaluation.facts / speed / memory);
 # everything else of a hand-made row goes to the metrics file.
 FACT_KEYS = {"size_bytes", "dense_fp32_bytes", "params", "nonzero_params", "sparsity", "heads_total",
              "pruned_sparsity", "quantization_zero_fraction", "prunable_params", "artifact_bytes"}

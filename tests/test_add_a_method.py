@@ -151,7 +151,8 @@ class MegatronBert(BertLayout):
 SCHEME = '''"""Quantization scheme ``identity``: the float32 weights stored as they are (a recipe test)."""
 
 from pipeline.models.build import load_state_
-from pipeline.quantize import NoParams, Scheme, register
+from pipeline.models.formats import Scheme
+from pipeline.quantize import NoParams, register
 
 
 def quantize(model, params):

@@ -16,7 +16,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.files import file_hash
 from pipeline.data.features import collate
 from pipeline.train import checkpoint
-from pipeline.train.loop import RunFiles, fit
+from pipeline.train.loop import fit
+from pipeline.train.run_files import RunFiles
 from test_train import parity_feats
 from test_train_loop import Crash, crash_after
 

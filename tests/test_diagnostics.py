@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.evaluate.diagnostics import classification_report, confusion_matrix, per_class, roc, roc_auc
-from pipeline.evaluate.diagnostics import roc_curve, softmax
+from pipeline.metrics.diagnostics import classification_report, confusion_matrix, per_class, roc, roc_auc
+from pipeline.metrics.diagnostics import roc_curve, softmax
 
 LABELS = np.array([0, 0, 1, 1, 1, 2])
 PREDS = np.array([0, 1, 1, 1, 2, 2])

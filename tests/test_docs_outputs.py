@@ -38,7 +38,7 @@ METRIC_SHAPE = re.compile(r"^(cpu|cuda)_[a-z0-9_*]+$|^[a-z][a-z0-9_]*_(ms|p50|p9
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9*]+)+$")
 # The metrics file kinds whose next path segment is a task (or data set) name, a wildcard here.
 PER_TASK = ("eval", "facts", "speed", "details", "predictions", "export")
-# Keys only a CUDA run writes (the cuda_* timings mirror the cpu_* ones, :func:`pipeline.evaluate.speed.cuda_speed`).
+# Keys only a CUDA run writes (the cuda_* timings mirror the cpu_* ones, :func:`pipeline.evaluation.speed.cuda_speed`).
 CUDA_ONLY = {"cuda_large_max_allocated_mb"}
 
 

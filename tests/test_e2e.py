@@ -16,11 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clean_copy import copy_ignore  # noqa: F401 (re-exported for older imports)
-from golden import (  # noqa: F401 (tiny, fewer_methods, ENV, env_for: re-exported for bench/dvc_repro_time.py)
-    ENV, E2E_METHODS, all_stages, env_for, fewer_methods, ran, rerun_set, restored, set_param, sh, tiny, tree_hashes,
-    work_copy,
-)
+from golden import all_stages, ran, rerun_set, restored, set_param, sh, tree_hashes, work_copy
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Per-epoch validation logging (``pipeline.train.task.epoch_scores``): validation loss and macro P/R/F1 are
+"""Per-epoch validation logging (``pipeline.train.supervised.epoch_scores``): validation loss and macro P/R/F1 are
 logged after every epoch, equal independent computations, and leave the trained weights byte-identical."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from pipeline.data import synthetic
 from pipeline.data.features import collate
 from pipeline.data.io import write_jsonl
 from pipeline.data.vocab import build_tokenizer
-from pipeline.evaluate.diagnostics import per_class
+from pipeline.metrics.diagnostics import macro_scores, per_class
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
-from pipeline.train.loop import RunFiles, fit
-from pipeline.train.task import macro_scores, train_task, validation_loss
+from pipeline.train.loop import fit
+from pipeline.train.run_files import RunFiles
+from pipeline.train.supervised import train_task, validation_loss
 
 ARGS = TrainArgs(epochs=2, batch_size=16, lr=2e-3, warmup_ratio=0.1, seed=0)
 

@@ -11,10 +11,10 @@ from transformers import BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir, dir_hash
-from pipeline.evaluate.facts import model_facts
-from pipeline.evaluate import EvaluateParams
-from pipeline.evaluate import speed as speed_mod
-from pipeline.evaluate.speed import interleaved, paired_speedup, percentile, run_device, speed_facts
+from pipeline.evaluation.facts import model_facts
+from pipeline.evaluation import EvaluateParams
+from pipeline.evaluation import speed as speed_mod
+from pipeline.evaluation.speed import interleaved, paired_speedup, percentile, run_device, speed_facts
 from pipeline.models import families
 from pipeline.models.compact import compact_model
 from pipeline.models.store import WEIGHTS, save_model
@@ -122,7 +122,7 @@ def test_percentile_is_nearest_rank():
 
 
 def test_speedup_spread_is_the_percentiles_of_the_per_round_ratios():
-    from pipeline.evaluate.speed import _ratios
+    from pipeline.evaluation.speed import _ratios
 
     # per-round ratios baseline / variant: 2, 1, 0.5, 2, 4 -> median 2, nearest-rank p10 0.5 and p90 4
     out = _ratios("cpu_bs1", [1.0, 2.0, 4.0, 1.0, 0.5], [2.0] * 5, 1)
@@ -292,7 +292,7 @@ def test_pruned_zeros_and_quantization_zeros_are_told_apart(variants, workdir, t
 
 
 def _dequantized_prunable(path):
-    from pipeline.evaluate.facts import float_state
+    from pipeline.evaluation.facts import float_state
 
     _, state = float_state(path)
     return {k: v for k, v in state.items() if v.dim() == 2 and ".encoder.layer." in k}
@@ -405,7 +405,7 @@ def test_task_metrics_on_the_gpu_match_the_cpu(cls_data, tiny_config, tokenizer)
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     from pipeline import tasks
-    from pipeline.evaluate.task_metrics import task_metrics
+    from pipeline.evaluation.scoring import task_metrics
     from pipeline.tasks.classification import ClassificationParams
 
     task = tasks.get(ClassificationParams(max_length=16, num_labels=2))

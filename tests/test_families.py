@@ -28,7 +28,7 @@ from pipeline.config.args import TrainArgs
 from pipeline.core.errors import PipelineError
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.distill.kd import KDParams, distill_student
-from pipeline.evaluate.facts import model_facts
+from pipeline.evaluation.facts import model_facts
 from pipeline.merge import merge_states
 from pipeline.models import families
 from pipeline.models.build import ArchParams, init_model, with_head
@@ -42,7 +42,7 @@ from pipeline.quantize import SCHEMES, quantize_model
 from pipeline.tasks.base import Task
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
-from pipeline.train.task import train_task, trainer
+from pipeline.train.supervised import train_task, trainer
 
 CPU = torch.device("cpu")
 TRAIN = TrainArgs(epochs=1, batch_size=32, lr=2e-3, seed=0)

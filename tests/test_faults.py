@@ -334,7 +334,7 @@ def test_logit_error_and_evaluation_name_the_fp16_variant(overflowing):
     """The library functions the quantize, export and evaluate stages call stop before any metric sees NaN."""
     from pipeline import tasks
     from pipeline.data.tokenizer import load_tokenizer
-    from pipeline.evaluate.task_metrics import task_metrics
+    from pipeline.evaluation.scoring import task_metrics
     from pipeline.artifacts import load_model
     from pipeline.quantize import logit_error
     from pipeline.tasks.classification import ClassificationParams

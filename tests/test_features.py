@@ -160,7 +160,7 @@ def test_a_training_run_encodes_each_split_once(tmp_path, kind):
     from pipeline.data.vocab import build_tokenizer
     from pipeline.tasks.classification import ClassificationParams
     from pipeline.tasks.qa import QAParams
-    from pipeline.train.task import trainer
+    from pipeline.train.supervised import trainer
 
     tok = build_tokenizer(tmp_path / "tok")
     make = synthetic.generate_classification if kind == "classification" else synthetic.generate_qa

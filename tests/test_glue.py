@@ -24,11 +24,11 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.io import PAIR_COLUMNS, check_rows, write_jsonl
 from pipeline.data.params import DataSource
 from pipeline.data.sources import fetch, hub_splits
-from pipeline.evaluate.speed import latency_inputs
+from pipeline.evaluation.speed import latency_inputs
 from pipeline.tasks import glue
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
-from pipeline.train.task import train_task
+from pipeline.train.supervised import train_task
 
 
 def task(name: str, **kw) -> tasks.Task:

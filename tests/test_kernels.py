@@ -1,5 +1,5 @@
 """Each quantization scheme's kernel per device (pipeline.quantize ``kernel_for``/``prepare``) and the
-evaluate stage's plan (pipeline.evaluate.kernel): CPU paths against the dense model, refusals on devices a
+evaluate stage's plan (pipeline.evaluation.kernel): CPU paths against the dense model, refusals on devices a
 scheme has no kernel on, the torchao CUDA paths under the gpu marker."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
-from pipeline.evaluate.kernel import kernel_plan
-from pipeline.quantize import SCHEMES, Kernel, quantize_model, torchao_quantization
+from pipeline.evaluation.kernel import kernel_plan
+from pipeline.quantize import SCHEMES, quantize_model, torchao_quantization
+from pipeline.models.formats import Kernel
 from pipeline.quantize import dynamic_int8, weight_int8
 
 NAMES = ("dynamic_int8", "weight_int8", "weight_int4", "fp8", "fp16", "bf16")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 from collections import defaultdict
 from pathlib import Path
 
@@ -303,3 +304,127 @@ def test_every_registry_lives_in_the_package_of_its_plugins():
     assert found == {p: p for p in found}, found
     assert set(found) >= {"pipeline.prune", "pipeline.merge", "pipeline.quantize", "pipeline.export",
                           "pipeline.tasks", "pipeline.models.families"}
+
+
+# --- one import path per public name; no module named like a library the project imports -------------------
+
+SOURCES = (SRC, ROOT / "stages", ROOT / "tests", ROOT / "bench", ROOT / "profiles")
+LOCAL_DIRS = (ROOT / "tests", ROOT / "bench")  # their modules import each other by bare name (sys.path)
+
+
+def _python_files() -> list[Path]:
+    return sorted(p for d in SOURCES for p in d.rglob("*.py"))
+
+
+def _local_file(module: str, local_dirs=LOCAL_DIRS) -> Path | None:
+    """The file of a project module: ``pipeline.*`` under ``src``, or a helper module of ``tests``/``bench``."""
+    if (found := module_file(module)) is not None:
+        return found
+    hits = [d / f"{module}.py" for d in local_dirs if "." not in module and (d / f"{module}.py").is_file()]
+    return hits[0] if hits else None
+
+
+def _top_level_bindings(path: Path, local_dirs=LOCAL_DIRS) -> tuple[set[str], set[str]]:
+    """``(defined, imported)``: names a module binds at top level by a definition (def, class, assignment...),
+    and names it binds only by importing them from another project module (a library imported through a
+    guard module, e.g. :mod:`pipeline.export.libraries`, is not a project name)."""
+    defined: set[str] = set()
+    imported: set[str] = set()
+    body = list(ast.parse(path.read_text()).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, (ast.If, ast.Try, ast.With, ast.For)):  # their bodies still bind module names
+            body += [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", []),
+                     *(s for h in getattr(node, "handlers", []) for s in h.body)]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                defined |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.ImportFrom) and node.module and _local_file(node.module, local_dirs):
+            imported |= {a.asname or a.name for a in node.names}
+    return defined, imported - defined
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
+def reexport_imports(files: list[Path], local_dirs=LOCAL_DIRS) -> list[tuple[str, str, str]]:
+    """``(where, module, name)`` of every ``from module import name`` (a project module, ``name`` not a
+    submodule of it) where ``module`` does not define ``name`` but imports it from another project module:
+    ``name`` then has a second import path besides the module that defines it. Also every ``__all__`` entry
+    that its module imports instead of defining (``where`` is then ``<file>: __all__``)."""
+    bindings: dict[Path, tuple[set[str], set[str]]] = {}
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+                continue
+            source = _local_file(node.module, local_dirs)
+            if source is None:
+                continue
+            defined, imported = bindings.setdefault(source, _top_level_bindings(source, local_dirs))
+            for alias in node.names:
+                if module_file(f"{node.module}.{alias.name}") is None and alias.name in imported:
+                    found.append((f"{_shown(path)}:{node.lineno}", node.module, alias.name))
+    for path in files:
+        tree = ast.parse(path.read_text())
+        defined, imported = _top_level_bindings(path, local_dirs)
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                names = {e.value for e in ast.walk(node.value) if isinstance(e, ast.Constant)}
+                found += [(f"{_shown(path)}: __all__", _module_name(path) if path.is_relative_to(SRC) else path.stem, n)
+                          for n in sorted(names & imported)]
+    return found
+
+
+def test_each_name_is_imported_from_the_module_that_defines_it():
+    """One import path per public name: ``from pipeline.train.loop import RunFiles`` beside
+    ``from pipeline.train.run_files import RunFiles`` leaves a reader two homes for one class."""
+    found = [f"{where}: {name} from {module}, which only re-exports it"
+             for where, module, name in reexport_imports(_python_files())]
+    assert not found, "\n".join(found)
+
+
+def test_reexport_check_can_fail(tmp_path):
+    (tmp_path / "home.py").write_text("class Thing:\n    pass\n")
+    (tmp_path / "relay.py").write_text("from home import Thing\n__all__ = ['Thing']\n")
+    (tmp_path / "user.py").write_text("from relay import Thing\nfrom home import Thing as T\n")
+    found = reexport_imports(sorted(tmp_path.glob("*.py")), local_dirs=(tmp_path,))
+    assert found == [("user.py:1", "relay", "Thing"), ("relay.py: __all__", "relay", "Thing")]
+
+
+def imported_libraries(files: list[Path]) -> set[str]:
+    """Top-level names of installed distributions (not the project) that ``files`` import."""
+    installed = set(importlib.metadata.packages_distributions()) - {"pipeline"}
+    names = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names & installed
+
+
+# Plug-in modules named by their registry key, which artifacts and params.yaml record: renaming the file would
+# rename the format. Absolute imports keep ``import onnx`` the library inside them.
+NAMED_BY_REGISTRY = {"pipeline.export.onnx": "export format 'onnx' (pipeline.json, dvc.yaml outputs)"}
+
+
+def library_named_modules(libraries: set[str]) -> list[str]:
+    """Modules and packages under ``src/pipeline`` whose last name is one of ``libraries``."""
+    modules = {_module_name(p) for p in PIPELINE.rglob("*.py")}
+    return sorted(m for m in modules if m.rsplit(".", 1)[-1] in libraries)
+
+
+def test_no_module_is_named_like_an_imported_library():
+    """``pipeline.evaluate`` read as the ``evaluate`` library; ``evaluate``, ``datasets``, ``transformers``...
+    name the libraries only."""
+    libraries = imported_libraries(_python_files())
+    assert {"evaluate", "datasets", "transformers", "torch"} <= libraries  # the check sees the real imports
+    clashes = [m for m in library_named_modules(libraries) if m not in NAMED_BY_REGISTRY]
+    assert not clashes, f"modules named like an imported library: {clashes}"
+    assert set(NAMED_BY_REGISTRY) <= set(library_named_modules(libraries)), "stale NAMED_BY_REGISTRY entry"
+    assert library_named_modules({"evaluation", "loop"}) == ["pipeline.evaluation", "pipeline.train.loop"]

@@ -14,7 +14,7 @@ from evaluation_files import make_inputs, read, report_argv, write_evaluation
 from import_closure import ROOT
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import dir_hash
-from pipeline.evaluate.lineage import hashes, lineage, mismatch, tokenizer_hash
+from pipeline.evaluation.lineage import hashes, lineage, mismatch, tokenizer_hash
 from pipeline.report.collect import Pipeline, collect
 from test_stage_errors import run_stage
 

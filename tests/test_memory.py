@@ -1,4 +1,4 @@
-"""Memory footprint of a forward pass (pipeline.evaluate.memory): CPU RSS with each batch size in its own fresh
+"""Memory footprint of a forward pass (pipeline.evaluation.memory): CPU RSS with each batch size in its own fresh
 process, CUDA peak allocated memory in this process."""
 
 import resource
@@ -11,7 +11,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
-from pipeline.evaluate.memory import device_memory, memory_facts
+from pipeline.evaluation.memory import device_memory, memory_facts
 from pipeline.models.store import WEIGHTS, save_model
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")

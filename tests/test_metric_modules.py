@@ -14,9 +14,10 @@ import pytest
 import torch
 from transformers import BertForQuestionAnswering
 
-import pipeline.metric_modules as metric_modules
-from pipeline.tasks import glue, metrics
-from pipeline.metric_modules import load_module, path
+import pipeline.metrics.modules as metric_modules
+from pipeline.metrics import glue as glue_metrics
+from pipeline.tasks import glue
+from pipeline.metrics.modules import load_module, path
 from pipeline.tasks.qa import QAParams, QATask
 
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
@@ -79,7 +80,7 @@ def test_undefined_glue_metrics_are_none_in_strict_json():
     stsb = load("glue", "stsb").compute(predictions=[0.5, 0.5, 0.5], references=[1.0, 2.0, 4.0])
     assert stsb == {"pearson": None, "spearmanr": None}
     assert strict(stsb) == stsb
-    # Matthews of a constant prediction is 0.0 by convention (see pipeline.tasks.metrics.matthews_corrcoef).
+    # Matthews of a constant prediction is 0.0 by convention (see pipeline.metrics.glue.matthews_corrcoef).
     assert strict(load("glue", "cola").compute(predictions=[1, 1, 1], references=[0, 1, 0])) == {
         "matthews_correlation": 0.0}
 
@@ -88,10 +89,10 @@ def test_glue_values_equal_the_pipeline_functions():
     rng = np.random.default_rng(0)
     labels, preds = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
     got = load("glue", "mrpc").compute(predictions=preds, references=labels)
-    assert got == {"accuracy": metrics.accuracy(preds, labels), "f1": metrics.binary_f1(preds, labels)}
+    assert got == {"accuracy": glue_metrics.accuracy(preds, labels), "f1": glue_metrics.binary_f1(preds, labels)}
     scores, gold = rng.normal(size=50).astype(np.float32), rng.normal(size=50)
     got = load("glue", "stsb").compute(predictions=scores, references=gold)  # float32 in, no float32 rounding
-    assert got == {"pearson": metrics.pearson(scores, gold), "spearmanr": metrics.spearman(scores, gold)}
+    assert got == {"pearson": glue_metrics.pearson(scores, gold), "spearmanr": glue_metrics.spearman(scores, gold)}
 
 
 # ----------------------------------------------------------------------------------------------- squad
@@ -196,7 +197,7 @@ def test_modules_load_offline_from_a_copy_of_the_source_tree(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     code = textwrap.dedent('''
         import json, pipeline
-        from pipeline.metric_modules import load_module, path
+        from pipeline.metrics.modules import load_module, path
         glue = load_module("glue", "cola").compute(predictions=[1, 0, 1], references=[1, 0, 1])
         refs = [{"id": "q", "answers": {"text": ["cat"], "answer_start": [0]}}]
         squad = load_module("squad").compute(predictions=[{"id": "q", "prediction_text": "a cat"}], references=refs)
@@ -209,7 +210,7 @@ def test_modules_load_offline_from_a_copy_of_the_source_tree(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["file"].startswith(str(tmp_path))
-    assert out["path"] == str(tmp_path / "src" / "pipeline" / "metric_modules" / "glue")
+    assert out["path"] == str(tmp_path / "src" / "pipeline" / "metrics" / "modules" / "glue")
     assert out["glue"] == {"matthews_correlation": 1.0} and out["squad"] == {"exact_match": 100.0, "f1": 100.0}
     copies = list((tmp_path / "modules").rglob("glue.json"))  # evaluate's record of each copied script
     assert copies and all(json.loads(c.read_text())["original file path"].startswith(str(tmp_path)) for c in copies)

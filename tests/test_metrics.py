@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.tasks.metrics import GLUE_CONFIGS, GLUE_METRICS, accuracy, binary_f1, exact_match, f1_score
-from pipeline.tasks.metrics import glue_scores, matthews_corrcoef, normalize_answer, pearson, rank_average
-from pipeline.tasks.metrics import spearman, squad_v1
+from pipeline.metrics.glue import GLUE_CONFIGS, GLUE_METRICS, accuracy, binary_f1, glue_scores, matthews_corrcoef
+from pipeline.metrics.glue import pearson, rank_average, spearman
+from pipeline.metrics.squad import exact_match, f1_score, normalize_answer, squad_v1
 
 
 def test_accuracy_lists_and_arrays():

@@ -80,7 +80,7 @@ def test_minilm_fine_tunes_then_prunes_and_quantizes_close_to_dense(tmp_path: Pa
     model = init_model(ArchParams(base=MINILM), "classification", len(tokenizer), tokenizer.pad_token_id, num_labels=2)
     assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6  # the real MiniLM, not a tiny one
 
-    from pipeline.train.task import train_task
+    from pipeline.train.supervised import train_task
 
     train_task(model, task, data, tokenizer, TrainArgs(epochs=1, batch_size=16, lr=2e-4, seed=0), CPU, "minilm")
     dense = predictions(model, task, rows, tokenizer)

@@ -19,7 +19,7 @@ from placeholders import placeholder_copy
 
 from pipeline.core.errors import PipelineError
 from pipeline.report import glue_table
-from pipeline.task_list import check_task_lists
+from pipeline.config.task_names import check_task_lists
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import BertForQuestionAnswering, BertForSequenceClassification
 
-from pipeline.tasks import metrics
+from pipeline.metrics import squad as squad_metrics
 from pipeline.tasks.classification import ClassificationParams, ClassificationTask
 from pipeline.tasks.qa import QAParams, QATask
 from pipeline.tasks.squad import nbest_predictions, postprocess_predictions, postprocess_predictions_v2
@@ -78,13 +78,13 @@ def test_qa_score_writes_the_official_files(tiny_config, tokenizer, v2):
         probs = files["na_prob.json"]
         assert all(0 <= p <= 1 for p in probs.values())
         # what the official v2 script computes from these files is the score the pipeline reports
-        official = metrics.squad_v2(preds, refs, {q: 0.0 for q in refs}, threshold=0.0)  # "" where predicted
+        official = squad_metrics.squad_v2(preds, refs, {q: 0.0 for q in refs}, threshold=0.0)  # "" where predicted
         assert (official["exact"], official["f1"]) == (pytest.approx(scored.scores["exact"]),
                                                      pytest.approx(scored.scores["f1"]))
         for qid, p in probs.items():  # P(no answer) = sigmoid(null - best span): "" exactly where it is > 1/2
             assert (p > 0.5) == (preds[qid] == "")
     else:
-        assert metrics.squad_v1(preds, refs) == pytest.approx(scored.scores)
+        assert squad_metrics.squad_v1(preds, refs) == pytest.approx(scored.scores)
         for qid, cands in nbest.items():
             assert cands[0]["text"] == preds[qid] and len(cands) <= 4
     assert task.score(model, rows, tokenizer, 2, "cpu").predictions is None  # only when asked for

@@ -22,7 +22,7 @@ from pipeline.prune.magnitude import MagnitudeParams
 from pipeline.prune.masks import magnitude_masks, prunable_weights
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
-from pipeline.train.task import trainer
+from pipeline.train.supervised import trainer
 
 CPU = torch.device("cpu")
 TASKS = {"cls": ClassificationParams(max_length=48), "qa": QAParams(max_length=48, doc_stride=16, max_answer_length=4)}

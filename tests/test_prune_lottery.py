@@ -15,7 +15,9 @@ from pipeline.data.features import collate
 from pipeline.prune import PruneContext, prune_
 from pipeline.prune.lottery import LotteryParams, TicketHook, round_sparsity, snapshot
 from pipeline.prune.masks import prunable_weights
-from pipeline.train.loop import RunFiles, fit, total_steps
+from pipeline.train.loop import fit
+from pipeline.train.batches import total_steps
+from pipeline.train.run_files import RunFiles
 from test_prune_gradual import _features
 from test_sweeps import make_workdir, prune
 
@@ -104,7 +106,7 @@ def test_round_sparsity_removes_a_constant_fraction_of_what_is_left():
 
 
 def test_prune_stage_runs_lottery_with_the_task_trainer(tmp_path, monkeypatch, tiny_config, tokenizer):
-    """The stage's ``context.train`` (:func:`pipeline.train.task.trainer`) trains each round; the artifact is stored
+    """The stage's ``context.train`` (:func:`pipeline.train.supervised.trainer`) trains each round; the artifact is stored
     compactly at the target sparsity and records the rounds."""
     workdir = make_workdir(tmp_path, monkeypatch, tiny_config, tokenizer)
     data = yaml.safe_load((workdir / "params.yaml").read_text())

@@ -18,7 +18,7 @@ from pipeline.data.vocab import build_tokenizer
 from pipeline.tasks import squad as qa
 from pipeline.tasks.base import all_logits
 from pipeline.tasks.qa import QAParams, encode_features
-from pipeline.train.task import train_task
+from pipeline.train.supervised import train_task
 
 # Short windows so that most contexts (up to 60 words) span two features: the null score is then a
 # minimum over several features, as on real SQuAD v2.

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.report import figures as fig
-from pipeline.report.task import key_metrics, macro_prf
+from pipeline.report.task_report import key_metrics, macro_prf
 from pipeline.report.collect import frame
 
 VARIANTS = [f"variant-{i:02d}" for i in range(12)]

@@ -7,7 +7,7 @@ from transformers import BertForSequenceClassification
 from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
-from pipeline.evaluate.facts import model_facts
+from pipeline.evaluation.facts import model_facts
 from pipeline.models.compact import compact, compact_model, expand
 from pipeline.models.store import WEIGHTS, save_model
 from pipeline.prune import PruneContext, prune_

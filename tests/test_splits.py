@@ -13,7 +13,7 @@ from pipeline.data.io import read_split, write_jsonl
 from pipeline.data.params import DataSource
 from pipeline.data.sources import fetch, fetch_counted
 from pipeline.data.splits import input_key
-from pipeline.task_list import check_task_lists
+from pipeline.config.task_names import check_task_lists
 
 
 def write(path, text: str):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.tasks.metrics import squad_v1, squad_v2
+from pipeline.metrics.squad import squad_v1, squad_v2
 
 # Three answerable questions (a, b, e) and two unanswerable ones (c, d). The predictions are what each
 # question gets if answered; a diff above the threshold replaces it by "".

@@ -21,7 +21,7 @@ from import_closure import ROOT
 from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
-from pipeline.evaluate.facts import model_facts
+from pipeline.evaluation.facts import model_facts
 from pipeline.models.store import save_model
 from pipeline.prune import METHODS
 from pipeline.prune.sweep import SweepPoint, at_point, with_target

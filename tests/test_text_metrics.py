@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from pipeline.tasks import text_metrics
+from pipeline.metrics import text as text_metrics
 from pipeline.tasks.qa import QAParams
-from pipeline.tasks.text_metrics import METRICS, bleu, compute, rouge, rouge_l, rouge_n
+from pipeline.metrics.text import METRICS, bleu, compute, rouge, rouge_l, rouge_n
 
 
 def t(s: str) -> list[str]:

@@ -17,7 +17,8 @@ from pipeline.distill.kd import KDParams, kd_loss_fn
 from pipeline.tasks.classification import ClassificationParams
 from pipeline.tasks.qa import QAParams
 from pipeline.train.batches import rank_microbatches
-from pipeline.train.loop import RunFiles, default_items, fit
+from pipeline.train.loop import default_items, fit
+from pipeline.train.run_files import RunFiles
 from test_train import parity_feats
 from test_train_loop import ROOT, Crash, crash_after, launch_two_processes, no_dropout, varied_feats
 

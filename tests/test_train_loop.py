@@ -20,7 +20,9 @@ from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.errors import PipelineError
 from pipeline.core.runtime import autocast_dtype, setup
 from pipeline.data.features import collate
-from pipeline.train.loop import RunFiles, epoch_order, fit, rank_microbatches
+from pipeline.train.loop import fit
+from pipeline.train.batches import epoch_order, rank_microbatches
+from pipeline.train.run_files import RunFiles
 from test_train import parity_feats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,7 +314,8 @@ from test_train import parity_feats
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.runtime import is_main, setup, world
 from pipeline.data.features import collate
-from pipeline.train.loop import RunFiles, fit
+from pipeline.train.loop import fit
+from pipeline.train.run_files import RunFiles
 
 device = setup(0, LaunchParams(command="accelerate launch", num_processes=2))
 config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -376,7 +379,8 @@ from test_train_loop import Crash, crash_after, varied_feats
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.core.runtime import is_main, setup
 from pipeline.data.features import collate
-from pipeline.train.loop import RunFiles, fit
+from pipeline.train.loop import fit
+from pipeline.train.run_files import RunFiles
 
 device = setup(0, LaunchParams(command="accelerate launch", num_processes=2))
 config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,

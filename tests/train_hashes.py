@@ -29,7 +29,8 @@ from test_train import parity_feats  # noqa: E402
 from pipeline.config.args import LaunchParams, TrainArgs  # noqa: E402
 from pipeline.core.runtime import is_main, setup, world  # noqa: E402
 from pipeline.data.features import MlmCollator, collate, encode_text  # noqa: E402
-from pipeline.train.loop import RunFiles, fit  # noqa: E402
+from pipeline.train.loop import fit  # noqa: E402
+from pipeline.train.run_files import RunFiles  # noqa: E402
 
 CONFIG = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
               max_position_embeddings=64, pad_token_id=0)

@@ -14,11 +14,12 @@ from typing import Any
 from pipeline.config.args import LaunchParams, TrainArgs
 from pipeline.models.build import ArchParams
 from pipeline.config.loader import PARAMS_FILE, load, lookup, read_yaml
-from pipeline.task_list import check_task_lists
+from pipeline.config.task_names import check_task_lists
 from pipeline.core.errors import PipelineError
 from pipeline.data.params import PrepareParams
 from pipeline.distill.kd import KDParams
-from pipeline.evaluate import EvaluateParams
+from pipeline.distill.teacher import TeacherParams
+from pipeline.evaluation import EvaluateParams
 from pipeline.export import GraphParams, Int8Params
 from pipeline.merge import METHODS as MERGE_METHODS
 from pipeline.pretrain.mlm import MlmParams, PretrainRun
@@ -28,7 +29,6 @@ from pipeline.prune.sweep import SweepPoint
 from pipeline.quantize import SCHEMES, LogitErrorParams
 from pipeline.report.cited import ReportParams
 from pipeline.tasks import TaskParams
-from pipeline.train.task import TeacherParams
 
 # Sections with one fixed type (dotted path -> type).
 FIXED: dict[str, Any] = {
@@ -92,7 +92,7 @@ def _present(data: dict, path: str) -> bool:
 
 def check_file(file: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     """Load every section of a params file with its type, and check that the per-task sections name the same
-    tasks (:func:`pipeline.task_list.check_task_lists`); returns ``{dotted path: value}``.
+    tasks (:func:`pipeline.config.task_names.check_task_lists`); returns ``{dotted path: value}``.
 
     Raises:
         PipelineError: the first bad section, key or value, named.

@@ -14,6 +14,9 @@ the official metric takes the best match over all of them). A SQuAD v2.0 questio
 true has empty ``text``/``answer_start`` lists; its ``plausible_answers`` (spans a crowd worker wrote but
 which do not answer the question) are not gold answers and are not kept. Offsets are checked later, row by
 row, by :mod:`pipeline.data.validate`.
+
+SQuAD's other steps live in the layers that own them, each module named ``squad``: features and answer spans in
+:mod:`pipeline.tasks.squad`, the official metrics in :mod:`pipeline.metrics.squad`.
 """
 
 from __future__ import annotations

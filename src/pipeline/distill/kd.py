@@ -31,7 +31,7 @@ from pipeline.distill.losses import attention_mse, kd_logit_loss, kd_regression_
 from pipeline.models.families import model_inputs
 from pipeline.prune.masks import apply_masks_, zero_masks
 from pipeline.tasks.base import LABEL_KEYS, Task
-from pipeline.train.task import train_task
+from pipeline.train.supervised import train_task
 
 PROJECTION = "kd_projection"  # name of the temporary student submodule holding the hidden projection
 
@@ -295,7 +295,7 @@ def distill_student(student: torch.nn.Module, teacher: torch.nn.Module, task: Ta
         files: curves and checkpoint locations (:class:`pipeline.train.loop.RunFiles`).
 
     Returns:
-        ``(history, final validation metrics)`` as :func:`pipeline.train.task.train_task` gives them.
+        ``(history, final validation metrics)`` as :func:`pipeline.train.supervised.train_task` gives them.
     """
     masks = {k: m.to(device) for k, m in zero_masks(student).items()}
     loss_fn = kd_loss_fn(teacher.to(device), task, kd, student.to(device))

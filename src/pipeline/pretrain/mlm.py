@@ -14,7 +14,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.features import Feature, MlmCollator, batches, encode_text
 from pipeline.data.io import read_split
 from pipeline.models.structure import check_input_length
-from pipeline.train.loop import RunFiles, fit
+from pipeline.train.loop import fit
+from pipeline.train.run_files import RunFiles
 
 
 @dataclass

@@ -24,7 +24,8 @@ from pipeline.data.features import Feature, MlmCollator, batches, encode_text
 from pipeline.models import families
 from pipeline.models.build import head_class
 from pipeline.pretrain.mlm import EVAL_MASK_SEED, MlmParams, perplexity, pretrain
-from pipeline.train.loop import RunFiles, fit
+from pipeline.train.loop import fit
+from pipeline.train.run_files import RunFiles
 
 Objective = Literal["mlm", "mlm_nsp"]
 """``pretrain.objective``: masked LM only, or masked LM plus next-sentence prediction (BERT only)."""

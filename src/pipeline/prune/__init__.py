@@ -59,7 +59,7 @@ class PruneContext:
     """For methods that prune while fine-tuning: ``(model, make_hook, loss_fn=None) -> {"history", "pruner"}``
     fine-tunes ``model`` on the task, building its after-step hook with ``make_hook(total_steps)``; methods with
     a penalty pass ``loss_fn`` (task loss plus their term) in place of the task loss
-    (:func:`pipeline.train.task.trainer`)."""
+    (:func:`pipeline.train.supervised.trainer`)."""
     device: torch.device | None = None
     """Where the method works: :func:`prune_` moves the model there first (importance, masks and training on
     the run's GPU when there is one); None leaves the model where it is."""
@@ -86,7 +86,7 @@ class PruneContext:
 class EncodedOnce:
     """A task whose splits are read once and whose rows are encoded once: a training pruning stage counts its
     steps, trains and scores (lottery: every round) on the same splits, and each reads and encodes them
-    through this view (:func:`pipeline.train.task.trainer`); every other attribute is the task's own.
+    through this view (:func:`pipeline.train.supervised.trainer`); every other attribute is the task's own.
 
     The features are shared between those uses: callers only read them (the training loop indexes them,
     collate functions build new tensors).

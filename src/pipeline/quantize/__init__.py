@@ -45,7 +45,7 @@ def quantize_model(model: torch.nn.Module, name: str, params=None) -> tuple[Tens
 
     The description also records ``source_zeros``: the zeros of each prunable weight of the float model
     (``{module path in the bare model: count}``), so the artifact's facts can tell pruned zeros from the zeros
-    rounding adds (:func:`pipeline.evaluate.facts.source_zeros`).
+    rounding adds (:func:`pipeline.evaluation.facts.source_zeros`).
     """
     entry = SCHEMES.get(name)
     zeros = prunable_zeros(model)

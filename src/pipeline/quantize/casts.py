@@ -12,7 +12,8 @@ import torch
 
 from pipeline.models.build import load_state_
 from pipeline.core.errors import PipelineError
-from pipeline.quantize import Kernel, NoParams, Prepared, Scheme, Tensors, linears
+from pipeline.quantize import NoParams, linears
+from pipeline.models.formats import Kernel, Prepared, Scheme, Tensors
 from pipeline.quantize.groupwise import state_without_tied
 
 # Whether this CPU's oneDNN runs the dtype natively (torch's own checks of the CPU's instruction set).

@@ -31,8 +31,8 @@ import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
 from pipeline.core.errors import PipelineError
-from pipeline.quantize import (Kernel, NoParams, Prepared, Scheme, Tensors, cuda_kernel, linears, multiple_of,
-                               register, torchao_prepare)
+from pipeline.quantize import NoParams, cuda_kernel, linears, multiple_of, register, torchao_prepare
+from pipeline.models.formats import Kernel, Prepared, Scheme, Tensors
 
 SCHEME = "dynamic_int8"
 CPU_KERNEL = "torch.ao dynamic int8 Linear (CPU)"

@@ -15,8 +15,8 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.models.build import load_state_
-from pipeline.quantize import (Kernel, NoParams, Prepared, Scheme, Tensors, cuda_kernel, multiple_of, register,
-                               torchao_prepare)
+from pipeline.quantize import NoParams, cuda_kernel, multiple_of, register, torchao_prepare
+from pipeline.models.formats import Kernel, Prepared, Scheme, Tensors
 from pipeline.quantize.groupwise import linear_paths, state_without_tied, take
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn value

@@ -22,7 +22,7 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.models.build import load_state_
-from pipeline.quantize import Tensors
+from pipeline.models.formats import Tensors
 
 
 @dataclass

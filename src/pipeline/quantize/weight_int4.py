@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.quantize import (Kernel, Prepared, Scheme, cuda_kernel, groupwise, register, torchao_prepare,
-                               with_kernels)
+from pipeline.quantize import cuda_kernel, groupwise, register, torchao_prepare, with_kernels
+from pipeline.models.formats import Kernel, Prepared, Scheme
 
 KERNEL = "torchao Int4WeightOnlyConfig (tinygemm int4 weight-only)"
 TORCHAO_GROUPS = (32, 64, 128, 256)  # the group sizes torchao's int4 weight-only config accepts

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.quantize import (Kernel, Prepared, Scheme, cuda_kernel, groupwise, register, torchao_prepare,
-                               with_kernels)
+from pipeline.quantize import cuda_kernel, groupwise, register, torchao_prepare, with_kernels
+from pipeline.models.formats import Kernel, Prepared, Scheme
 
 KERNEL = "torchao Int8WeightOnlyConfig (int8 weight-only, per-row)"
 

@@ -7,7 +7,7 @@ description and params, per-layer facts, confusion, ROC), training logs ``<train
 :mod:`.tables` builds the summary and Pareto tables, :mod:`.plotdata` the long-format plot data (a ``variant``
 column) that ``dvc.yaml``'s plots read, :mod:`.figures` the PNGs, :mod:`.card` the model card (with
 :mod:`.describe` for the data and the variants' settings and :mod:`.cited` for published numbers, kept apart),
-and :mod:`.task` writes one task's directory; :mod:`.sweeps` adds the metric by remaining encoder weights per
+and :mod:`.task_report` writes one task's directory; :mod:`.sweeps` adds the metric by remaining encoder weights per
 pruning method. Nothing here computes a model number; it selects, formats and
 compares.
 """

@@ -3,7 +3,7 @@
 Only evaluations of the current pipeline are reported. ``metrics/`` keeps every file an evaluate stage ever
 wrote there (``dvc repro`` of a few targets refreshes those and leaves the rest), so :func:`collect` keeps a
 variant only when it is one of the current ``tasks``/``variants`` (dvc.yaml's lists) and the lineage in its
-files (:mod:`pipeline.evaluate.lineage`) matches the current inputs: the same prepared data and tokenizer,
+files (:mod:`pipeline.evaluation.lineage`) matches the current inputs: the same prepared data and tokenizer,
 the same baseline, and the artifact as it is now. Everything else is left out with the reason
 (:class:`LeftOut`), which the report prints in the summary and the model cards.
 """
@@ -21,11 +21,11 @@ import pandas as pd
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import dir_hash
-from pipeline.evaluate.lineage import hashes, mismatch, tokenizer_hash
+from pipeline.evaluation.lineage import hashes, mismatch, tokenizer_hash
 from pipeline.report.tables import BASELINE, baseline_first
 
 # The flat files of one evaluation (under the metrics root), merged into one row per variant; ``eval`` holds
-# the identity and task metrics, the others facts and speed (pipeline.evaluate.outputs).
+# the identity and task metrics, the others facts and speed (pipeline.evaluation.outputs).
 KINDS = ("eval", "facts", "speed")
 
 
@@ -182,7 +182,7 @@ def collect(metrics_dir: str | Path, details_dir: str | Path, pipeline: Pipeline
 
     Args:
         metrics_dir: the metrics root, with ``eval/``, ``facts/`` and ``speed/`` each holding
-            ``<task>/<variant>.json`` (:mod:`pipeline.evaluate.outputs`).
+            ``<task>/<variant>.json`` (:mod:`pipeline.evaluation.outputs`).
         details_dir: the details, ``<task>/<variant>.json``.
         pipeline: the current tasks, variants and inputs.
 

@@ -2,7 +2,7 @@
 the dense model, with its speed-up, size and the code that loads it.
 
 Speed is the speed-up each evaluate stage measured interleaved against the dense baseline on that device
-(``<device>_bs1_speedup`` and ``<device>_large_speedup``, :mod:`pipeline.evaluate.speed`). A variant is ranked by
+(``<device>_bs1_speedup`` and ``<device>_large_speedup``, :mod:`pipeline.evaluation.speed`). A variant is ranked by
 the smaller of its two speed-ups (batch 1 and the large batch): the choice must be fast for one request and for
 a batch alike. Variants whose speed-ups lie within each other's spread of per-round ratios (p10..p90,
 :func:`pipeline.report.pareto.faster`) are equally fast: among them the choice is the one with the higher
@@ -29,7 +29,7 @@ from pipeline.report.tables import BASELINE, measured, primary_metric
 POINT = {"classification": 0.01, "qa": 1.0}
 """One point of the primary metric, by task type (``tasks.<name>.type``)."""
 LABELS = ("bs1", "large")
-"""The batch labels whose speed-ups rank a variant (:mod:`pipeline.evaluate.speed`)."""
+"""The batch labels whose speed-ups rank a variant (:mod:`pipeline.evaluation.speed`)."""
 AUTO = {"classification": "AutoModelForSequenceClassification", "qa": "AutoModelForQuestionAnswering"}
 """The transformers class that loads a dense artifact of each head."""
 

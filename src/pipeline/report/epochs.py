@@ -2,7 +2,7 @@
 
 Every training run (:func:`pipeline.train.loop.fit`) logs, per epoch and at the optimizer step the epoch
 ended, the mean training loss (``plots/metrics/train/epoch_loss.tsv``) and the validation scores of
-:func:`pipeline.train.task.epoch_scores` (``plots/metrics/eval/<name>.tsv``: the task's metrics, ``val_loss``
+:func:`pipeline.train.supervised.epoch_scores` (``plots/metrics/eval/<name>.tsv``: the task's metrics, ``val_loss``
 and, for classification, ``accuracy`` and macro ``macro_precision``/``macro_recall``/``macro_f1``). This
 module joins them into one table, a row per run and epoch; it computes nothing.
 """

@@ -1,7 +1,7 @@
 """Pareto fronts of the report: the primary metric against size and against the measured speed-up.
 
 Speed is compared through the speed-up each evaluate stage measured *interleaved* against the dense baseline
-(:mod:`pipeline.evaluate.speed`: call ``i`` of the variant and of the baseline back to back, the median of the
+(:mod:`pipeline.evaluation.speed`: call ``i`` of the variant and of the baseline back to back, the median of the
 per-round ratios ``baseline / variant``), not through absolute latencies: those come from different stages
 run at different moments on a machine whose load changes, so two variants of identical compute can differ
 by 1.6x in p50 latency while their interleaved speed-ups agree. The spread of the per-round ratios

@@ -20,7 +20,7 @@ from pipeline.report.plotdata import write_csv
 from pipeline.report.tables import BASELINE, cells, markdown_table, measured, primary_metric
 
 ENCODER = ("attention", "ffn")
-"""The components (``pipeline.evaluate.facts``) that make up the encoder's layers."""
+"""The components (``pipeline.evaluation.facts``) that make up the encoder's layers."""
 VARIANT = re.compile(r"^(?P<kind>prune|distill)-(?P<method>\w+)(?:-(?P<point>.+))?$")
 """``prune-<method>``, ``distill-<method>`` and a sweep point's ``...-<method>-<value>``."""
 

@@ -16,7 +16,7 @@ from pipeline.report.describe import read_configs
 from pipeline.report.epochs import epoch_frame
 from pipeline.report.sweeps import sweep_report
 from pipeline.report.tables import markdown, records, summarize
-from pipeline.report.task import task_report
+from pipeline.report.task_report import task_report
 
 
 LEFT_OUT_FILE = "left_out.md"

@@ -9,14 +9,14 @@ from pipeline import tasks
 from pipeline.config import loader
 from pipeline.core.runtime import setup
 from pipeline.data.tokenizer import load_tokenizer
-from pipeline.evaluate import EvaluateParams
-from pipeline.evaluate.facts import model_facts
-from pipeline.evaluate.kernel import fast_model, timed
-from pipeline.evaluate.lineage import lineage
-from pipeline.evaluate.memory import device_memory, start_memory
-from pipeline.evaluate.outputs import OutputPaths, identity, write_outputs
-from pipeline.evaluate.speed import latency_inputs
-from pipeline.evaluate.task_metrics import task_metrics
+from pipeline.evaluation import EvaluateParams
+from pipeline.evaluation.facts import model_facts
+from pipeline.evaluation.kernel import fast_model, timed
+from pipeline.evaluation.lineage import lineage
+from pipeline.evaluation.memory import device_memory, start_memory
+from pipeline.evaluation.outputs import OutputPaths, identity, write_outputs
+from pipeline.evaluation.speed import latency_inputs
+from pipeline.evaluation.scoring import task_metrics
 from pipeline.artifacts import load_model
 
 

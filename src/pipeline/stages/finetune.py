@@ -16,7 +16,7 @@ from pipeline.models.build import with_head
 from pipeline.artifacts import load_model
 from pipeline.models.store import write_artifact
 from pipeline.train.run_files import RunFiles
-from pipeline.train.task import train_task
+from pipeline.train.supervised import train_task
 
 
 def finetune_stage(task_params: tasks.TaskParams, train: TrainArgs, launch: LaunchParams, task_name: str,

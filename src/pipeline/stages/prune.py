@@ -15,7 +15,7 @@ from pipeline.artifacts import load_model
 from pipeline.prune import METHODS, EncodedOnce, PruneContext, check_method, prune_, write_pruned
 from pipeline.prune.sweep import at_point
 from pipeline.train.run_files import RunFiles
-from pipeline.train.task import trainer
+from pipeline.train.supervised import trainer
 
 
 def prune_stage(task_params: tasks.TaskParams, cfg: Any, launch: LaunchParams, task_name: str, method_name: str,

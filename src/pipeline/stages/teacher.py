@@ -15,7 +15,8 @@ from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models.build import init_model
 from pipeline.models.store import write_artifact
 from pipeline.train.run_files import RunFiles
-from pipeline.train.task import TeacherParams, train_task
+from pipeline.distill.teacher import TeacherParams
+from pipeline.train.supervised import train_task
 
 
 def teacher_stage(task_params: tasks.TaskParams, cfg: TeacherParams, launch: LaunchParams, task_name: str,

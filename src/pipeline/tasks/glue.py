@@ -6,7 +6,7 @@ positive class for MRPC/QQP; Matthews correlation for CoLA; Pearson/Spearman for
 regression task (one output, float labels). MNLI is scored on the matched validation set under the plain
 metric names and on the mismatched one under names with a ``_mismatched`` suffix.
 
-Scores go through the ``glue`` ``evaluate`` module of :mod:`pipeline.metric_modules` with the task's
+Scores go through the ``glue`` ``evaluate`` module of :mod:`pipeline.metrics.modules` with the task's
 config, the call a user with hub access can repeat with the official ``evaluate.load("glue", config)``.
 """
 
@@ -18,11 +18,11 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.io import check_columns
-from pipeline.tasks import metrics
+from pipeline.metrics import glue as glue_metrics
 
 # Metric registry: name -> (predictions, labels) -> float, or None where undefined. Class ids for
 # classification, floats for regression.
-METRICS = metrics.GLUE_METRICS
+METRICS = glue_metrics.GLUE_METRICS
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class GlueTask:
     """One column (single sentence) or two (a pair, encoded as ``[CLS] a [SEP] b [SEP]``)."""
     config: str
     """The config of the ``glue`` metric module that scores the task (a key of
-    :data:`pipeline.tasks.metrics.GLUE_CONFIGS`, the GLUE task's name)."""
+    :data:`pipeline.metrics.glue.GLUE_CONFIGS`, the GLUE task's name)."""
     primary: str
     """The metric reports sort by."""
     eval_splits: dict[str, str] = field(default_factory=lambda: {"validation": ""})
@@ -44,7 +44,7 @@ class GlueTask:
     @property
     def metrics(self) -> tuple[str, ...]:
         """Names in :data:`METRICS` that :attr:`config` reports, on every validation split."""
-        return metrics.GLUE_CONFIGS[self.config]
+        return glue_metrics.GLUE_CONFIGS[self.config]
 
     @property
     def regression(self) -> bool:
@@ -112,9 +112,9 @@ def predictions(glue: GlueTask, logits: np.ndarray) -> np.ndarray:
 def score(glue: GlueTask, logits: np.ndarray, labels, suffix: str = "") -> dict[str, float | None]:
     """The task's metrics of ``logits`` ``(N, C)`` against gold ``labels`` ``(N,)``, names ending in ``suffix``.
 
-    Computed by :func:`pipeline.tasks.metrics.glue_scores` with the task's config, the functions the local
-    ``glue`` metric module (:mod:`pipeline.metric_modules`) wraps, so the module gives the same values;
+    Computed by :func:`pipeline.metrics.glue.glue_scores` with the task's config, the functions the local
+    ``glue`` metric module (:mod:`pipeline.metrics.modules`) wraps, so the module gives the same values;
     an undefined metric (a correlation with a constant side) is None.
     """
-    scores = metrics.glue_scores(glue.config, predictions(glue, logits), np.asarray(labels))
+    scores = glue_metrics.glue_scores(glue.config, predictions(glue, logits), np.asarray(labels))
     return {f"{name}{suffix}": scores[name] for name in glue.metrics}

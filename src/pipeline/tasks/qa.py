@@ -3,8 +3,8 @@
 Rows follow SQuAD's flat schema (``id``, ``title``, ``context``, ``question``,
 ``answers={"text": [...], "answer_start": [...]}``). Long contexts become several overlapping windows
 (:mod:`pipeline.tasks.squad`); the model predicts start and end logits per token; scoring maps the best span
-back to text and applies the official SQuAD metrics (:mod:`pipeline.tasks.metrics`, the functions the local
-``squad`` and ``squad_v2`` ``evaluate`` modules of :mod:`pipeline.metric_modules` wrap).
+back to text and applies the official SQuAD metrics (:mod:`pipeline.metrics.squad`, the functions the local
+``squad`` and ``squad_v2`` ``evaluate`` modules of :mod:`pipeline.metrics.modules` wrap).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import torch
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import ENCODE_BATCH, Batch, Feature, Features
 from pipeline.data.io import read_split
-from pipeline.tasks import TaskParams, metrics, register, squad, text_metrics
+from pipeline.metrics import squad as squad_metrics
+from pipeline.metrics import text as text_metrics
+from pipeline.tasks import TaskParams, register, squad
 from pipeline.tasks.base import Scored, Task, all_logits
 
 
@@ -41,8 +43,8 @@ class QAParams(TaskParams):
     null_score_diff_threshold: float = 0.0
     """v2: predict "" when null score - best span score exceeds this (tune with ``best_f1_thresh``)."""
     text_metrics: list[Literal["bleu", "rouge", "meteor"]] = field(default_factory=list)
-    """Extra answer-text metrics (the names of :data:`pipeline.tasks.text_metrics.METRICS`); ``meteor`` needs
-    the ``meteor`` extra and WordNet (see :func:`pipeline.tasks.text_metrics.meteor`)."""
+    """Extra answer-text metrics (the names of :data:`pipeline.metrics.text.METRICS`); ``meteor`` needs
+    the ``meteor`` extra and WordNet (see :func:`pipeline.metrics.text.meteor`)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -145,7 +147,7 @@ class QATask(Task):
     def score(self, model, rows: list[dict], tokenizer, batch_size: int, device, predictions: bool = False,
               features: dict[str, list] | None = None) -> Scored:
         """``{"exact_match", "f1"}`` (0-100) of the ``squad`` metric module, or with ``version_2_with_negative``
-        the SQuAD v2 set of the ``squad_v2`` module (:func:`pipeline.tasks.metrics.squad_v2`); plus
+        the SQuAD v2 set of the ``squad_v2`` module (:func:`pipeline.metrics.squad.squad_v2`); plus
         ``bleu``/``rouge1``/``rouge2``/``rougeL``/``meteor`` (0-100) when ``text_metrics`` asks for them. No
         per-example class logits. With ``predictions``, the files of :func:`prediction_files`. ``features``:
         :meth:`eval_features` of ``rows``, if prepared already."""
@@ -168,11 +170,11 @@ class QATask(Task):
             v2 = squad.postprocess_predictions_v2(rows, features, start, end,
                                                    null_score_diff_threshold=p.null_score_diff_threshold, **spans)
             # The best non-null answers, so that the threshold search sees what each question would get.
-            scores = metrics.squad_v2(v2.answers, refs, v2.score_diffs, p.null_score_diff_threshold)
+            scores = squad_metrics.squad_v2(v2.answers, refs, v2.score_diffs, p.null_score_diff_threshold)
             preds, diffs = v2.predictions, v2.score_diffs
         else:
             preds = squad.postprocess_predictions(rows, features, start, end, **spans)
-            scores = metrics.squad_v1(preds, refs)
+            scores = squad_metrics.squad_v1(preds, refs)
         if p.text_metrics:
             scores.update(answer_text_metrics(p.text_metrics, preds, refs))
         files = None
@@ -210,9 +212,9 @@ def answer_text_metrics(names: list[str], preds: dict[str, str], refs: dict[str,
     """
     hyps, golds = [], []
     for qid, answers in refs.items():
-        tokenized = [toks for toks in (metrics.normalize_answer(a).split() for a in answers) if toks]
+        tokenized = [toks for toks in (squad_metrics.normalize_answer(a).split() for a in answers) if toks]
         if tokenized:
-            hyps.append(metrics.normalize_answer(preds[qid]).split())
+            hyps.append(squad_metrics.normalize_answer(preds[qid]).split())
             golds.append(tokenized)
     if not hyps:
         return {}

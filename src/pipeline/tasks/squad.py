@@ -14,6 +14,9 @@ as well as BERT's ``[CLS] q [SEP] c [SEP]``), segment ids are kept only when it 
 BPE tokens (RoBERTa, ModernBERT), whose offsets may include the space before a word, are handled: an answer
 span is found by overlap, not by exact offsets, and predicted text is cut without surrounding whitespace.
 Contexts and questions are plain strings, never pre-split words, so no ``add_prefix_space`` is needed.
+
+SQuAD's other steps live in the layers that own them, each module named ``squad``: reading the official JSON in
+:mod:`pipeline.data.squad`, scoring the answers in :mod:`pipeline.metrics.squad`.
 """
 
 from __future__ import annotations
@@ -414,11 +417,11 @@ def postprocess_predictions_v2(
             :func:`prepare_eval_features`), else the CLS token is taken to be at index 0.
         null_score_diff_threshold: how far the null score must exceed the best span's score before
             "no answer" is predicted (default 0.0); raise it to answer more often. Tune it on
-            validation data with the ``best_f1_thresh`` of :func:`pipeline.tasks.metrics.squad_v2`.
+            validation data with the ``best_f1_thresh`` of :func:`pipeline.metrics.squad.squad_v2`.
 
     Returns:
         :class:`NullPredictions`: the thresholded predictions, the best non-null answers and the score
-        diffs; the latter two are what :func:`pipeline.tasks.metrics.squad_v2` needs for its threshold search.
+        diffs; the latter two are what :func:`pipeline.metrics.squad.squad_v2` needs for its threshold search.
     """
     start_logits, end_logits = _checked_logits(features, start_logits, end_logits, n_best_size, max_answer_length)
     cls_index = features.get("cls_index") or [0] * len(features["example_id"])

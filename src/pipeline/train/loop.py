@@ -70,8 +70,8 @@ from pipeline.train.batches import (MEGABATCH, epoch_loader, epoch_order, global
                                     steps_per_epoch, total_steps)
 from pipeline.train.run_files import Curves, RunFiles, epoch_values
 
-__all__ = ["MEGABATCH", "LossFn", "RunFiles", "default_items", "default_loss", "epoch_order", "fit", "global_batch",
-           "l1_penalty", "linear_schedule", "loss_items", "param_groups", "rank_microbatches", "total_steps"]
+__all__ = ["LossFn", "default_items", "default_loss", "fit", "l1_penalty", "linear_schedule", "loss_items",
+           "param_groups"]
 
 LossFn = Callable[[torch.nn.Module, Batch], "torch.Tensor | dict[str, torch.Tensor]"]
 """``(model, batch) -> loss``: a scalar mean over the batch's loss items, or ``{term: scalar mean}`` for a loss

@@ -1,4 +1,4 @@
-"""The task list: the keys of ``tasks`` in ``params.yaml`` are the pipeline's tasks, and every section that
+"""The task names: the keys of ``tasks`` in ``params.yaml`` are the pipeline's tasks, and every section that
 is kept per task must name exactly those.
 
 ``dvc.yaml`` expands the per-task stages over the keys of ``tasks`` and one prepare stage over the keys of

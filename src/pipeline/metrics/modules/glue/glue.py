@@ -1,14 +1,14 @@
 """GLUE task metrics (Wang et al., 2019) as an ``evaluate`` metric module, computed by the pipeline.
 
 Loaded by path, offline: ``evaluate.load("<this directory>", "<task>")``. Config names, inputs and output
-keys are those of the hub's ``glue`` metric; the values come from :func:`pipeline.tasks.metrics.glue_scores`
+keys are those of the hub's ``glue`` metric; the values come from :func:`pipeline.metrics.glue.glue_scores`
 (scikit-learn and scipy), so they are what the pipeline reports.
 """
 
 import datasets
 import evaluate
 
-from pipeline.tasks import metrics
+from pipeline.metrics import glue as glue_metrics
 
 _CITATION = """\
 @inproceedings{wang2019glue,
@@ -40,8 +40,8 @@ class Glue(evaluate.Metric):
     """The metrics of the GLUE task named by the config."""
 
     def _info(self):
-        if self.config_name not in metrics.GLUE_CONFIGS:
-            raise KeyError(f"glue config must be one of {sorted(metrics.GLUE_CONFIGS)}, got {self.config_name!r}")
+        if self.config_name not in glue_metrics.GLUE_CONFIGS:
+            raise KeyError(f"glue config must be one of {sorted(glue_metrics.GLUE_CONFIGS)}, got {self.config_name!r}")
         # float64 scores and no numpy format (the hub module has both as float32; datasets' numpy format
         # returns float32) keep the values the pipeline computes from its logits.
         kind = "float64" if self.config_name == "stsb" else "int64"
@@ -54,4 +54,4 @@ class Glue(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        return metrics.glue_scores(self.config_name, predictions, references)
+        return glue_metrics.glue_scores(self.config_name, predictions, references)

@@ -1,5 +1,8 @@
 """Measuring an artifact (the ``evaluate`` stage): task metrics and per-class diagnostics, model facts read from
-the stored weights, CPU/GPU speed against the dense baseline, and the files that hold the results."""
+the stored weights, CPU/GPU speed against the dense baseline, and the files that hold the results.
+
+Named ``evaluation``, not ``evaluate``: ``evaluate`` is the Hugging Face library the task metrics load their
+local metric modules with (:mod:`pipeline.metrics.modules`), and a package of the same name reads as that library."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ class EvaluateParams:
     threads: int = 1
     """CPU threads whenever timing runs on the CPU (fixed so numbers compare across variants)."""
     memory: bool = False
-    """Measure the peak CPU memory (RSS) of a forward pass (:mod:`pipeline.evaluate.memory`: fresh processes,
+    """Measure the peak CPU memory (RSS) of a forward pass (:mod:`pipeline.evaluation.memory`: fresh processes,
     seconds per evaluation); false leaves the ``cpu_*_rss_mb`` keys out of the speed file. On CUDA the peak
     allocated memory is measured in the stage's process whatever this says."""
 

@@ -170,7 +170,7 @@ def device_speed(variant: torch.nn.Module, baseline: torch.nn.Module, batches: d
     Args:
         batches: ``{label: inputs}``, e.g. ``{"bs1": ..., "large": ...}``; the batch size is read from
             ``input_ids``.
-        cfg: :class:`pipeline.evaluate.EvaluateParams` (``latency_warmup``, ``latency_repeats``,
+        cfg: :class:`pipeline.evaluation.EvaluateParams` (``latency_warmup``, ``latency_repeats``,
             ``latency_budget_s`` per batch, ``threads``).
 
     Returns:
@@ -226,7 +226,7 @@ def speed_facts(variant: torch.nn.Module, baseline: torch.nn.Module, device: tor
     Args:
         device: where the variant runs (:func:`run_device`); the timing device.
         make_inputs: ``batch_size -> inputs`` of real data; batch 1 and ``cfg.latency_batch_size`` are timed.
-        cfg: :class:`pipeline.evaluate.EvaluateParams`.
+        cfg: :class:`pipeline.evaluation.EvaluateParams`.
         cpu_too: False when the variant's kernel does not run on the CPU (a torchao CUDA kernel): no second
             timing on the CPU then, whatever ``cfg.cpu_timing`` says.
 

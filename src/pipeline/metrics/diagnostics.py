@@ -1,4 +1,5 @@
-"""Classification diagnostics from logits and labels: confusion matrix, precision/recall/F1, ROC and AUC.
+"""Classification diagnostics from logits and labels: confusion matrix, precision/recall/F1, ROC and AUC, and the
+macro-averaged scores training logs per epoch (:func:`macro_scores`).
 
 Computed by scikit-learn (``confusion_matrix``, ``precision_recall_fscore_support``, ``roc_curve``,
 ``roc_auc_score``) and scipy (``softmax``); this module fixes the conventions. ``N`` examples, ``C``
@@ -132,3 +133,21 @@ def classification_report(logits: np.ndarray, labels: np.ndarray) -> dict:
     curves = roc(logits, labels)
     return {"confusion": confusion_matrix(labels, preds, num_classes).tolist(), "per_class": classes,
             "macro_f1": float(np.mean(classes["f1"])), "auc": curves["auc"], "roc": curves["curves"]}
+
+
+def macro_scores(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Accuracy and macro-averaged precision, recall and F1 of ``(N,)`` gold and predicted class ids.
+
+    Macro: the unweighted mean over the ``num_classes`` classes of each class's score (scikit-learn's
+    ``precision_recall_fscore_support(average="macro")``); a class never predicted (never present) has
+    precision (recall) 0, scikit-learn's ``zero_division=0``, the convention of
+    the other functions here, so the last epoch's ``macro_f1`` (:func:`pipeline.train.supervised.epoch_scores`)
+    is the evaluate stage's on the same model.
+
+    Returns:
+        ``{"accuracy", "macro_precision", "macro_recall", "macro_f1"}``, fractions in [0, 1].
+    """
+    precision, recall, f1, _ = sklearn.metrics.precision_recall_fscore_support(
+        labels, preds, labels=np.arange(num_classes), average="macro", zero_division=0)
+    return {"accuracy": float(sklearn.metrics.accuracy_score(labels, preds)), "macro_precision": float(precision),
+            "macro_recall": float(recall), "macro_f1": float(f1)}

@@ -8,7 +8,7 @@
 - ``metrics/predictions/<task>/<variant>/``: the model's predictions on the validation split.
 
 The three flat files and the details each carry the variant's identity (``task``, ``variant``) and its lineage
-(:mod:`pipeline.evaluate.lineage`), so that any one of them says what it describes (the prediction files keep
+(:mod:`pipeline.evaluation.lineage`), so that any one of them says what it describes (the prediction files keep
 the official formats, which have no room for it). The report stage reads
 the union of the three and turns the details of every variant into long-format plot data
 (``pipeline.report.plotdata``).
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.artifacts import weights_file
 from pipeline.core.files import atomic_dir, write_json
-from pipeline.evaluate.task_metrics import TaskResults
+from pipeline.evaluation.scoring import TaskResults
 
 
 @dataclass
@@ -72,7 +72,7 @@ def write_outputs(paths: OutputPaths, model: Path, identity: dict, lineage: list
             ``task``/``variant`` to the facts and speed files.
         measured: task metrics, diagnostics (flattened into the metrics file, :func:`flat_diagnostics`; whole
             in the details) and the prediction files (replacing the predictions directory).
-        facts: :func:`pipeline.evaluate.facts.model_facts` ``(flat, layers)``.
+        facts: :func:`pipeline.evaluation.facts.model_facts` ``(flat, layers)``.
         speed: timings and memory (scalars).
         meta: the artifact's ``pipeline.json`` (:func:`describe` in the details; the weights file it names
             for :func:`size_facts`).
@@ -98,7 +98,7 @@ def size_facts(path: str | Path, meta: dict) -> dict:
 
 
 def flat_diagnostics(diag: dict) -> dict[str, float]:
-    """Scalars of a :func:`pipeline.evaluate.diagnostics.classification_report` for the metrics file.
+    """Scalars of a :func:`pipeline.metrics.diagnostics.classification_report` for the metrics file.
 
     ``auc``, ``macro_f1`` and ``precision_<c>``/``recall_<c>``/``f1_<c>`` per class (flat, so
     ``dvc metrics diff`` shows one row each); empty for a report without classes.

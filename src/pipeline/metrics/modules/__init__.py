@@ -2,20 +2,20 @@
 
 ``glue/glue.py``, ``squad/squad.py`` and ``squad_v2/squad_v2.py`` take the inputs and return the keys of the
 hub's official ``glue`` (one config per GLUE task), ``squad`` and ``squad_v2`` metrics, and compute through
-:mod:`pipeline.tasks.metrics`, the functions the pipeline scores with, so their values are the pipeline's
-(tested). The stages call those functions directly: importing ``evaluate`` costs seconds per process, and a
+:mod:`pipeline.metrics.glue` and :mod:`pipeline.metrics.squad`, the functions the pipeline scores with, so their
+values are the pipeline's (tested). The stages call those functions directly: importing ``evaluate`` costs seconds per process, and a
 stage script's directory (``stages/``, first on ``sys.path``) holds an ``evaluate.py`` that would shadow the
 library. With hub access ``evaluate.load("glue", "cola")`` is the official module for the same call, to
 compare against::
 
-    from pipeline.metric_modules import load_module, path
+    from pipeline.metrics.modules import load_module, path
     load_module("glue", "cola").compute(predictions=[1, 0, 1], references=[1, 1, 1])
     evaluate.load(str(path("squad_v2"))).compute(predictions=[...], references=[...])  # the same module
 
 ``evaluate.load`` copies a script into its modules cache (``HF_MODULES_CACHE``, by default
 ``~/.cache/huggingface/modules``) under a directory named by the hash of the script's text, so an edited
 script gets a new copy and a stale one is never imported; the pipeline code a script imports
-(``pipeline.tasks.metrics``) is imported from the installed package, never copied.
+(``pipeline.metrics.glue``, ``pipeline.metrics.squad``) is imported from the installed package, never copied.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ CUDA peak allocated memory in the evaluate stage's own process.
 
 Why a fresh process: resident memory is a property of a whole process, and a process that has loaded other
 models, run other batches or merely been forked from a large parent carries their pages. Each measurement
-starts ``python -m pipeline.evaluate.memory`` (interpreter, torch and the project's loader only), which
+starts ``python -m pipeline.evaluation.memory`` (interpreter, torch and the project's loader only), which
 loads the artifact, builds the batch and runs the forward pass; the runs for batch 1 and the large batch go
 side by side (resident memory is per process, so they do not disturb each other) and finish before any
 timing starts.
@@ -30,7 +30,7 @@ stored dtype or quantized format) under ``torch.inference_mode`` with ``threads`
 
 These fresh processes run only when ``evaluate.memory`` is true (seconds per evaluation). On CUDA no fresh
 process is needed: :func:`cuda_forward_memory` measures the large batch in the evaluate stage's own process
-under bf16 autocast, as :mod:`pipeline.evaluate.speed` times it, with the variant alone on the device:
+under bf16 autocast, as :mod:`pipeline.evaluation.speed` times it, with the variant alone on the device:
 ``cuda_large_max_allocated_mb`` is ``torch.cuda.max_memory_allocated`` over the measured pass after a warm-up
 pass and ``reset_peak_memory_stats``: the peak of memory held by tensors (weights included, the caching
 allocator's unused reserve not) on the device. Without CUDA the key is absent, as the ``cuda_*`` timings are.
@@ -125,7 +125,7 @@ def device_memory(model: torch.nn.Module, inputs: dict[str, torch.Tensor], devic
 
 
 def _command(model_dir: Path, head: str, inputs: Path, threads: int) -> list[str]:
-    return [sys.executable, "-m", "pipeline.evaluate.memory", str(model_dir), head, str(inputs),
+    return [sys.executable, "-m", "pipeline.evaluation.memory", str(model_dir), head, str(inputs),
             "--threads", str(threads)]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from pipeline.artifacts import artifact_scheme, runtime_of
-from pipeline.evaluate.speed import Inputs, absent_speed, run_device, speed_facts
+from pipeline.evaluation.speed import Inputs, absent_speed, run_device, speed_facts
 from pipeline.models.formats import Kernel, Prepared
 from pipeline.tasks.base import Task
 
@@ -49,7 +49,7 @@ def kernel_plan(root: str | Path, meta: dict, device: torch.device) -> Plan:
 
     The run's ``device`` when the format has a kernel there; else the CPU when it has one there (a CPU-only
     kernel on a GPU server: torch dynamic int8 without torchao, ONNX Runtime); else the device its loaded model
-    runs on (:func:`pipeline.evaluate.speed.run_device`), with no kernel: accuracy and size only.
+    runs on (:func:`pipeline.evaluation.speed.run_device`), with no kernel: accuracy and size only.
     """
     if (found := runtime_of(meta)) is not None:
         where = run_device(device, found.devices)
@@ -126,8 +126,8 @@ def fast_model(model: torch.nn.Module, root: str | Path, meta: dict, device: tor
 
 def timed(variant: torch.nn.Module, baseline: torch.nn.Module, plan: Plan, make_inputs: Callable[[int], Inputs],
           cfg) -> dict:
-    """:func:`pipeline.evaluate.speed.speed_facts` on ``plan.where`` when a kernel runs the variant there;
-    else the same keys with the timings null (:func:`pipeline.evaluate.speed.absent_speed`). A kernel found
+    """:func:`pipeline.evaluation.speed.speed_facts` on ``plan.where`` when a kernel runs the variant there;
+    else the same keys with the timings null (:func:`pipeline.evaluation.speed.absent_speed`). A kernel found
     off the CPU is not timed on the CPU too (``evaluate.cpu_timing``): it would not run there."""
     if plan.kernel.name is None:
         return absent_speed(plan.where, cfg)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.evaluate.diagnostics import classification_report
+from pipeline.metrics.diagnostics import classification_report
 from pipeline.tasks.base import Task
 
 
@@ -19,7 +19,7 @@ class TaskResults:
     scores: dict
     """The task's metrics on every prepared validation split (:meth:`pipeline.tasks.base.Task.evaluate`)."""
     diagnostics: dict
-    """:func:`pipeline.evaluate.diagnostics.classification_report` of the ``validation`` split; empty when the
+    """:func:`pipeline.metrics.diagnostics.classification_report` of the ``validation`` split; empty when the
     task has no classes (QA, regression)."""
     predictions: dict[str, object] = field(default_factory=dict)
     """The ``validation`` split's predictions as ``{file name: JSON content}`` (the task's
@@ -35,7 +35,7 @@ def task_metrics(task: Task, model, data_dir: str | Path, tokenizer, batch_size:
     same logits.
 
     The forward pass runs in fp32 on ``device``: where the variant runs in this run
-    (:func:`pipeline.evaluate.speed.run_device`: the run's GPU unless its format is CPU-only, e.g. dynamic int8
+    (:func:`pipeline.evaluation.speed.run_device`: the run's GPU unless its format is CPU-only, e.g. dynamic int8
     kernels); the model is moved there and stays.
     """
     scored = task.evaluate(model.to(device), data_dir, tokenizer, batch_size, device, predictions=True)

@@ -1,48 +1,24 @@
-"""Training a model on a task: the ``finetune`` and ``teacher`` stages, and the training that pruning
-methods and distillation run (their losses and hooks plugged into the same loop)."""
+"""Supervised training on a task's labelled data, scored on its validation split after every epoch: the
+``finetune`` and ``teacher`` stages, and the training that pruning methods and distillation run (their losses
+and hooks plugged into the same loop, :mod:`pipeline.train.loop`). Self-supervised pretraining is
+:mod:`pipeline.pretrain`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sklearn.metrics
 import torch
 
 from pipeline.config.args import TrainArgs
-from pipeline.models.build import ArchParams
 from pipeline.core.finite import name_variant
 from pipeline.data.features import Feature, Features, batches, collate
+from pipeline.metrics.diagnostics import macro_scores
 from pipeline.tasks.base import LABEL_KEYS, Task
-from pipeline.train.loop import LossFn, RunFiles, fit, total_steps
-
-
-@dataclass
-class TeacherParams:
-    """The distillation teacher of one task (``teacher.<task>``): its architecture and its training."""
-
-    arch: ArchParams = field(default_factory=ArchParams)
-    train: TrainArgs = field(default_factory=TrainArgs)
-
-
-def macro_scores(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Accuracy and macro-averaged precision, recall and F1 of ``(N,)`` gold and predicted class ids.
-
-    Macro: the unweighted mean over the ``num_classes`` classes of each class's score (scikit-learn's
-    ``precision_recall_fscore_support(average="macro")``); a class never predicted (never present) has
-    precision (recall) 0, scikit-learn's ``zero_division=0``, the convention of
-    :mod:`pipeline.evaluate.diagnostics`, so the last epoch's ``macro_f1`` is the evaluate stage's on the
-    same model.
-
-    Returns:
-        ``{"accuracy", "macro_precision", "macro_recall", "macro_f1"}``, fractions in [0, 1].
-    """
-    precision, recall, f1, _ = sklearn.metrics.precision_recall_fscore_support(
-        labels, preds, labels=np.arange(num_classes), average="macro", zero_division=0)
-    return {"accuracy": float(sklearn.metrics.accuracy_score(labels, preds)), "macro_precision": float(precision),
-            "macro_recall": float(recall), "macro_f1": float(f1)}
+from pipeline.train.loop import LossFn, fit
+from pipeline.train.batches import total_steps
+from pipeline.train.run_files import RunFiles
 
 
 @torch.inference_mode()

@@ -1,15 +1,15 @@
 """SQuAD v1.1 exact match and F1 (Rajpurkar et al., 2016) as an ``evaluate`` metric module, computed by the pipeline.
 
 Loaded by path, offline: ``evaluate.load("<this directory>")``. Inputs and output keys are those of the hub's
-``squad`` metric; the values come from :func:`pipeline.tasks.metrics.squad_v1`, which follows the official
+``squad`` metric; the values come from :func:`pipeline.metrics.squad.squad_v1`, which follows the official
 v1.1 evaluation script, so they are what the pipeline reports.
 """
 
 import datasets
 import evaluate
 
-from pipeline.tasks import metrics
-from pipeline.metric_modules import by_id
+from pipeline.metrics import squad as squad_metrics
+from pipeline.metrics.modules import by_id
 
 _CITATION = """\
 @inproceedings{rajpurkar2016squad,
@@ -58,4 +58,4 @@ class Squad(evaluate.Metric):
     def _compute(self, predictions, references):
         preds = by_id(predictions, "prediction_text", "predictions")
         golds = {qid: list(answers["text"]) for qid, answers in by_id(references, "answers", "references").items()}
-        return metrics.squad_v1(preds, golds)
+        return squad_metrics.squad_v1(preds, golds)

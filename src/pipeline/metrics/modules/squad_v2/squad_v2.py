@@ -1,15 +1,15 @@
 """SQuAD v2.0 metrics (Rajpurkar et al., 2018) as an ``evaluate`` metric module, computed by the pipeline.
 
 Loaded by path, offline: ``evaluate.load("<this directory>")``. Inputs and output keys are those of the hub's
-``squad_v2`` metric; the values come from :func:`pipeline.tasks.metrics.squad_v2`, which follows the official
+``squad_v2`` metric; the values come from :func:`pipeline.metrics.squad.squad_v2`, which follows the official
 v2.0 evaluation script, so they are what the pipeline reports.
 """
 
 import datasets
 import evaluate
 
-from pipeline.tasks import metrics
-from pipeline.metric_modules import by_id
+from pipeline.metrics import squad as squad_metrics
+from pipeline.metrics.modules import by_id
 
 _CITATION = """\
 @inproceedings{rajpurkar2018know,
@@ -68,4 +68,4 @@ class SquadV2(evaluate.Metric):
         preds = by_id(predictions, "prediction_text", "predictions")
         diffs = by_id(predictions, "no_answer_probability", "predictions")
         golds = {qid: list(answers["text"]) for qid, answers in by_id(references, "answers", "references").items()}
-        return metrics.squad_v2(preds, golds, diffs, no_answer_threshold)
+        return squad_metrics.squad_v2(preds, golds, diffs, no_answer_threshold)
