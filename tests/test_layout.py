@@ -410,7 +410,9 @@ def imported_libraries(files: list[Path]) -> set[str]:
 
 # Plug-in modules named by their registry key, which artifacts and params.yaml record: renaming the file would
 # rename the format. Absolute imports keep ``import onnx`` the library inside them.
-NAMED_BY_REGISTRY = {"pipeline.export.onnx": "export format 'onnx' (pipeline.json, dvc.yaml outputs)"}
+# Names that are the pipeline's own vocabulary: a registry key written into artifacts, a DVC stage's name.
+NAMED_BY_REGISTRY = {"pipeline.export.onnx": "export format 'onnx' (pipeline.json, dvc.yaml outputs)",
+                     "pipeline.stages.evaluate": "the evaluate stage's logic, named like the DVC stage and its script"}
 
 
 def library_named_modules(libraries: set[str]) -> list[str]:
