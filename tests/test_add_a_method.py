@@ -1,8 +1,9 @@
 """The recipes for adding a plug-in (docs/architecture.md), followed in a temporary copy of the repository.
 
 A pruning method: one new file in ``src/pipeline/prune/``, its section in ``params.yaml`` and its name in
-``dvc.yaml``'s ``vars`` are all it takes: the stage finds the method by name, the consistency tests still pass,
-DVC makes the new branch depend on the new file, and the prune stage runs it (end-to-end tests, ``-m e2e``).
+``dvc.in.yaml``'s ``vars`` (then ``python -m tools.dvc_yaml``) are all it takes: the stage finds the method by
+name, the consistency tests still pass, DVC makes the new branch depend on the new file, and the prune stage runs
+it (end-to-end tests, ``-m e2e``).
 
 A model family, a quantization scheme and a task type: one new file each (plus the scheme's ``quantize.<name>``
 section); the registries find them by name, the code deps of the stages follow, and each works (a quick test,
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from ruamel.yaml import YAML
 from transformers import BertForSequenceClassification
 
 from clean_copy import ROOT, clean_copy
@@ -59,18 +61,25 @@ def every_other(model: torch.nn.Module, params: EveryOtherParams, context: Prune
 
 
 def follow_the_recipe(repo: Path) -> None:
-    """The three steps of docs/architecture.md, "How to add a method"."""
+    """The three steps of docs/architecture.md, "How to add a plug-in" (a pruning method)."""
     (repo / "src" / "pipeline" / "prune" / "every_other.py").write_text(METHOD)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prune"]["every_other"] = {"offset": 1}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    source = YAML()  # round trip: the anchor of variants (the report stage's copy) and the comments kept
+    source.indent(mapping=2, sequence=4, offset=2)
+    source.width = 4096
+    dvc = source.load((repo / "dvc.in.yaml").read_text())
     for entry in dvc["vars"]:
         if "prune_methods" in entry:
             entry["prune_methods"].append("every_other")
         if "variants" in entry:
             entry["variants"] += ["prune-every_other", "distill-every_other"]
-    (repo / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
+    with (repo / "dvc.in.yaml").open("w") as f:
+        source.dump(dvc, f)
+    proc = subprocess.run([sys.executable, "-m", "tools.dvc_yaml"], cwd=repo, env=env(repo), capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
