@@ -4,7 +4,7 @@
 ``pipeline/models/families/<N>.py`` with ``-`` written ``_`` (``deberta-v2`` in ``deberta_v2.py``), whose class
 registers itself with :func:`register`. Adding a family is one new file here. Which family a model needs is a
 property of its checkpoint, not of a param, so every stage that handles models depends on all adapters
-(``tests/import_closure.py`` lists them all).
+(``tools/code_deps.py`` lists them all).
 """
 
 from __future__ import annotations
