@@ -82,9 +82,10 @@ def run_stage(root: Path, baseline: Path, variant: Path, data: Path) -> tuple[fl
     """Run the evaluate stage in this process with its phases and the validation forward calls timed."""
     from pipeline.tasks.base import Task
 
-    spec = importlib.util.spec_from_file_location("evaluate_stage", ROOT / "stages" / "evaluate.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "stages" / "evaluate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    stage = importlib.import_module("pipeline.stages.evaluate")  # the stage's logic, which calls the phases
     seconds: dict[str, float] = {}
     for name in PHASES:
         setattr(stage, name, timed(getattr(stage, name), seconds, name))
@@ -113,7 +114,7 @@ def run_stage(root: Path, baseline: Path, variant: Path, data: Path) -> tuple[fl
     Task.logits = staticmethod(counted_logits)
     start = time.perf_counter()
     try:
-        code = stage.main(argv)
+        code = script.main(argv)
     finally:
         Task.logits = staticmethod(logits)
     if code:
