@@ -21,9 +21,9 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
-# Modules that read the golden run, longest first (measured: RoBERTa about 190-310 s on a shared 2-core
-# machine); the others follow in collection order.
-LONGEST_GOLDEN_READERS = ("tests/test_e2e_family.py",)
+# Modules that read the golden run, longest first (the SSH and S3 round trips); the others follow in collection
+# order. (RoBERTa end to end, about 200 s, has its own cache and runs beside the golden run.)
+LONGEST_GOLDEN_READERS = ("tests/test_remotes.py",)
 
 
 def pytest_collection_modifyitems(items):

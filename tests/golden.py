@@ -185,14 +185,6 @@ def work_copy(golden: Path, dest: Path, checkout: bool = True) -> Path:
     return dest
 
 
-def without_metrics(repo: Path) -> Path:
-    """``repo`` without the golden run's metrics files (those of its tasks cls and qa, which git tracks), as a
-    clean clone of the project has it; the stages restored from the run-cache write theirs back."""
-    sh(repo, "git", "rm", "-r", "-q", "metrics")
-    shutil.rmtree(repo / "metrics", ignore_errors=True)
-    return repo
-
-
 def upstream(repo: Path, *stages: str) -> set[str]:
     """``stages`` and every stage they depend on, directly or not: what ``dvc repro <stages>`` runs or restores."""
     import networkx as nx

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from golden import all_stages, ran, rerun_set, restored, set_param, sh, tree_hashes, work_copy
+from golden import all_stages, edit_yaml, ran, rerun_set, restored, set_param, sh, tree_hashes, work_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -125,3 +125,19 @@ def test_prepare_param_reruns_everything(golden_repo, tmp_path):
     out = sh(repo, "dvc", "repro", "--single-item", "prepare@cls")
     assert ran(out) == {"prepare@cls"} and tree_hashes(repo, "data/cls") != data
     assert tree_hashes(repo, "data/tokenizer") == tokenizer == tree_hashes(golden_repo, "data/tokenizer")
+
+
+def test_family_switch_reruns_every_stage_but_the_data_stages(golden_repo, tmp_path):
+    """``model.type: roberta`` (and the teachers'): every stage that builds, reads or evaluates a model is stale;
+    the tokenizer and the prepared data do not read the family, so they stay as they are (nothing runs here;
+    tests/test_e2e_family.py runs the RoBERTa pipeline)."""
+    repo = work_copy(golden_repo, tmp_path / "repo")
+
+    def roberta(params: dict) -> None:
+        params["model"]["type"] = "roberta"
+        for task in params["teacher"]:
+            params["teacher"][task]["arch"]["type"] = "roberta"
+
+    edit_yaml(repo / "params.yaml", roberta)
+    data = {s for s in all_stages(repo) if s == "tokenizer" or s.startswith("prepare@")}
+    assert data and rerun_set(repo) == all_stages(repo) - data
