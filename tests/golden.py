@@ -23,8 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from clean_copy import clean_copy
-from import_closure import ROOT
+from clean_copy import ROOT, clean_copy
 
 ENV = {
     **os.environ,

@@ -195,8 +195,7 @@ from pathlib import Path
 import torch
 import yaml
 
-sys.path.insert(0, "tests")
-import import_closure
+from tools import code_deps
 import pipeline
 from pipeline import schema, tasks
 from pipeline.artifacts import load_model
@@ -229,9 +228,9 @@ Path(tmp / "params.yaml").write_text(yaml.safe_dump(params))
 schema.check_schemes(params["quantize"]["schemes"], params)
 (pairs,) = loader.load({"tasks.pairs": TaskParams}, file=tmp / "params.yaml")
 out["task_params"], out["task"] = type(pairs).__name__, type(tasks.get(pairs)).__name__
-out["finetune_deps"] = sorted(import_closure.expected_code_deps("stages/finetune.py", []))
-out["quantize_deps"] = sorted(import_closure.expected_code_deps("stages/quantize.py",
-                                                                ["src/pipeline/quantize/${item.scheme}.py"]))
+out["finetune_deps"] = sorted(code_deps.expected_code_deps("stages/finetune.py", []))
+out["quantize_deps"] = sorted(code_deps.expected_code_deps("stages/quantize.py",
+                                                           ["src/pipeline/quantize/${item.scheme}.py"]))
 print(json.dumps(out))
 '''
 

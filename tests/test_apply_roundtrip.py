@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 
 sys.path.insert(0, str(ROOT / "profiles"))
 import apply  # noqa: E402  (profiles/apply.py)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 import common  # noqa: E402  (bench/common.py)

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from placeholders import placeholder_copy
 
 pytestmark = pytest.mark.e2e

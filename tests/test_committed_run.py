@@ -7,7 +7,7 @@ from __future__ import annotations
 import yaml
 from dvc.repo import Repo
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 
 
 def stage_names() -> set[str]:

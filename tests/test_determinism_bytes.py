@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 
 WRITE = """
 import sys

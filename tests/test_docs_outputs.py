@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.report.card import TASK_METRICS
 from test_evaluate import variants  # noqa: F401 (fixture)
 from test_report import CLS, _run, _write_inputs

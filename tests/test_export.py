@@ -14,7 +14,7 @@ import torch
 import yaml
 from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.artifacts import format_devices, load_model, read_meta
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir

@@ -15,7 +15,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from family_kit import TINY, make_data, make_tokenizer
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.artifacts import load_model
 from pipeline.config.args import TrainArgs
 from pipeline.config.loader import load

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.config.loader import lookup
 from pipeline.core.errors import PipelineError
 from test_export import artifacts  # noqa: F401 (fixture)

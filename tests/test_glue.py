@@ -16,7 +16,7 @@ from sklearn.metrics import matthews_corrcoef as sk_mcc
 from transformers import BertForSequenceClassification
 
 from conftest import WORDS
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline import schema, tasks
 from pipeline.config import loader
 from pipeline.config.args import TrainArgs

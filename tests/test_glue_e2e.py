@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from golden import ENV, all_stages, commit_all, ran, restored, sh, tiny_copy, upstream
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.data import synthetic
 
 pytestmark = pytest.mark.e2e

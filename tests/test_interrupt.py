@@ -16,7 +16,7 @@ import yaml
 from transformers import BertForMaskedLM
 
 from conftest import WORDS
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.core.files import atomic_dir, clean_stale_tmp
 from pipeline.models.store import save_model
 

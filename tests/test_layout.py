@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from import_closure import ROOT, SRC, module_file
+from tools.code_deps import ROOT, SRC, module_file
 
 PIPELINE = SRC / "pipeline"
 
@@ -308,7 +308,7 @@ def test_every_registry_lives_in_the_package_of_its_plugins():
 
 # --- one import path per public name; no module named like a library the project imports -------------------
 
-SOURCES = (SRC, ROOT / "stages", ROOT / "tests", ROOT / "bench", ROOT / "profiles")
+SOURCES = (SRC, ROOT / "stages", ROOT / "tests", ROOT / "bench", ROOT / "profiles", ROOT / "tools")
 LOCAL_DIRS = (ROOT / "tests", ROOT / "bench")  # their modules import each other by bare name (sys.path)
 
 
@@ -317,9 +317,12 @@ def _python_files() -> list[Path]:
 
 
 def _local_file(module: str, local_dirs=LOCAL_DIRS) -> Path | None:
-    """The file of a project module: ``pipeline.*`` under ``src``, or a helper module of ``tests``/``bench``."""
+    """The file of a project module: ``pipeline.*`` under ``src``, ``tools.*``, or a helper module of
+    ``tests``/``bench``."""
     if (found := module_file(module)) is not None:
         return found
+    if module.startswith("tools.") and (ROOT / Path(*module.split("."))).with_suffix(".py").is_file():
+        return (ROOT / Path(*module.split("."))).with_suffix(".py")
     hits = [d / f"{module}.py" for d in local_dirs if "." not in module and (d / f"{module}.py").is_file()]
     return hits[0] if hits else None
 

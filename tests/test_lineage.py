@@ -11,7 +11,7 @@ import pytest
 
 import yaml
 from evaluation_files import make_inputs, read, report_argv, write_evaluation
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import dir_hash
 from pipeline.evaluation.lineage import hashes, lineage, mismatch, tokenizer_hash

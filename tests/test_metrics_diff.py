@@ -114,7 +114,7 @@ def test_plot_templates_draw_one_series_per_variant_and_revision(tmp_path):
     confusion matrix per variant, and per variant and revision in ``dvc plots diff``."""
     import yaml
 
-    from import_closure import ROOT
+    from tools.code_deps import ROOT
 
     repo = dvc_repo(tmp_path)
     shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")

@@ -15,7 +15,7 @@ import sys
 
 import yaml
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from test_metrics_diff import dvc_repo, needs_dvc, sh
 
 WRITER = '''

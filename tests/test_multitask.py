@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from clean_copy import clean_copy
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from placeholders import placeholder_copy
 
 from pipeline.core.errors import PipelineError

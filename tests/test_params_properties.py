@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline import schema
 from pipeline.config import loader
 from pipeline.core.errors import PipelineError

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline import schema
 from pipeline.config import loader
 from pipeline.core.errors import PipelineError

@@ -8,7 +8,7 @@ import yaml
 from transformers import BertForSequenceClassification
 
 from family_kit import TINY
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline import schema
 from pipeline.artifacts import load_model
 from pipeline.config import loader

@@ -7,7 +7,7 @@ import torch
 import yaml
 from transformers import BertForSequenceClassification
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.config import loader
 from pipeline.config.args import TrainArgs
 from pipeline.core.errors import PipelineError

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline import schema
 from pipeline.core.errors import PipelineError
 from pipeline.report.collect import current_variants, quantized_variant

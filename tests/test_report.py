@@ -9,7 +9,7 @@ import yaml
 from PIL import Image
 
 from evaluation_files import make_inputs, report_argv, write_evaluation
-from import_closure import ROOT
+from tools.code_deps import ROOT
 
 from pipeline.report.collect import frame
 from pipeline.report.pareto import pareto

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.config import loader
 from pipeline.core.errors import PipelineError
 from pipeline.data.params import DataSource, PrepareParams

@@ -14,7 +14,7 @@ import torch
 import yaml
 from transformers import BertForSequenceClassification
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.artifacts import load_model
 from pipeline.core.files import atomic_dir
 from pipeline.models.store import save_model

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from clean_copy import clean_copy
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from placeholders import commit_placeholders
 
 pytestmark = pytest.mark.e2e

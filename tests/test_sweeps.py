@@ -17,7 +17,7 @@ import torch
 import yaml
 from transformers import BertForSequenceClassification
 
-from import_closure import ROOT
+from tools.code_deps import ROOT
 from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_dir
