@@ -200,8 +200,7 @@ def _plots(plots: CommentedSeq, tasks: dict[str, tuple[str, str]]) -> CommentedS
     def emit(i: int, item, values: dict | None) -> None:
         if values is not None:
             item = copy.deepcopy(item)
-            spec = next(iter(item.values())) if isinstance(item, dict) else None
-            if isinstance(spec, dict):
+            if isinstance(spec := _plot_spec(item), dict):
                 spec.pop("task_types", None)
             item = _substitute_item(item, values)
         out.append(item)
@@ -225,9 +224,14 @@ def _plots(plots: CommentedSeq, tasks: dict[str, tuple[str, str]]) -> CommentedS
     return out
 
 
+def _plot_spec(item):
+    """The settings of a plot entry ``{name: settings}`` (None for an entry that is a bare path)."""
+    return next(iter(item.values())) if isinstance(item, dict) else None
+
+
 def _for_type(item, kind: str) -> bool:
     """Whether a plot entry is drawn for tasks of type ``kind`` (its ``task_types``, when it has them)."""
-    spec = next(iter(item.values())) if isinstance(item, dict) else None
+    spec = _plot_spec(item)
     types = spec.get("task_types") if isinstance(spec, dict) else None
     return types is None or kind in types
 
