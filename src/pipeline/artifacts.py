@@ -43,8 +43,8 @@ def read_meta(path: str | os.PathLike) -> dict:
     if meta["format"] != "dense" and runtime_of(meta) is None and not isinstance(meta.get("quantization"), dict):
         raise PipelineError(f"{root / META}: format '{meta['format']}' needs a 'quantization' description "
                             "(a JSON object)")
-    if not weights_file(root, meta).is_file():
-        raise PipelineError(f"{weights_file(root, meta)}: missing from the artifact")
+    if not (weights := weights_file(root, meta)).is_file():
+        raise PipelineError(f"{weights}: missing from the artifact")
     check_model_files(root)
     return meta
 
