@@ -8,25 +8,15 @@ downstream of them in the DAG are exactly what ``dvc repro`` would rerun.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from tools.code_deps import ROOT
+from golden import rerun_set
 from placeholders import placeholder_copy
 
 pytestmark = pytest.mark.e2e
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
 
-
-def sh(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-    return proc.stdout
 
 
 @pytest.fixture
@@ -38,21 +28,13 @@ def repo(placeholder_repo, tmp_path) -> Path:
 
 def rerun_after_editing(repo: Path, file: str) -> set[str]:
     """Stages ``dvc repro`` reruns after a comment is appended to ``file`` (the file is restored after)."""
-    from dvc.repo import Repo
-
     path = repo / file
     original = path.read_text()
     path.write_text(original + "\n# touched\n")
     try:
-        changed = set(json.loads(sh(repo, "dvc", "status", "--json")))
+        return rerun_set(repo)
     finally:
         path.write_text(original)
-    import networkx as nx
-
-    with Repo(str(repo)) as dvc:
-        graph = dvc.index.graph  # an edge runs from a stage to a stage it depends on
-        by_name = {stage.name: stage for stage in graph}
-        return changed | {s.name for name in changed for s in nx.ancestors(graph, by_name[name])}
 
 
 TASKS = ("cls", "qa")

@@ -78,11 +78,20 @@ def _pattern(path: str) -> str:
     return "/".join(parts)
 
 
+_RUN: dict = {}  # the real run, measured once for the module's two checks (both only read it)
+
+
 @pytest.fixture
 def real_run(workdir, variants, cls_data, tmp_path_factory, capsys, monkeypatch):  # noqa: F811 (fixtures)
     """``(paths, keys by kind)`` of a real run: the committed metrics, dvc.lock's paths, one evaluate stage run
     (a quantized variant against its baseline) and one report stage run (hand-made measurements with the
-    per-component counts that make the sweep view)."""
+    per-component counts that make the sweep view). Measured by the first test that asks, then reused."""
+    if "run" not in _RUN:
+        _RUN["run"] = _measure(workdir, variants, cls_data, tmp_path_factory, capsys, monkeypatch)
+    return _RUN["run"]
+
+
+def _measure(workdir, variants, cls_data, tmp_path_factory, capsys, monkeypatch):  # noqa: F811 (fixtures)
     paths, by_kind = set(), {}
     for name in subprocess.run(["git", "ls-files", "metrics"], cwd=ROOT, capture_output=True, text=True,
                                check=True).stdout.split():

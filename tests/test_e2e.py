@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from golden import all_stages, edit_yaml, ran, rerun_set, restored, set_param, sh, tree_hashes, work_copy
+from golden import all_stages, changed, edit_yaml, ran, rerun_set, restored, set_param, sh, tree_hashes, work_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -48,10 +48,6 @@ def test_first_repro_runs_every_stage_and_artifacts_reload(repo):
         auto.from_pretrained(repo / "models" / task / "finetune")
     heads = json.loads((repo / "models" / "cls" / "prune-heads" / "pipeline.json").read_text())
     assert heads["results"]["heads_per_layer"] == [2, 2]
-    gradual = evaluation(repo, "cls", "prune-gradual")
-    assert gradual["nonzero_params"] < gradual["params"]
-    dense = evaluation(repo, "cls", "finetune")
-    assert gradual["size_bytes"] < dense["size_bytes"]  # compact storage follows sparsity
     summary = json.loads((repo / "reports" / "summary.json").read_text())
     assert {r["variant"] for r in summary["cls"]} >= {"finetune", "quantize-dynamic_int8-distill-heads"}
 
@@ -72,7 +68,7 @@ def test_distill_param_reruns_exactly_distill_and_downstream_then_revert_restore
     methods = prune_methods(repo)
     set_param(repo, "distill.kd.temperature", 3.0)
     expected = {f"distill@{t}-{m}" for t in ("cls", "qa") for m in methods}
-    assert set(json.loads(sh(repo, "dvc", "status", "--json"))) == expected
+    assert changed(repo) == expected
     expected |= {f"evaluate@{t}-distill-{m}" for t in ("cls", "qa") for m in methods}
     expected |= {f"{s}@{t}-dynamic_int8-distill-heads" for s in ("quantize", "evaluate-quantize")
                  for t in ("cls", "qa")}

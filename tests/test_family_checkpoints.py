@@ -4,7 +4,6 @@ segment ids), cross-family distillation and BERT's MLM + NSP pretraining."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -23,13 +22,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.tokenizer import load_tokenizer
 from pipeline.models import families
 from pipeline.models.build import ArchParams, init_model
-
-
-def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+from test_stage_errors import stage
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +74,7 @@ def test_base_stage_loads_a_non_bert_checkpoint_with_its_own_classes(model_type,
     params["model"]["base"] = str(ckpt)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    assert stage("base")([str(tok_dir), "models/base"]) == 0
+    assert stage("base").main([str(tok_dir), "models/base"]) == 0
     config = json.loads((tmp_path / "models" / "base" / "config.json").read_text())
     assert config["model_type"] == model_type
     model, _ = load_model(tmp_path / "models" / "base", "mlm")
@@ -266,8 +259,8 @@ def test_pretrain_stage_with_mlm_nsp(tmp_path, monkeypatch, capsys):
         params["model"]["type"] = model_type
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         base, out = f"models/base-{model_type}", f"models/pretrain-{model_type}"
-        assert stage("base")(["data/tokenizer", base]) == 0
-        code = stage("pretrain")(["--run", "a", base, "data/corpus", out, f"m-{model_type}.json"])
+        assert stage("base").main(["data/tokenizer", base]) == 0
+        code = stage("pretrain").main(["--run", "a", base, "data/corpus", out, f"m-{model_type}.json"])
         if model_type == "roberta":
             err = capsys.readouterr().err.strip().splitlines()
             assert code == 2 and "mlm_nsp needs a BERT model" in err[-1] and not (tmp_path / out).exists()

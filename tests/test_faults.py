@@ -121,9 +121,9 @@ def test_a_padded_embedding_table_loads_trains_and_reloads(family, style, tmp_pa
     params["model"]["base"] = str(ckpt)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    from test_family_checkpoints import stage
+    from test_stage_errors import stage
 
-    assert stage("base")([str(tok_dir), "models/base"]) == 0  # the base stage, as dvc runs it
+    assert stage("base").main([str(tok_dir), "models/base"]) == 0  # the base stage, as dvc runs it
     model, _ = load_model(tmp_path / "models" / "base", "mlm")
     assert model.config.vocab_size == rows and model.get_input_embeddings().num_embeddings == rows
     # Masking samples random tokens among the tokenizer's ids, never the padded rows.
@@ -180,14 +180,14 @@ def _squad_dir(root, ids: list[str]):
 
 def test_prepare_refuses_a_duplicate_question_id_naming_file_id_and_rows(tmp_path, monkeypatch, capsys):
     """Two questions sharing an id were written as is, then pooled under one id at evaluation."""
-    from test_family_checkpoints import stage
+    from test_stage_errors import stage
 
     src = _squad_dir(tmp_path / "squad", ["a", "b", "c", "a"])  # 'a' in both paragraphs
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["prepare"]["datasets"]["qa"] = {"type": "qa", "source": str(src)}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    code = stage("prepare")(["data", "--only", "qa", "--metrics", "metrics/prepare/qa.json"])
+    code = stage("prepare").main(["data", "--only", "qa", "--metrics", "metrics/prepare/qa.json"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1, err
     assert err[0].startswith("error: prepare: prepare.datasets.qa: ") and err[0].endswith(
@@ -199,14 +199,14 @@ def test_prepare_refuses_a_duplicate_question_id_naming_file_id_and_rows(tmp_pat
 def test_prepare_renames_duplicate_ids_by_policy_and_counts_them(tmp_path, monkeypatch):
     import json
 
-    from test_family_checkpoints import stage
+    from test_stage_errors import stage
 
     src = _squad_dir(tmp_path / "squad", ["a", "a", "a_2", "a", "b"])
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["prepare"]["datasets"]["qa"] = {"type": "qa", "source": str(src), "duplicate_ids": "rename"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    assert stage("prepare")(["data", "--only", "qa", "--metrics", "metrics/prepare/qa.json"]) == 0
+    assert stage("prepare").main(["data", "--only", "qa", "--metrics", "metrics/prepare/qa.json"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "data" / "qa" / "validation.jsonl").read_text().splitlines()]
     ids = [r["id"] for r in rows]
     assert len(set(ids)) == len(ids) == 5 and ids.count("a") == 1 and "a_2" in ids

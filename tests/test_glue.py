@@ -306,13 +306,7 @@ def test_tiny_bert_learns_a_pair_task(tmp_path, tiny_config, tokenizer, name, ki
 def test_stages_run_mnli_from_local_files(tmp_path, monkeypatch):
     """prepare -> base -> finetune -> evaluate on a local MNLI-schema directory: both validation splits
     are prepared and scored, the metrics file names the GLUE primary metric."""
-    import importlib.util
-
-    def stage(name: str) -> int:
-        spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.main
+    from test_stage_errors import stage
 
     from pipeline.data import synthetic
 
@@ -332,12 +326,12 @@ def test_stages_run_mnli_from_local_files(tmp_path, monkeypatch):
     p["evaluate"].update(latency_repeats=1, latency_warmup=1, latency_batch_size=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
 
-    assert stage("prepare")(["data"]) in (0, None)
+    assert stage("prepare").main(["data"]) in (0, None)
     assert sorted(f.name for f in (tmp_path / "data" / "cls").iterdir()) == [
         "train.jsonl", "validation.jsonl", "validation_mismatched.jsonl"]
-    assert stage("base")(["data/tokenizer", "models/base"]) in (0, None)
-    assert stage("finetune")(["--task", "cls", "models/base", "data/cls", "models/cls/finetune"]) in (0, None)
-    assert stage("evaluate")(["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
+    assert stage("base").main(["data/tokenizer", "models/base"]) in (0, None)
+    assert stage("finetune").main(["--task", "cls", "models/base", "data/cls", "models/cls/finetune"]) in (0, None)
+    assert stage("evaluate").main(["--task", "cls", "--baseline", "models/cls/finetune", "--details", "d.json",
                               "--facts", "f.json", "--speed", "s.json", "--predictions", "p",
                               "models/cls/finetune", "data/cls", "m.json"]) in (0, None)
     result = json.loads((tmp_path / "m.json").read_text())

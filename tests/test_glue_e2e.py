@@ -1,15 +1,16 @@
 """End to end: several named tasks from files as distributed, and the GLUE table in the report.
 
-Fixture files in the exact layouts GLUE's ``download_glue_data.py`` and SQuAD v1.1 distribute (SST-2 and MNLI
-TSVs with their headers, MNLI's two dev files; SQuAD's nested JSON), with generated sentences (GLUE's data
-cannot be downloaded here; MRPC's layout, metrics and table row are unit-tested in tests/test_data_sources.py
-and tests/test_multitask.py). In a clean copy on the golden run's tiny params (tests/golden.py) with its own DVC
-cache, so it runs beside the golden run instead of after it: ``dvc repro`` of the evaluate stages (what they need
-and nothing else: no teacher, no distillation), then ``dvc repro -s report``; the GLUE table is checked against
-the evaluate stage's files. A second copy, sharing that cache, follows the SST-2 walkthrough of
-docs/real-models-and-data.md (profiles/tasks/sst2.yaml applied with the same command) on the same files: the
-GLUE run's ``sst2`` task has the walkthrough's settings, so every ``sst2`` stage of the walkthrough is restored
-from the GLUE run's run-cache, which checks that the same files and settings give the same stages.
+Fixture files in the exact layouts GLUE's ``download_glue_data.py`` distributes (SST-2 and MNLI TSVs with their
+headers, MNLI's two dev files), with generated sentences (GLUE's data cannot be downloaded here; MRPC's layout,
+metrics and table row, SQuAD's JSON layout and a non-GLUE task left out of the table are unit-tested in
+tests/test_data_sources.py and tests/test_multitask.py; the QA stages run end to end in the golden run). In a clean
+copy on the golden run's tiny params (tests/golden.py) with its own DVC cache, so it runs beside the golden run
+instead of after it: ``dvc repro`` of the evaluate stages (what they need and nothing else: no teacher, no
+distillation), then ``dvc repro -s report``; the GLUE table is checked against the evaluate stage's files. A second
+copy, sharing that cache, follows the SST-2 walkthrough of docs/real-models-and-data.md (profiles/tasks/sst2.yaml
+applied with the same command) on the same files: the GLUE run's ``sst2`` task has the walkthrough's settings, so
+every ``sst2`` stage of the walkthrough is restored from the GLUE run's run-cache, which checks that the same files
+and settings give the same stages.
 """
 
 from __future__ import annotations
@@ -89,20 +90,6 @@ def write_mnli(root: Path, train: int, dev: int) -> None:
                                    *labels, "gold_label"], rows)
 
 
-def write_squad(root: Path, train: int, dev: int) -> None:
-    """``train-v1.1.json``/``dev-v1.1.json``: ``{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}``."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name, n, seed in (("train-v1.1.json", train, 9), ("dev-v1.1.json", dev, 10)):
-        articles: dict[str, dict[str, list]] = {}
-        for q in synthetic.generate_qa(n, seed):
-            answers = [{"text": t, "answer_start": s} for t, s in zip(q["answers"]["text"], q["answers"]["answer_start"])]
-            articles.setdefault(q["title"], {}).setdefault(q["context"], []).append(
-                {"id": q["id"], "question": q["question"], "answers": answers})
-        data = [{"title": title, "paragraphs": [{"context": c, "qas": qas} for c, qas in paragraphs.items()]}
-                for title, paragraphs in articles.items()]
-        (root / name).write_text(json.dumps({"version": "1.1", "data": data}))
-
-
 ROWS = (160, 40)  # train and dev rows of every fixture file
 
 
@@ -110,7 +97,6 @@ def write_sources(repo: Path) -> None:
     """The three distributed layouts under ``repo/sources`` (what both runs of this module read)."""
     write_sst2(repo / "sources" / "SST-2", *ROWS)
     write_mnli(repo / "sources" / "MNLI", *ROWS)
-    write_squad(repo / "sources" / "SQuAD", *ROWS)
 
 
 SST2_PROFILE = yaml.safe_load((ROOT / "profiles" / "tasks" / "sst2.yaml").read_text())
@@ -128,13 +114,13 @@ def restrict(repo: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-SOURCES = {"sst2": ("SST-2", {"glue": "sst2"}), "mnli": ("MNLI", {"glue": "mnli", "num_labels": 3}), "squad": ("SQuAD", {})}
+SOURCES = {"sst2": ("SST-2", {"glue": "sst2"}), "mnli": ("MNLI", {"glue": "mnli", "num_labels": 3})}
 
 
 def glue_tasks(params: dict) -> dict:
-    """Params with the tasks ``cls``/``qa`` replaced by sst2, mnli (GLUE TSVs) and squad (SQuAD JSON) from
-    ``sources/``, every row of the files kept; each task's settings are those of ``cls`` or ``qa``."""
-    like = {name: "qa" if name == "squad" else "cls" for name in SOURCES}
+    """Params with the tasks ``cls``/``qa`` replaced by sst2 and mnli (GLUE TSVs) from ``sources/``, every row
+    of the files kept; each task's settings are those of ``cls``."""
+    like = {name: "cls" for name in SOURCES}
     for section in (params["tasks"], params["finetune"], params["teacher"], params["distill"]["train"]):
         old = dict(section)
         section.clear()
@@ -182,17 +168,15 @@ def test_named_tasks_from_files_and_the_glue_table(glue_repo):
     assert ran(log) | restored(log) == expected
     assert ran(log) == expected and TASK_FREE <= ran(log)
     assert not {s for s in ran(log) if s.startswith(("teacher@", "distill@"))}
-    assert {"prepare@sst2", "prepare@squad", "finetune@mnli",
-            "evaluate-quantize@squad-dynamic_int8-prune-heads"} <= ran(log)
+    assert {"prepare@sst2", "prepare@mnli", "finetune@mnli",
+            "evaluate-quantize@mnli-dynamic_int8-prune-heads"} <= ran(log)
     mnli = json.loads((repo / "metrics" / "prepare" / "mnli.json").read_text())["mnli"]
     assert (mnli["train"]["rows"], mnli["validation"]["rows"], mnli["validation_mismatched"]["rows"]) == (160, 40, 40)
-    squad = evals(repo, "squad")["finetune"]
-    assert squad["glue"] == "" and {"exact_match", "f1"} <= set(squad)
 
     table = json.loads((repo / "reports" / "glue.json").read_text())
     assert [r["task"] for r in table["tasks"]] == ["sst2", "mnli"]  # the leaderboard's order
     assert table["variants"] == ["finetune", "prune-heads", QUANTIZED]
-    assert table["omitted"] == ["squad"]
+    assert table["omitted"] == []
     expected = {}  # the GLUE average recomputed from the evaluate stage's files
     for row in table["tasks"]:
         measured = evals(repo, row["task"])
@@ -208,7 +192,6 @@ def test_named_tasks_from_files_and_the_glue_table(glue_repo):
     for label in ("| sst2 (SST-2) | acc. |", "| mnli (MNLI-m/mm) | acc. matched/mismatched |"):
         assert label in text
     assert f"| GLUE average (2 tasks) |  | {100 * table['average']['finetune']:.1f} |" in text
-    assert "Left out" in text and "squad" in text
     assert "[glue.md](glue.md)" in (repo / "reports" / "summary.md").read_text()
 
 

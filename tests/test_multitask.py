@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -15,24 +13,18 @@ import pytest
 import yaml
 from clean_copy import clean_copy
 from tools.code_deps import ROOT
+from golden import all_stages, rerun_set, sh
 from placeholders import placeholder_copy
 
 from pipeline.core.errors import PipelineError
 from pipeline.report import glue_table
 from pipeline.config.task_names import check_task_lists
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
 
 
 def shipped() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
-
-def sh(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-    return proc.stdout
 
 
 def with_task(params: dict, name: str, like: str = "cls", **task) -> dict:
@@ -90,10 +82,6 @@ def test_no_data_set_may_be_named_tokenizer():
         PrepareParams(datasets={"tokenizer": DataSource(type="text", train_size=1, validation_size=1)})
 
 
-def _stage_names(repo: Path) -> set[str]:
-    return set(sh(repo, "dvc", "stage", "list", "--name-only").split())
-
-
 def test_stages_expand_over_the_tasks_in_params_yaml(tmp_path):
     """No stage of dvc.yaml names a task; adding a task's sections to params.yaml adds its stages."""
     stages_text = yaml.safe_dump(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
@@ -118,7 +106,7 @@ def test_stages_expand_over_the_tasks_in_params_yaml(tmp_path):
     exported = params["export"]["sources"]
     expected |= {f"export@{t}-{s}" for t in tasks for s in exported}
     expected |= {f"evaluate-export@{t}-{f}-{s}" for t in tasks for f in ("onnx", "onnx_int8") for s in exported}
-    assert _stage_names(repo) == expected
+    assert all_stages(repo) == expected
 
 
 # ------------------------------------------------------------------------------------- the prepare stage
@@ -230,9 +218,6 @@ def test_glue_rows_use_the_metrics_the_tasks_report():
 def rerun_after_setting(repo: Path, dotted: str, value) -> set[str]:
     """Stages ``dvc repro`` would rerun after setting one param: those ``dvc status`` lists and everything
     downstream of them (params.yaml is restored after)."""
-    import networkx as nx
-    from dvc.repo import Repo
-
     path = repo / "params.yaml"
     original = path.read_text()
     data = yaml.safe_load(original)
@@ -243,17 +228,13 @@ def rerun_after_setting(repo: Path, dotted: str, value) -> set[str]:
     node[last] = value
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
-        changed = set(json.loads(sh(repo, "dvc", "status", "--json")))
+        return rerun_set(repo)
     finally:
         path.write_text(original)
-    with Repo(str(repo)) as dvc:
-        graph = dvc.index.graph  # an edge runs from a stage to a stage it depends on
-        by_name = {stage.name: stage for stage in graph}
-        return changed | {s.name for name in changed for s in nx.ancestors(graph, by_name[name])}
 
 
 def task_stages(repo: Path, task: str) -> set[str]:
-    names = _stage_names(repo)
+    names = all_stages(repo)
     return {n for n in names if n.split("@")[-1] == task or n.split("@")[-1].startswith(f"{task}-")}
 
 
@@ -271,7 +252,7 @@ def test_a_data_set_change_reruns_only_its_task(placeholder_repo, tmp_path):
     rerun = rerun_after_setting(repo, "prepare.datasets.corpus.train_size", 10)
     assert "pretrain@a" in rerun and not rerun & {"prepare@cls", "prepare@qa", "tokenizer", "base"}
     # the generator seed is every data set's (but not the tokenizer's): everything but tokenizer and base reruns
-    assert rerun_after_setting(repo, "prepare.seed", 1) == _stage_names(repo) - {"tokenizer", "base"}
+    assert rerun_after_setting(repo, "prepare.seed", 1) == all_stages(repo) - {"tokenizer", "base"}
 
 
 # ------------------------------------------------------------------------------------ task profiles

@@ -37,11 +37,23 @@ def test_profile_merges_into_valid_params(profile, tmp_path):
     assert loaded["model"].base != "scratch"  # every profile starts from a pretrained model
 
 
-@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
-def test_overrides_round_trip(profile):
-    proc = subprocess.run([sys.executable, str(ROOT / "profiles" / "apply.py"), str(profile)], cwd=ROOT,
+def overrides(profile: Path, capsys) -> str:
+    """What ``python profiles/apply.py <profile>`` prints (run in this process: the script is a thin ``main``)."""
+    capsys.readouterr()
+    assert apply.main([str(profile), "--params", str(ROOT / "params.yaml")]) == 0
+    return capsys.readouterr().out
+
+
+def test_the_script_prints_the_overrides(capsys):
+    """The command line itself, once (the round trips below call its ``main`` in this process)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "profiles" / "apply.py"), str(PROFILES[0])], cwd=ROOT,
                           capture_output=True, text=True, check=True)
-    words = shlex.split(proc.stdout)
+    assert proc.stdout == overrides(PROFILES[0], capsys)
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_overrides_round_trip(profile, capsys):
+    words = shlex.split(overrides(profile, capsys))
     assert words[0::2] == ["-S"] * (len(words) // 2)
     parsed = {}
     for item in words[1::2]:

@@ -148,3 +148,41 @@ def test_l1_penalty_shrinks_weights(tiny_config):
             torch.device("cpu"), "t")
         norms[l1] = float(l1_penalty(model).detach())
     assert norms[1.0] < 0.8 * norms[0.0]
+
+
+def test_prune_then_distill_stages_keep_gradual_sparsity_and_compact_storage(tmp_path, monkeypatch, tiny_config,
+                                                                           tokenizer):
+    """The prune stage with ``gradual`` (the end-to-end golden run compares ``heads`` only), then the distill
+    stage on its output: the task trainer runs the cubic schedule to the target, the artifact is stored
+    compactly, the evaluate stage's facts see fewer nonzero parameters and fewer bytes on disk than the dense
+    model it came from, and distillation trains the student while its zeros stay zero (stored compactly too)."""
+    import json
+
+    import yaml
+
+    from pipeline.evaluation.facts import model_facts
+    from pipeline.artifacts import load_model
+    from test_stage_errors import stage
+    from test_sweeps import make_workdir, prune
+
+    workdir = make_workdir(tmp_path, monkeypatch, tiny_config, tokenizer)
+    data = yaml.safe_load((workdir / "params.yaml").read_text())
+    data["prune"]["gradual"].update(frequency=1, train={"epochs": 2, "batch_size": 8, "lr": 1e-3, "seed": 0})
+    (workdir / "params.yaml").write_text(yaml.safe_dump(data))
+    assert prune("gradual", "prune-gradual", "--live", "metrics/train/prune/cls-gradual") == 0
+    out = workdir / "models" / "cls" / "prune-gradual"
+    meta = json.loads((out / "pipeline.json").read_text())
+    assert meta["storage"] == "compact" and abs(meta["results"]["sparsity"] - 0.6) < 1e-3
+    pruned, _ = model_facts(out)
+    dense, _ = model_facts(workdir / "models" / "cls" / "finetune")
+    assert pruned["params"] == dense["params"] and pruned["nonzero_params"] < dense["nonzero_params"]
+    assert pruned["size_bytes"] < dense["size_bytes"]  # compact storage follows sparsity
+    distilled = workdir / "models" / "cls" / "distill-gradual"  # the dense model as the teacher
+    assert stage("distill").main(["--task", "cls", str(out), "models/cls/finetune", "data/cls", str(distilled)]) == 0
+    meta = json.loads((distilled / "pipeline.json").read_text())
+    assert meta["storage"] == "compact" and meta["results"]["sparsity"] == pytest.approx(0.6, abs=1e-3)
+    before, after = (load_model(path)[0].state_dict() for path in (out, distilled))
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # trained
+    for name, weight in before.items():
+        if name.endswith("dense.weight") and "encoder" in name:
+            assert torch.equal(after[name][weight == 0], weight[weight == 0]), name  # the pruned zeros kept

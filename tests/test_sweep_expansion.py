@@ -9,30 +9,20 @@ point's value reruns that branch only; a method file reruns its own points only.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from clean_copy import clean_copy
-from tools.code_deps import ROOT
+from golden import rerun_set, sh
 from placeholders import commit_placeholders
 
 pytestmark = pytest.mark.e2e
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
 TASKS = ("cls", "qa")
 POINTS = [{"method": "magnitude", "value": 0.5}, {"method": "magnitude", "value": 0.9}, {"method": "heads", "value": 1}]
 SOURCES = ["distill-heads", "distill-magnitude-0.9"]
 
-
-def sh(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-    return proc.stdout
 
 
 def edit_params(repo: Path, fn) -> str:
@@ -119,18 +109,6 @@ def test_sweep_and_quantized_stages_mirror_their_base_stages(repo):
                 every[f"evaluate@{t}-distill-heads"], "/distill-heads", f"/{fmt}-distill-heads")
 
 
-def rerun(repo: Path) -> set[str]:
-    """Stages ``dvc repro`` would run now: those ``dvc status`` lists and everything downstream of them."""
-    import networkx as nx
-    from dvc.repo import Repo
-
-    changed = set(json.loads(sh(repo, "dvc", "status", "--json")))
-    with Repo(str(repo)) as dvc:
-        graph = dvc.index.graph  # an edge runs from a stage to a stage it depends on
-        by_name = {stage.name: stage for stage in graph}
-        return changed | {s.name for name in changed for s in nx.ancestors(graph, by_name[name])}
-
-
 def branch(i: int) -> set[str]:
     return {s for t in TASKS for s in (f"prune-sweep@{t}-point{i}", f"distill-sweep@{t}-point{i}",
                                        f"evaluate-sweep@{t}-prune-point{i}", f"evaluate-sweep@{t}-distill-point{i}")}
@@ -139,10 +117,10 @@ def branch(i: int) -> set[str]:
 def test_editing_one_value_reruns_only_its_branch(repo):
     before = edit_params(repo, lambda d: d["prune"]["sweep"][0].update(value=0.4))
     try:
-        assert rerun(repo) == branch(0) | {"report"}
+        assert rerun_set(repo) == branch(0) | {"report"}
     finally:
         (repo / "params.yaml").write_text(before)
-    assert rerun(repo) == set()
+    assert rerun_set(repo) == set()
 
 
 def test_a_method_file_reruns_its_own_points_only(repo):
@@ -150,7 +128,7 @@ def test_a_method_file_reruns_its_own_points_only(repo):
     original = path.read_text()
     path.write_text(original + "\n# touched\n")
     try:
-        changed = rerun(repo)
+        changed = rerun_set(repo)
     finally:
         path.write_text(original)
     heads = {s for t in TASKS for s in (f"prune@{t}-heads", f"distill@{t}-heads", f"evaluate@{t}-prune-heads",

@@ -7,7 +7,6 @@ variant: a compact (zeroing) and a structurally pruned one here, as ``quantize.s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -25,13 +24,7 @@ from pipeline.evaluation.facts import model_facts
 from pipeline.models.store import save_model
 from pipeline.prune import METHODS
 from pipeline.prune.sweep import SweepPoint, at_point, with_target
-
-
-def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from test_stage_errors import stage
 
 
 @pytest.fixture
