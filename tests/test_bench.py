@@ -43,6 +43,7 @@ def test_peak_table(monkeypatch):
         assert common.peak_bf16_flops(torch.device("cuda")) == peak, name
 
 
+@pytest.mark.slow  # runs the bench script as a process
 def test_finetune_throughput_small():
     records = run_bench("finetune_throughput.py", "--small")
     assert [r["impl"] for r in records] == ["pipeline", "hf_trainer_default"]
@@ -53,6 +54,7 @@ def test_finetune_throughput_small():
             assert r["mfu"] is None
 
 
+@pytest.mark.slow  # runs the bench script as a process
 def test_inference_speedups_small():
     records = run_bench("inference_speedups.py", "--small", "--repeats", "2", "--warmup", "1")
     variants = {r["variant"] for r in records}
@@ -74,6 +76,7 @@ DEPLOY_VARIANTS = ["torch_fp32", "torch_int8", "ort_fp32", "ort_int8", "heads_to
                    "heads_ort_int8", "heads_ffn_torch_int8", "heads_ffn_ort_fp32", "heads_ffn_ort_int8"]
 
 
+@pytest.mark.slow  # runs the bench script as a process
 def test_deploy_cpu_small():
     records = run_bench("deploy_cpu.py", "--small", "--repeats", "2")
     assert [r["variant"] for r in records] == DEPLOY_VARIANTS * 2
@@ -141,6 +144,7 @@ def test_dvc_repro_time_reruns_only_what_changed():
     assert all(r["seconds"] > 0 for r in records)
 
 
+@pytest.mark.slow  # runs the bench script as a process
 def test_family_speed_small():
     records = run_bench("family_speed.py", "--small", "--repeats", "1", "--warmup", "1",
                         "--families", "bert,modernbert,albert")
@@ -157,6 +161,7 @@ def test_family_speed_small():
     assert "ALBERT shares layer weights" in next(r for r in records if "skipped" in r)["skipped"]
 
 
+@pytest.mark.slow  # runs the bench script as a process
 def test_evaluate_overhead_small():
     records = run_bench("evaluate_overhead.py", "--small", "--budget", "0")
     phases = [r["phase"] for r in records]
@@ -174,6 +179,7 @@ def test_evaluate_overhead_small():
     assert summary["timing_device"] == ("cuda" if torch.cuda.is_available() else "cpu") == summary["device"]
 
 
+@pytest.mark.slow  # runs the bench script as a process
 def test_features_scale_small():
     """Generated data in the real layouts, prepared and encoded as a stage does, one fresh process per case."""
     records = run_bench("features_scale.py", "--small", "--cases", "mnli", "squad")
@@ -188,6 +194,7 @@ def test_features_scale_small():
         assert r["within_target"] == (r["read_s"] + r["features_s"] <= 60 and r["peak_rss_mb"] <= 2048)
 
 
+@pytest.mark.slow  # runs the bench script as a process
 def test_prune_scale_small():
     records = run_bench("prune_scale.py", "--small", "--repeats", "2")
     updates = {r["impl"]: r for r in records if r["what"] == "mask_update"}

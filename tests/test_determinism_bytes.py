@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tools.code_deps import ROOT
 
 WRITE = """
@@ -31,6 +33,7 @@ save_model(Path(sys.argv[3]), model, sys.argv[2], {**meta, "format": "fp8", "qua
 """
 
 
+@pytest.mark.slow  # four writer processes
 def test_the_same_artifact_written_by_several_processes_is_the_same_bytes(tmp_path, tokenizer):
     tokenizer.save_pretrained(tmp_path / "tok")
     digests = set()

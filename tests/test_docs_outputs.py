@@ -136,12 +136,14 @@ def _known(key: str, keys: set[str]) -> bool:
     return any(fnmatch.fnmatchcase(k, key) for k in keys)
 
 
+@pytest.mark.slow  # an evaluate stage with memory runs in fresh processes
 def test_every_documented_output_path_exists(real_run):
     paths, _ = real_run
     missing = [f"{doc}:{n}: {s}" for doc, n, _, s in _spans() if OUTPUT_PATH.match(s) and not _found(s, paths)]
     assert not missing, "documented paths no run writes:\n" + "\n".join(missing)
 
 
+@pytest.mark.slow  # an evaluate stage with memory runs in fresh processes
 def test_every_documented_metric_key_exists(real_run):
     _, by_kind = real_run
     params = _keys(yaml.safe_load((ROOT / "params.yaml").read_text()), set())

@@ -298,6 +298,7 @@ def _dequantized_prunable(path):
     return {k: v for k, v in state.items() if v.dim() == 2 and ".encoder.layer." in k}
 
 
+@pytest.mark.slow  # memory runs in fresh processes
 def test_evaluate_stage_writes_its_files_with_lineage(workdir, variants, cls_data, capsys):
     from test_stage_errors import edit_params
 

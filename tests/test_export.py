@@ -82,6 +82,7 @@ def exported(tmp_path_factory):
 CASES = [(h, p) for h in HEADS for p in (False, True)]
 
 
+@pytest.mark.slow  # shares the module's four ONNX exports (about 35 s)
 @pytest.mark.parametrize("head, pruned", CASES)
 @torch.inference_mode()
 def test_onnx_reproduces_pytorch_and_int8_stays_close(exported, head, pruned):
@@ -96,6 +97,7 @@ def test_onnx_reproduces_pytorch_and_int8_stays_close(exported, head, pruned):
         assert 1e-5 < int8_error < 0.1 * spread + 0.01  # quantized (not the float graph), yet close
 
 
+@pytest.mark.slow  # shares the module's four ONNX exports (about 35 s)
 @pytest.mark.parametrize("head, pruned", CASES)
 def test_weights_are_named_back_for_the_facts(exported, head, pruned):
     model, fp32, int8, described = exported[head, pruned]
@@ -128,6 +130,7 @@ def test_zero_tensors_missing_from_the_graph_count_as_zeros(tiny_config):
         weight_map(proto, state)
 
 
+@pytest.mark.slow  # shares the module's four ONNX exports (about 35 s)
 def test_export_is_byte_identical_and_free_of_local_paths(exported, tmp_path):
     model, fp32, _, _ = exported["classification", True]
     export_onnx(model, batch(0, 2, 7), "classification", tmp_path, GraphParams())
@@ -136,6 +139,7 @@ def test_export_is_byte_identical_and_free_of_local_paths(exported, tmp_path):
     assert b"site-packages" not in data and str(ROOT).encode() not in data
 
 
+@pytest.mark.slow  # shares the module's four ONNX exports (about 35 s)
 def test_torchscript_exporter_gives_the_same_logits(exported, tmp_path):
     model = exported["qa", True][0]
     export_onnx(model, batch(0, 2, 7), "qa", tmp_path, GraphParams(exporter="torchscript", opset=17))
@@ -145,6 +149,7 @@ def test_torchscript_exporter_gives_the_same_logits(exported, tmp_path):
                          HEADS["qa"][1]) < 1e-5
 
 
+@pytest.mark.slow  # shares the module's four ONNX exports (about 35 s)
 def test_wrapper_names_missing_inputs_and_follows_torch_threads(exported):
     graph = OrtModel(exported["classification", False][1] / "model.onnx", "classification")
     inputs = batch(1, 2, 5)

@@ -418,6 +418,7 @@ def test_an_int8_logit_error_past_the_bound_is_refused_naming_reduce_range():
         check_int8_error({"logit_max_abs_error": 0.283, "logit_max_abs_reference": 0.00712}, saturated, "v")
 
 
+@pytest.mark.slow  # two ONNX exports
 def test_export_stage_records_the_choice_and_refuses_a_graph_past_the_bound(workdir, artifacts, cls_data, capsys,
                                                                               monkeypatch, tmp_path):
     import json

@@ -127,6 +127,7 @@ def files_of(*dirs: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for d in dirs for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # the finetune stage as a process, killed, then run again
 def test_killed_finetune_keeps_the_previous_outputs_and_rerun_completes(finetune_inputs):
     cwd = finetune_inputs
     cls, curves = cwd / "models" / "cls", cwd / "metrics" / "train" / "finetune" / "cls"

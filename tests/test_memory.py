@@ -33,6 +33,7 @@ def _batch(size: int, length: int = 64) -> dict[str, torch.Tensor]:
 
 
 @linux
+@pytest.mark.slow  # four fresh measuring processes
 def test_larger_model_and_batch_need_more_memory(tmp_path, tokenizer):
     small = _artifact(tmp_path, "small", tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                       intermediate_size=64)

@@ -191,6 +191,7 @@ def test_an_edited_module_is_never_served_from_a_stale_cached_copy(tmp_path):
         assert module.compute(predictions=[0], references=[0]) == {"version": version}
 
 
+@pytest.mark.slow  # a fresh offline Python process
 def test_modules_load_offline_from_a_copy_of_the_source_tree(tmp_path):
     """As the e2e tests run stages: PYTHONPATH=src of a temporary copy, no hub, an empty modules cache."""
     shutil.copytree(REPO / "src" / "pipeline", tmp_path / "src" / "pipeline",

@@ -184,6 +184,7 @@ if is_main():
 """
 
 
+@pytest.mark.slow  # two launched processes
 def test_two_processes_give_the_mlm_gradient_of_one_process_on_the_global_batch(tmp_path):
     """2 gloo processes x batch 4 (and x batch 2 x accumulation 2, and a short batch with a padding piece)
     against one process at batch 8 (3 examples): DDP's averaging is undone by the world-size factor."""

@@ -354,6 +354,7 @@ def launch_two_processes(script: Path) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow  # two launched processes
 def test_two_processes_under_accelerate_launch_equal_one_process_on_the_global_batch(tmp_path):
     script = tmp_path / "train_ddp.py"
     script.write_text(DDP_SCRIPT.format(tests=str(ROOT / "tests"), out=str(tmp_path)))
@@ -407,6 +408,7 @@ if is_main():
 """
 
 
+@pytest.mark.slow  # two launched processes
 def test_two_processes_resume_to_identical_weights(tmp_path):
     script = tmp_path / "resume_ddp.py"
     script.write_text(DDP_RESUME_SCRIPT.format(tests=str(ROOT / "tests"), out=str(tmp_path)))
