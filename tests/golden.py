@@ -210,6 +210,17 @@ def rerun_set(repo: Path) -> set[str]:
     return {s.name for s in stale} | {s.name for stage in stale for s in nx.ancestors(graph, stage)}
 
 
+def rerun_after_editing(repo: Path, file: str) -> set[str]:
+    """:func:`rerun_set` after a comment is appended to ``file`` (a path in ``repo``; restored after)."""
+    path = repo / file
+    original = path.read_text()
+    path.write_text(original + "\n# touched\n")
+    try:
+        return rerun_set(repo)
+    finally:
+        path.write_text(original)
+
+
 def _stale(repo: Path) -> tuple[list, object]:
     """The stages ``dvc status`` lists, and the DAG (an edge runs from a stage to a stage it depends on)."""
     from dvc.repo import Repo

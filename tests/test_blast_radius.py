@@ -11,12 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from golden import rerun_set
+from golden import rerun_after_editing
 from placeholders import placeholder_copy
 
 pytestmark = pytest.mark.e2e
-
-
 
 
 @pytest.fixture
@@ -24,17 +22,6 @@ def repo(placeholder_repo, tmp_path) -> Path:
     """A copy of the session's placeholder repository (every output a placeholder, lock committed: ``dvc status``
     is clean), for this test alone."""
     return placeholder_copy(placeholder_repo, tmp_path / "repo")
-
-
-def rerun_after_editing(repo: Path, file: str) -> set[str]:
-    """Stages ``dvc repro`` reruns after a comment is appended to ``file`` (the file is restored after)."""
-    path = repo / file
-    original = path.read_text()
-    path.write_text(original + "\n# touched\n")
-    try:
-        return rerun_set(repo)
-    finally:
-        path.write_text(original)
 
 
 TASKS = ("cls", "qa")

@@ -6,8 +6,8 @@ extractive QA task only (the one where a BPE tokenizer's offsets matter; the cla
 runs in tests/test_families.py), one pruning method (``heads``, the one that changes shapes) and one ONNX export
 source. ``dvc repro`` of the exports, the quantization and one evaluation runs every kind of model stage (and
 the data stages): every model artifact must be a RoBERTa. (The other evaluations and the report run the same code
-on other artifacts; the golden run covers them.) That the family switch leaves the data
-stages alone is checked on the golden run itself (tests/test_e2e.py, without running anything).
+on other artifacts; the golden run covers them.) That the family switch leaves the data stages alone is checked
+on the golden run itself (tests/test_e2e.py, without running anything).
 """
 
 from __future__ import annotations

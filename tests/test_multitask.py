@@ -21,10 +21,8 @@ from pipeline.report import glue_table
 from pipeline.config.task_names import check_task_lists
 
 
-
 def shipped() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
-
 
 
 def with_task(params: dict, name: str, like: str = "cls", **task) -> dict:

@@ -1,16 +1,23 @@
 """Gradual magnitude pruning: the cubic schedule, and training that ends at the exact target sparsity."""
 
+import json
+
 import pytest
 import torch
+import yaml
 from transformers import BertForSequenceClassification
 
+from pipeline.artifacts import load_model
 from pipeline.core.errors import PipelineError
 from pipeline.data.features import collate
 from pipeline.config.args import TrainArgs
 from pipeline.prune import PruneContext, prune_
 from pipeline.prune.gradual import GradualParams, GradualPruner
 from pipeline.prune.masks import cubic_sparsity, prunable_weights, sparsity_report
+from pipeline.evaluation.facts import model_facts
 from pipeline.train.loop import fit
+from test_stage_errors import stage
+from test_sweeps import make_workdir, prune
 
 
 def test_cubic_schedule_shape():
@@ -156,15 +163,6 @@ def test_prune_then_distill_stages_keep_gradual_sparsity_and_compact_storage(tmp
     stage on its output: the task trainer runs the cubic schedule to the target, the artifact is stored
     compactly, the evaluate stage's facts see fewer nonzero parameters and fewer bytes on disk than the dense
     model it came from, and distillation trains the student while its zeros stay zero (stored compactly too)."""
-    import json
-
-    import yaml
-
-    from pipeline.evaluation.facts import model_facts
-    from pipeline.artifacts import load_model
-    from test_stage_errors import stage
-    from test_sweeps import make_workdir, prune
-
     workdir = make_workdir(tmp_path, monkeypatch, tiny_config, tokenizer)
     data = yaml.safe_load((workdir / "params.yaml").read_text())
     data["prune"]["gradual"].update(frequency=1, train={"epochs": 2, "batch_size": 8, "lr": 1e-3, "seed": 0})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from clean_copy import clean_copy
-from golden import rerun_set, sh
+from golden import rerun_after_editing, rerun_set, sh
 from placeholders import commit_placeholders
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +22,6 @@ pytestmark = pytest.mark.e2e
 TASKS = ("cls", "qa")
 POINTS = [{"method": "magnitude", "value": 0.5}, {"method": "magnitude", "value": 0.9}, {"method": "heads", "value": 1}]
 SOURCES = ["distill-heads", "distill-magnitude-0.9"]
-
 
 
 def edit_params(repo: Path, fn) -> str:
@@ -124,13 +123,7 @@ def test_editing_one_value_reruns_only_its_branch(repo):
 
 
 def test_a_method_file_reruns_its_own_points_only(repo):
-    path = repo / "src" / "pipeline" / "prune" / "heads.py"
-    original = path.read_text()
-    path.write_text(original + "\n# touched\n")
-    try:
-        changed = rerun_set(repo)
-    finally:
-        path.write_text(original)
+    changed = rerun_after_editing(repo, "src/pipeline/prune/heads.py")
     heads = {s for t in TASKS for s in (f"prune@{t}-heads", f"distill@{t}-heads", f"evaluate@{t}-prune-heads",
                                         f"evaluate@{t}-distill-heads", f"quantize@{t}-dynamic_int8-distill-heads",
                                         f"evaluate-quantize@{t}-dynamic_int8-distill-heads", f"export@{t}-distill-heads",
